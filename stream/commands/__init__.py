@@ -1,0 +1,1 @@
+"""Subcommands of `stream`: one module each, registered in `stream.cli.COMMANDS`."""

@@ -1,0 +1,25 @@
+"""Shared fixtures: where the read-only models and data live (see ../shared/*/README.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stream.paths import data_dir, model_dir
+
+
+def _need(path: Path, what: str) -> Path:
+    if not path.exists():
+        pytest.fail(f"{what} not found at {path}: set STREAM_MODEL_DIR / STREAM_DATA_DIR to the shared folders")
+    return path
+
+
+@pytest.fixture(scope="session")
+def models() -> Path:
+    return _need(model_dir(), "model folder")
+
+
+@pytest.fixture(scope="session")
+def data() -> Path:
+    return _need(data_dir(), "data folder")
