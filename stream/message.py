@@ -1,0 +1,206 @@
+"""The wire format: one message = a msgpack header frame + one raw array frame, validated on decode.
+
+Why two frames: the array travels as its own bytes, so a receiver wraps the ZeroMQ frame buffer in a NumPy array
+without copying (`decode` returns a read-only view), and the header stays small and schema-checked.
+
+Header fields (version `VERSION`):
+- `stream`: stream id (one microphone / file); per-stream state never mixes streams.
+- `seq`: per (stream, sender) counter stamped by the sending runtime; a gap means dropped messages.
+- `t_capture_ns`: `time.monotonic_ns()` when the first sample of the audio behind this message was captured
+  (system-wide on Linux, so `now - t_capture_ns` is the latency at any hop on one host).
+- `t_wall`: the same instant as Unix time in seconds (for users and other hosts).
+- `kind`: what the data is: "pcm", "fbank", "emb", "event", "eos" (end of stream), ...
+- `sr`: rate of axis 0 in Hz (sample rate for pcm, frame rate for features, 0 when axis 0 is not time).
+- `dtype`, `shape`: of the array frame.
+- `meta`: small JSON-like dict (events put their event dict here).
+
+Example:
+    >>> import numpy as np
+    >>> msg = Message.new("mic0", "pcm", np.zeros(1600, np.float32), sr=16000, t_capture_ns=0, t_wall=0.0)
+    >>> decode(encode(msg)).header.shape
+    (1600,)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from stream.errors import MessageError
+
+VERSION = 1
+DTYPES = frozenset({"float32", "float64", "int16", "int32", "int64", "uint8", "bool", "complex64"})
+MAX_HEADER_BYTES = 64 * 1024
+_FIELDS = ("v", "stream", "seq", "t_capture_ns", "t_wall", "kind", "sr", "dtype", "shape", "meta")
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """Everything about a message except its array; see the module docstring for each field's meaning."""
+
+    v: int
+    stream: str
+    seq: int
+    t_capture_ns: int
+    t_wall: float
+    kind: str
+    sr: int
+    dtype: str
+    shape: tuple[int, ...]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A header and its array (C-contiguous, dtype and shape as the header says)."""
+
+    header: Header
+    data: np.ndarray
+
+    @classmethod
+    def new(
+        cls,
+        stream: str,
+        kind: str,
+        data: np.ndarray,
+        *,
+        sr: int,
+        t_capture_ns: int,
+        t_wall: float,
+        seq: int = 0,
+        meta: dict[str, Any] | None = None,
+    ) -> Message:
+        """A message whose dtype and shape come from `data` (seq is restamped by the runtime on send)."""
+        data = np.ascontiguousarray(data)
+        header = Header(VERSION, stream, seq, t_capture_ns, t_wall, kind, sr, data.dtype.name, data.shape, meta or {})
+        return cls(header, data)
+
+    @classmethod
+    def event(cls, source: Message, event: dict[str, Any]) -> Message:
+        """An event about the audio of `source`: kind "event", empty array, the event dict in `meta`."""
+        return source.derive("event", np.zeros(0, np.uint8), sr=0, meta=event)
+
+    def derive(self, kind: str, data: np.ndarray, *, sr: int | None = None, meta: dict[str, Any] | None = None) -> Message:
+        """A new message about the same audio (same stream, seq and capture time), e.g. features of this pcm."""
+        h = self.header
+        return Message.new(
+            h.stream, kind, data, sr=h.sr if sr is None else sr, t_capture_ns=h.t_capture_ns,
+            t_wall=h.t_wall, seq=h.seq, meta=meta,
+        )
+
+    def with_seq(self, seq: int) -> Message:
+        return Message(dataclasses.replace(self.header, seq=seq), self.data)
+
+    @property
+    def duration_s(self) -> float:
+        """Seconds of audio this message covers (axis 0 over `sr`); 0 when axis 0 is not time."""
+        h = self.header
+        return h.shape[0] / h.sr if h.sr > 0 and h.shape else 0.0
+
+
+def encode(msg: Message) -> list[bytes | memoryview]:
+    """[header, array bytes]; the array frame is a view of `msg.data` (ZeroMQ copies it once on send)."""
+    h = msg.header
+    data = msg.data
+    if data.dtype.name != h.dtype or data.shape != h.shape:
+        raise MessageError("header mismatch", f"header says {h.dtype}{list(h.shape)}, data is {data.dtype}{list(data.shape)}")
+    if not data.flags.c_contiguous:
+        data = np.ascontiguousarray(data)
+    header = msgpack.packb({name: getattr(h, name) for name in _FIELDS}, use_bin_type=True)
+    return [header, memoryview(data).cast("B") if data.size else b""]
+
+
+def decode(frames: Sequence[bytes | memoryview]) -> Message:
+    """Validate and unpack `[header, array]` frames; raises MessageError(reason) for anything wrong.
+
+    Reasons: "frames" (not exactly two frames), "header" (not msgpack / not a map / missing or extra fields / too
+    big), "version", "field" (a field of the wrong type or range), "dtype", "shape" (array bytes do not match).
+    """
+    if len(frames) != 2:
+        raise MessageError("frames", f"expected 2 frames (header, array), got {len(frames)}")
+    raw_header, raw_data = frames
+    if len(raw_header) > MAX_HEADER_BYTES:
+        raise MessageError("header", f"header of {len(raw_header)} bytes exceeds {MAX_HEADER_BYTES}")
+    try:
+        fields = msgpack.unpackb(raw_header, raw=False, strict_map_key=True)
+    except (ValueError, msgpack.UnpackException, TypeError) as exc:
+        raise MessageError("header", f"not msgpack ({exc})") from None
+    if not isinstance(fields, dict):
+        raise MessageError("header", f"expected a map, got {type(fields).__name__}")
+    if fields.get("v") != VERSION:
+        raise MessageError("version", f"version {fields.get('v')!r}, this runtime reads {VERSION}")
+    if set(fields) != set(_FIELDS):
+        raise MessageError("header", f"fields {sorted(fields)} != {sorted(_FIELDS)}")
+    _check_types(fields)
+    dtype, shape = fields["dtype"], tuple(fields["shape"])
+    if dtype not in DTYPES:
+        raise MessageError("dtype", f"{dtype!r} is not one of {sorted(DTYPES)}")
+    itemsize = np.dtype(dtype).itemsize
+    if math.prod(shape) * itemsize != len(raw_data):
+        raise MessageError("shape", f"{dtype}{list(shape)} needs {math.prod(shape) * itemsize} bytes, got {len(raw_data)}")
+    data = np.frombuffer(raw_data, dtype=dtype).reshape(shape)
+    fields["shape"] = shape
+    return Message(Header(**fields), data)
+
+
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "stream": str, "seq": int, "t_capture_ns": int, "t_wall": (float, int), "kind": str, "sr": int,
+    "dtype": str, "shape": list, "meta": dict,
+}
+
+
+def _check_types(fields: dict[str, Any]) -> None:
+    for name, expected in _TYPES.items():
+        value = fields[name]
+        if not isinstance(value, expected) or isinstance(value, bool):
+            raise MessageError("field", f"{name}={value!r} is not {expected}")
+    if fields["seq"] < 0 or fields["sr"] < 0 or not fields["stream"] or not fields["kind"]:
+        raise MessageError("field", "seq and sr must be >= 0, stream and kind non-empty")
+    shape = fields["shape"]
+    if len(shape) > 8 or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
+        raise MessageError("field", f"shape {shape!r} must be at most 8 non-negative ints")
+
+
+class Order(Enum):
+    """Where a message falls in its (stream, sender) sequence."""
+
+    OK = "ok"
+    GAP = "gap"  # messages were lost before this one
+    OUT_OF_ORDER = "out_of_order"  # seq went back: the sender restarted (one ZeroMQ pipe never reorders)
+
+
+class SeqTracker:
+    """Detects gaps and reordering per (sender, stream); its state is checkpointed so a restart sees the gap."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, str], int] = {}
+
+    def check(self, sender: str, header: Header) -> tuple[Order, int]:
+        """(order, number of messages missing before this one) and remember `header.seq`."""
+        key = (sender, header.stream)
+        last = self._last.get(key)
+        self._last[key] = header.seq
+        if last is None or header.seq == last + 1:
+            return Order.OK, 0
+        if header.seq > last + 1:
+            return Order.GAP, header.seq - last - 1
+        return Order.OUT_OF_ORDER, 0
+
+    def state_dict(self) -> dict[str, int]:
+        return {f"{sender}\x00{stream}": seq for (sender, stream), seq in self._last.items()}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._last = {tuple(key.split("\x00", 1)): seq for key, seq in state.items()}  # type: ignore[misc]
+
+
+def now() -> tuple[int, float]:
+    """(monotonic ns, Unix seconds) of this instant: the pair a capture stamps on its blocks."""
+    return time.monotonic_ns(), time.time()
