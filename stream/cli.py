@@ -16,6 +16,7 @@ from stream.errors import StreamError
 
 # Order is the order of `stream --help`.
 COMMANDS = [
+    "devices",
 ]
 
 
