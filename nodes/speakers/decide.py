@@ -1,0 +1,60 @@
+"""Verification (is this the claimed speaker?) and open-set identification (which enrolled speaker, if any?).
+
+Both score test embeddings against enrolled centroids the way the store's threshold was calibrated: s-normed
+against the store's cohort when it has one, raw cosine otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from nodes.speakers.scoring import score
+from nodes.speakers.store import SpeakerStore
+from stream.errors import ConfigError
+
+UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome for one test embedding: the speaker named (or UNKNOWN), its score and the threshold used."""
+
+    name: str
+    score: float
+    threshold: float
+    accepted: bool
+
+
+def _threshold(store: SpeakerStore) -> float:
+    if store.threshold is None:
+        raise ConfigError(
+            f"enrolment store {store.path} has no calibrated threshold: run "
+            f"`stream verify --calibrate TRIALS --db {store.path}` first (or pass --threshold)"
+        )
+    return store.threshold.value
+
+
+def verify(store: SpeakerStore, name: str, tests: np.ndarray, threshold: float | None = None) -> list[Decision]:
+    """Accept or reject each test embedding [N, D] as speaker `name`."""
+    threshold = _threshold(store) if threshold is None else threshold
+    scores = score(store.centroid(name)[None], tests, store.cohort)[0]
+    return [Decision(name, float(s), threshold, bool(s >= threshold)) for s in scores]
+
+
+def identify(store: SpeakerStore, tests: np.ndarray, threshold: float | None = None) -> list[Decision]:
+    """The best-scoring enrolled speaker for each test embedding [N, D], or UNKNOWN below the threshold."""
+    threshold = _threshold(store) if threshold is None else threshold
+    centroids = store.centroids()
+    if not centroids:
+        raise ConfigError(f"enrolment store {store.path} has no speakers: enrol some with `stream enroll`")
+    names = list(centroids)
+    scores = score(np.stack(list(centroids.values())), tests, store.cohort)  # [S, N]
+    best = scores.argmax(axis=0)
+    decisions = []
+    for column, row in enumerate(best):
+        s = float(scores[row, column])
+        accepted = s >= threshold
+        decisions.append(Decision(names[row] if accepted else UNKNOWN, s, threshold, accepted))
+    return decisions

@@ -1,0 +1,145 @@
+"""The enrolment store: named speakers' embeddings on disk, the cohort and the calibrated threshold.
+
+A store is a folder, readable without this code:
+
+    DB/store.json       {"format": 1, "model": "campplus", "dim": 192,
+                         "speakers": {"alice": ["alice1.flac", ...]},      # audio each embedding came from
+                         "cohort": ["c1.flac", ...] | null,              # s-norm cohort audio
+                         "threshold": {"value": 2.1, "method": "far", ...} | null}
+    DB/embeddings.npz   one array per speaker name: [n_utterances, dim] float32, raw (not normalised)
+    DB/cohort.npy       [n_cohort, dim] float32, present when a cohort was set
+
+Embeddings only compare within one model, so a store records the model that made them and refuses any other.
+Other parts (the diariser pre-seeding its clusters) read `SpeakerStore.open(db, model).centroids()`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from nodes.speakers.calibration import Threshold
+from nodes.speakers.scoring import centroid
+from stream.errors import ConfigError, ModelError
+
+FORMAT = 1
+_NAME = re.compile(r"^[\w][\w.\-]*$")
+
+
+class SpeakerStore:
+    """Enrolled speakers of one embedding model. Change it with `enrol`/`set_cohort`/`set_threshold`, then `save`."""
+
+    def __init__(self, path: Path, model: str, dim: int) -> None:
+        self.path = Path(path)
+        self.model = model
+        self.dim = dim
+        self.speakers: dict[str, np.ndarray] = {}  # name -> [n, dim]
+        self.sources: dict[str, list[str]] = {}  # name -> audio each embedding came from
+        self.cohort: np.ndarray | None = None  # [C, dim]
+        self.cohort_sources: list[str] = []
+        self.threshold: Threshold | None = None
+
+    @classmethod
+    def open(cls, path: Path, model: str, dim: int | None = None, create: bool = False) -> SpeakerStore:
+        """Open the store at `path` for embeddings of `model`; with `create`, start an empty one if none exists.
+
+        Raises ModelError if the store was made with another model (its embeddings would be meaningless here).
+        """
+        path = Path(path)
+        meta_path = path / "store.json"
+        if not meta_path.is_file():
+            if not create:
+                raise ConfigError(f"no enrolment store at {path}: enrol a speaker first (`stream enroll NAME AUDIO --db {path}`)")
+            if dim is None:
+                raise ConfigError("creating a store needs the embedding dimension")
+            return cls(path, model, dim)
+        try:
+            meta = json.loads(meta_path.read_text())
+            if meta.get("format") != FORMAT:
+                raise ConfigError(f"{meta_path} has format {meta.get('format')!r}; this version reads format {FORMAT}")
+            store = cls(path, meta["model"], int(meta["dim"]))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{meta_path} is not a valid enrolment store ({exc}); re-create it with `stream enroll`") from exc
+        if store.model != model or (dim is not None and dim != store.dim):
+            raise ModelError(
+                f"enrolment store {path} holds {store.model} embeddings ({store.dim}-d) and cannot score {model} "
+                f"embeddings: pass --model {store.model}, or use another --db for {model}"
+            )
+        with np.load(path / "embeddings.npz") as data:
+            for name, files in meta["speakers"].items():
+                store.speakers[name] = data[name]
+                store.sources[name] = list(files)
+        if meta.get("cohort"):
+            store.cohort = np.load(path / "cohort.npy")
+            store.cohort_sources = list(meta["cohort"])
+        if meta.get("threshold"):
+            store.threshold = Threshold(**meta["threshold"])
+        return store
+
+    def _check(self, embeddings: np.ndarray, what: str) -> np.ndarray:
+        embeddings = np.asarray(embeddings, dtype=np.float32)
+        if embeddings.ndim != 2 or embeddings.shape[1] != self.dim or embeddings.shape[0] == 0:
+            raise ModelError(f"{what} must be [n >= 1, {self.dim}] {self.model} embeddings, got shape {embeddings.shape}")
+        if not np.all(np.isfinite(embeddings)):
+            raise ModelError(f"{what} contain NaN or infinite values; check the audio they came from")
+        return embeddings
+
+    def enrol(self, name: str, embeddings: np.ndarray, sources: list[str], replace: bool = False) -> None:
+        """Add embeddings [n, dim] of speaker `name` (appended to earlier ones unless `replace`)."""
+        if not _NAME.match(name):
+            raise ConfigError(f"speaker name {name!r} must be letters, digits, '_', '.' or '-' (no spaces or '/')")
+        embeddings = self._check(embeddings, f"embeddings of {name!r}")
+        if len(sources) != len(embeddings):
+            raise ConfigError(f"{len(embeddings)} embeddings but {len(sources)} source names")
+        if name in self.speakers and not replace:
+            embeddings = np.concatenate([self.speakers[name], embeddings])
+            sources = self.sources[name] + list(sources)
+        self.speakers[name] = embeddings
+        self.sources[name] = list(sources)
+
+    def set_cohort(self, embeddings: np.ndarray, sources: list[str]) -> None:
+        """Set the s-norm cohort (impostor speakers disjoint from the enrolled ones and the test audio)."""
+        self.cohort = self._check(embeddings, "cohort embeddings")
+        self.cohort_sources = list(sources)
+
+    def set_threshold(self, threshold: Threshold) -> None:
+        if threshold.snorm and self.cohort is None:
+            raise ConfigError("an s-norm threshold needs the cohort it was calibrated with; set the cohort first")
+        self.threshold = threshold
+
+    def centroid(self, name: str) -> np.ndarray:
+        """Unit-length mean embedding [dim] of `name`."""
+        if name not in self.speakers:
+            known = ", ".join(sorted(self.speakers)) or "none yet"
+            raise ConfigError(f"speaker {name!r} is not enrolled in {self.path} (enrolled: {known})")
+        return centroid(self.speakers[name])
+
+    def centroids(self) -> dict[str, np.ndarray]:
+        """Every enrolled speaker's unit-length centroid [dim], in name order."""
+        return {name: self.centroid(name) for name in sorted(self.speakers)}
+
+    def save(self) -> None:
+        """Write the store (each file replaced atomically, store.json last so readers never see a half store)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        tmp = self.path / "embeddings.tmp.npz"
+        np.savez(tmp, **self.speakers)
+        tmp.replace(self.path / "embeddings.npz")
+        if self.cohort is not None:
+            tmp = self.path / "cohort.tmp.npy"
+            np.save(tmp, self.cohort)
+            tmp.replace(self.path / "cohort.npy")
+        meta = {
+            "format": FORMAT,
+            "model": self.model,
+            "dim": self.dim,
+            "speakers": {name: self.sources[name] for name in sorted(self.speakers)},
+            "cohort": self.cohort_sources if self.cohort is not None else None,
+            "threshold": dataclasses.asdict(self.threshold) if self.threshold else None,
+        }
+        tmp = self.path / "store.tmp.json"
+        tmp.write_text(json.dumps(meta, indent=1) + "\n")
+        tmp.replace(self.path / "store.json")
