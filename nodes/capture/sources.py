@@ -1,0 +1,191 @@
+"""Block sources: a sound device, a file, or the generated test signal, as async iterators of stamped blocks.
+
+Each source yields `Block(samples float32 [frames, channels], t_capture_ns)` at its own native rate and channel
+count; `conform.Conformer` brings them to the graph's format. Stamps are on the `time.monotonic_ns()` clock:
+a device stamps from PortAudio's ADC time, a file or the test signal from its start time plus the sample offset,
+so a file played at real-time pace looks exactly like live audio downstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import soundfile as sf
+
+from nodes.capture import testsignal
+from nodes.capture.conform import Block, check_finite, check_rate
+from stream.errors import AudioError
+
+log = logging.getLogger(__name__)
+
+NS = 1_000_000_000
+
+
+class Source(Protocol):
+    """What the capture node needs from a source: its native format and its blocks."""
+
+    rate: int  # Hz, native
+    channels: int  # native channel count
+
+    def blocks(self) -> AsyncIterator[Block]: ...
+
+
+def block_frames(rate: int, block_ms: float) -> int:
+    """Frames in one block of `block_ms` milliseconds at `rate` Hz (at least one)."""
+    return max(1, round(rate * block_ms / 1000))
+
+
+async def _wait_until(t_ns: int) -> None:
+    delay = (t_ns - time.monotonic_ns()) / NS
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+class FileSource:
+    """Stream a sound file in blocks (never loading it whole), at real-time pace or as fast as possible.
+
+    With `loop` the file restarts at its end and the stamps keep counting, so it is an endless live-like source.
+    """
+
+    def __init__(self, path: str | Path, block_ms: float = 20.0, realtime: bool = True, loop: bool = False) -> None:
+        self.path = Path(path)
+        try:
+            info = sf.info(str(self.path))
+        except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+            raise AudioError(
+                f"cannot read audio file {self.path}: {exc}; give a WAV, FLAC or OGG file "
+                "(convert others with `ffmpeg -i IN OUT.flac`)"
+            ) from exc
+        if info.frames == 0:
+            raise AudioError(f"audio file {self.path} has no samples: give a file with audio in it")
+        self.rate = check_rate(int(info.samplerate), f"file {self.path}")
+        self.channels = int(info.channels)
+        self.frames = int(info.frames)
+        self.block_frames = block_frames(self.rate, block_ms)
+        self.realtime = realtime
+        self.loop = loop
+
+    async def blocks(self) -> AsyncIterator[Block]:
+        start_ns = time.monotonic_ns()
+        offset = 0  # frames yielded so far, across loops
+        with sf.SoundFile(str(self.path)) as f:
+            while True:
+                samples = f.read(self.block_frames, dtype="float32", always_2d=True)
+                if len(samples) == 0:
+                    if not self.loop:
+                        return
+                    f.seek(0)
+                    continue
+                check_finite(samples, f"audio file {self.path} at {f.tell() / self.rate:.3f} s")
+                t_ns = start_ns + offset * NS // self.rate
+                offset += len(samples)
+                if self.realtime:  # a live block is only complete once its last sample has been captured
+                    await _wait_until(start_ns + offset * NS // self.rate)
+                yield Block(samples, t_ns)
+
+
+class SignalSource:
+    """The generated test signal (`testsignal`): speech-like voices, chirps, noise, silences; mono, endless."""
+
+    channels = 1
+
+    def __init__(self, rate: int, block_ms: float = 20.0, realtime: bool = True) -> None:
+        self.rate = check_rate(rate, "test signal")
+        self.block_frames = block_frames(rate, block_ms)
+        self.realtime = realtime
+
+    async def blocks(self) -> AsyncIterator[Block]:
+        start_ns = time.monotonic_ns()
+        offset = 0
+        while True:
+            samples = testsignal.generate(self.rate, offset, self.block_frames)
+            t_ns = start_ns + offset * NS // self.rate
+            offset += self.block_frames
+            if self.realtime:
+                await _wait_until(start_ns + offset * NS // self.rate)
+            else:
+                await asyncio.sleep(0)  # endless and never waiting: let the rest of the node run
+            yield Block(samples, t_ns)
+
+
+def find_input_device(device: str | int | None) -> dict[str, Any]:
+    """PortAudio's description of an input device by index, name (or unique part of it), or the default."""
+    import sounddevice as sd  # PortAudio enumerates devices when imported: import only where needed
+
+    try:
+        info = sd.query_devices(device, kind="input")
+    except (ValueError, sd.PortAudioError) as exc:
+        raise AudioError(
+            f"no input device {device!r}: {exc}; run `stream devices` to list them and give an index or name"
+        ) from exc
+    if info["max_input_channels"] < 1:
+        raise AudioError(f"device {device!r} ({info['name']}) has no input channels: pick one from `stream devices`")
+    return dict(info)
+
+
+class DeviceSource:
+    """Live input through PortAudio (sounddevice) at the device's default rate.
+
+    The PortAudio callback thread hands each block to the event loop's queue; the stamp is the callback's
+    input ADC time mapped onto the monotonic clock. Overflows (the device dropped samples) and blocks dropped
+    because the node fell more than `queue_s` behind are counted, never hidden.
+    """
+
+    def __init__(self, device: str | int | None, channels: int = 1, block_ms: float = 20.0, queue_s: float = 2.0):
+        self.info = find_input_device(device)
+        self.device = self.info["index"]
+        self.rate = check_rate(int(self.info["default_samplerate"]), f"device {self.info['name']}")
+        self.channels = min(channels, int(self.info["max_input_channels"]))
+        self.block_frames = block_frames(self.rate, block_ms)
+        self.queue_blocks = max(1, round(queue_s * 1000 / block_ms))
+        self.overflows = 0  # callbacks that reported an input overflow
+        self.dropped = 0  # blocks dropped because the consumer fell behind
+
+    async def blocks(self) -> AsyncIterator[Block]:
+        import sounddevice as sd
+
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Block] = asyncio.Queue(self.queue_blocks)
+
+        def put(block: Block) -> None:  # on the loop thread: drop the oldest rather than block PortAudio
+            if queue.full():
+                queue.get_nowait()
+                self.dropped += 1
+            queue.put_nowait(block)
+
+        def callback(indata: np.ndarray, frames: int, time_info: Any, status: sd.CallbackFlags) -> None:
+            now_ns = time.monotonic_ns()
+            if status.input_overflow:
+                self.overflows += 1
+            age_s = time_info.currentTime - time_info.inputBufferAdcTime
+            if time_info.inputBufferAdcTime <= 0 or not 0 <= age_s < 1:  # host API gives no usable ADC time
+                age_s = frames / self.rate
+            loop.call_soon_threadsafe(put, Block(indata.copy(), now_ns - round(age_s * NS)))
+
+        try:
+            stream = sd.InputStream(
+                device=self.device,
+                samplerate=self.rate,
+                channels=self.channels,
+                dtype="float32",
+                blocksize=self.block_frames,
+                latency="low",
+                callback=callback,
+            )
+        except sd.PortAudioError as exc:
+            raise AudioError(
+                f"cannot open input device {self.info['name']!r} at {self.rate} Hz with {self.channels} channel(s): "
+                f"{exc}; check it is not in use and pick another with `stream devices`"
+            ) from exc
+        with stream:
+            log.info("capturing from %r at %d Hz, %d channel(s)", self.info["name"], self.rate, self.channels)
+            while True:
+                block = await queue.get()
+                check_finite(block.samples, f"input device {self.info['name']!r}")
+                yield block
