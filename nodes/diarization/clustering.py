@@ -1,0 +1,147 @@
+"""Online speaker clustering: map each window's local speakers to global speakers that persist across windows.
+
+The diart algorithm (Coria et al., ASRU 2021), written for this project: each window's active local speakers
+(segmentation max >= ``tau_active``) get one embedding each; a constrained assignment (Hungarian method, so two
+local speakers of one window never share a global speaker) matches them to global centroids; a local speaker
+farther than ``delta_new`` from every free centroid opens a new global speaker; matched speakers with enough
+speech in the window (mean activity >= ``rho_update``) move their centroid.
+
+Differences from diart: enrolled speakers are pre-seeded centroids with fixed names that only accept a local
+speaker whose similarity reaches ``identify_threshold`` (so unknown voices never get a name), and labels are
+fixed at creation, so a restored state (``load_state_dict``) keeps every label.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from stream.errors import ConfigError
+
+_INVALID = 1e6  # cost of a forbidden pairing in the assignment problem
+
+
+@dataclass(frozen=True)
+class ClusteringConfig:
+    """Knobs of the online clustering; defaults tuned on the 12 AMI clips (see bench/RESULTS.md)."""
+
+    tau_active: float = 0.5  # [0, 1] a local speaker is active in a window if its max probability >= tau_active
+    rho_update: float = 0.3  # [0, 1] min mean activity over the window for its embedding to move a centroid
+    delta_new: float = 1.0  # [0, 2] cosine distance above which a local speaker opens a new global speaker
+    max_speakers: int = 20  # >= 1, most global speakers (enrolled ones included)
+    identify_threshold: float = 0.5  # [-1, 1] min cosine similarity to give a local speaker an enrolled name
+
+    def __post_init__(self) -> None:
+        checks = {
+            "tau_active": 0 <= self.tau_active <= 1,
+            "rho_update": 0 <= self.rho_update <= 1,
+            "delta_new": 0 <= self.delta_new <= 2,
+            "max_speakers": self.max_speakers >= 1,
+            "identify_threshold": -1 <= self.identify_threshold <= 1,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ConfigError(f"ClusteringConfig: out of range: {', '.join(f'{b}={getattr(self, b)}' for b in bad)}")
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (zero rows stay zero)."""
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norm, 1e-12)
+
+
+def cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """[n, d] x [m, d] -> [n, m] cosine distances in [0, 2]."""
+    return 1.0 - unit(a) @ unit(b).T
+
+
+def constrained_assignment(distance: np.ndarray, allowed: np.ndarray) -> dict[int, int]:
+    """One-to-one rows -> columns minimising total distance over allowed pairs only (Hungarian method)."""
+    if distance.size == 0:
+        return {}
+    cost = np.where(allowed, distance, _INVALID)
+    rows, cols = linear_sum_assignment(cost)
+    return {int(r): int(c) for r, c in zip(rows, cols) if allowed[r, c]}
+
+
+class OnlineClustering:
+    """Stateful block: ``__call__(activity[frames, local], embeddings[local, dim]) -> {local: global}``.
+
+    ``enrolled`` (name -> unit embedding) seeds named centroids. Labels are ``names`` for enrolled speakers and
+    ``SPEAKER_k`` (k = 0, 1, ... in order of appearance) for the others.
+    """
+
+    def __init__(self, config: ClusteringConfig, enrolled: dict[str, np.ndarray] | None = None) -> None:
+        if enrolled and len(enrolled) > config.max_speakers:
+            raise ConfigError(f"{len(enrolled)} enrolled speakers but max_speakers={config.max_speakers}; raise it")
+        self.config = config
+        self.enrolled = {name: unit(np.asarray(e, np.float64)) for name, e in (enrolled or {}).items()}
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every anonymous speaker; enrolled ones come back as seeded."""
+        names = list(self.enrolled)
+        self.centroids: np.ndarray | None = np.stack([self.enrolled[n] for n in names]) if names else None
+        self.labels: list[str] = names
+        self.named: list[bool] = [True] * len(names)
+        self.anonymous = 0  # anonymous speakers created so far: the next one is SPEAKER_{anonymous}
+
+    @property
+    def num_speakers(self) -> int:
+        return len(self.labels)
+
+    def __call__(self, activity: np.ndarray, embeddings: np.ndarray) -> dict[int, int]:
+        """Global speaker index of each active local speaker of one window.
+
+        activity: [frames, local] probabilities in [0, 1]; embeddings: [local, dim] (rows of inactive speakers are
+        ignored and may be NaN).
+        """
+        cfg = self.config
+        active = np.flatnonzero(activity.max(axis=0) >= cfg.tau_active)
+        active = active[np.all(np.isfinite(embeddings[active]), axis=1)]
+        if active.size == 0:
+            return {}
+        emb = unit(embeddings[active].astype(np.float64))
+        long = activity[:, active].mean(axis=0) >= cfg.rho_update
+        mapping: dict[int, int] = {}
+        if self.centroids is not None:
+            dist = cosine_distance(emb, self.centroids)
+            named = np.asarray(self.named)
+            allowed = np.where(named[None, :], dist <= 1.0 - cfg.identify_threshold, dist <= cfg.delta_new)
+            for row, col in constrained_assignment(dist, allowed).items():
+                mapping[int(active[row])] = col
+                if long[row]:
+                    self.centroids[col] += emb[row]
+        for row in np.flatnonzero([a not in mapping for a in active]):
+            mapping[int(active[row])] = self._new_or_closest(emb[row], set(mapping.values()))
+        return {k: v for k, v in mapping.items() if v >= 0}
+
+    def _new_or_closest(self, emb: np.ndarray, taken: set[int]) -> int:
+        """A new anonymous speaker, or past max_speakers the closest anonymous one not taken (-1 if none)."""
+        if self.num_speakers < self.config.max_speakers:
+            self.centroids = emb[None].copy() if self.centroids is None else np.vstack([self.centroids, emb])
+            self.labels.append(f"SPEAKER_{self.anonymous}")
+            self.named.append(False)
+            self.anonymous += 1
+            return self.num_speakers - 1
+        free = [k for k in range(self.num_speakers) if k not in taken and not self.named[k]]
+        if not free:
+            return -1
+        return free[int(np.argmin(cosine_distance(emb[None], self.centroids[free])[0]))]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue with the same labels after a restart (arrays and plain lists)."""
+        dim = next(iter(self.enrolled.values())).shape[-1] if self.enrolled else 0
+        centroids = self.centroids if self.centroids is not None else np.zeros((0, dim))
+        return {"centroids": centroids.copy(), "labels": list(self.labels), "named": list(self.named),
+                "anonymous": self.anonymous}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        centroids = np.asarray(state["centroids"], np.float64)
+        self.centroids = centroids.copy() if len(centroids) else None
+        self.labels = [str(x) for x in state["labels"]]
+        self.named = [bool(x) for x in state["named"]]
+        self.anonymous = int(state["anonymous"])

@@ -1,0 +1,185 @@
+"""The diarisation blocks on synthetic inputs: clustering, aggregation, turns, refinement, RTTM/UEM."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nodes.diarization.aggregation import DelayedAggregation, WindowGeometry, hamming
+from nodes.diarization.clustering import ClusteringConfig, OnlineClustering, unit
+from nodes.diarization.refine import ahc, eigengap_spectral, viterbi_binarize
+from nodes.diarization.turns import TurnConfig, TurnTracker
+from stream.errors import ConfigError
+from stream.rttm import Turn, read_rttm, read_uem, write_rttm, write_uem
+
+DIM = 32
+
+
+def voices(n: int, seed: int = 0) -> np.ndarray:
+    return unit(np.random.default_rng(seed).standard_normal((n, DIM)))
+
+
+def noisy(voice: np.ndarray, rng: np.random.Generator, noise: float = 0.3) -> np.ndarray:
+    return voice + noise * rng.standard_normal(DIM) / np.sqrt(DIM)
+
+
+def window(speakers: list[int], voice_bank: np.ndarray, rng: np.random.Generator, frames: int = 50):
+    """A window where local speaker j is global speaker speakers[j] (activity 1), others silent."""
+    activity = np.zeros((frames, 3))
+    emb = np.full((3, DIM), np.nan)
+    for local, g in enumerate(speakers):
+        activity[:, local] = 1.0
+        emb[local] = noisy(voice_bank[g], rng)
+    return activity, emb
+
+
+def test_clustering_tracks_five_speakers_beyond_four():
+    bank, rng = voices(5), np.random.default_rng(1)
+    clustering = OnlineClustering(ClusteringConfig(delta_new=0.6, max_speakers=8))
+    first_seen: dict[int, int] = {}
+    errors = 0
+    for i in range(200):
+        who = list(rng.choice(5, size=rng.integers(1, 3), replace=False))
+        local = list(rng.permutation(len(who)))
+        order = [who[j] for j in local]
+        mapping = clustering(*window(order, bank, rng))
+        for j, g in enumerate(order):
+            first_seen.setdefault(g, mapping[j])
+            errors += mapping[j] != first_seen[g]
+    assert clustering.num_speakers == 5
+    assert errors == 0
+    assert clustering.labels == [f"SPEAKER_{k}" for k in range(5)]
+
+
+def test_two_local_speakers_never_share_a_global_one():
+    bank, rng = voices(1), np.random.default_rng(2)
+    clustering = OnlineClustering(ClusteringConfig(delta_new=0.6, max_speakers=4))
+    mapping = clustering(*window([0, 0], bank, rng))  # same voice twice in one window: cannot-link
+    assert len(set(mapping.values())) == 2
+
+
+def test_max_speakers_caps_new_speakers():
+    bank, rng = voices(6), np.random.default_rng(3)
+    clustering = OnlineClustering(ClusteringConfig(delta_new=0.6, max_speakers=3))
+    for g in range(6):
+        mapping = clustering(*window([g], bank, rng))
+        assert 0 <= mapping[0] < 3
+    assert clustering.num_speakers == 3
+
+
+def test_enrolled_names_and_unknowns():
+    bank, rng = voices(4), np.random.default_rng(4)
+    enrolled = {"alice": bank[0], "bob": bank[1]}
+    clustering = OnlineClustering(ClusteringConfig(delta_new=0.6, identify_threshold=0.6), enrolled)
+    for _ in range(20):
+        for g in rng.permutation(4):
+            mapping = clustering(*window([g], bank, rng))
+            label = clustering.labels[mapping[0]]
+            assert label == {0: "alice", 1: "bob"}.get(g, label)
+            if g >= 2:
+                assert label.startswith("SPEAKER_")
+    assert sorted(clustering.labels) == ["SPEAKER_0", "SPEAKER_1", "alice", "bob"]
+
+
+def test_inactive_and_short_speakers():
+    bank, rng = voices(2), np.random.default_rng(5)
+    clustering = OnlineClustering(ClusteringConfig(tau_active=0.5, rho_update=0.5, delta_new=0.6))
+    activity, emb = window([0, 1], bank, rng)
+    activity[:, 1] = 0.4  # below tau_active: not a speaker in this window
+    assert list(clustering(activity, emb)) == [0]
+    before = clustering.centroids.copy()
+    activity, emb = window([0], bank, rng)
+    activity[10:, 0] = 0.0  # active (max 1) but 20 % speech < rho_update: assigned, centroid kept
+    assert clustering(activity, emb) == {0: 0}
+    np.testing.assert_array_equal(clustering.centroids, before)
+
+
+def test_clustering_state_round_trip_keeps_labels():
+    bank, rng = voices(4), np.random.default_rng(6)
+    windows = [window(list(rng.choice(4, size=2, replace=False)), bank, rng) for _ in range(60)]
+    config = ClusteringConfig(delta_new=0.6)
+    whole = OnlineClustering(config)
+    expected = [whole(*w) for w in windows]
+    first = OnlineClustering(config)
+    got = [first(*w) for w in windows[:30]]
+    restarted = OnlineClustering(config)  # a new process: state comes back from the checkpoint only
+    restarted.load_state_dict({k: (v.tolist() if isinstance(v, np.ndarray) else v)
+                               for k, v in first.state_dict().items()})
+    got += [restarted(*w) for w in windows[30:]]
+    assert got == expected
+    assert restarted.labels == whole.labels
+
+
+def test_config_rejects_out_of_range():
+    with pytest.raises(ConfigError, match="delta_new"):
+        ClusteringConfig(delta_new=3.0)
+    with pytest.raises(ConfigError, match="latency"):
+        WindowGeometry(latency=6.0)
+
+
+@pytest.mark.parametrize("latency", [0.5, 1.0, 2.5, 5.0])
+def test_aggregation_averages_exactly_the_windows_seen(latency):
+    g = WindowGeometry(duration=5.0, step=0.5, latency=latency, resolution=0.1)
+    rng = np.random.default_rng(7)
+    n_windows = 30
+    windows = rng.random((n_windows, g.frames_per_window, 2))
+    agg = DelayedAggregation(g)
+    outputs = np.concatenate([agg(w) for w in windows])
+    taper = hamming(g.frames_per_window)
+    # window k covers grid frames [(k+1)*fps - fpw, (k+1)*fps); output block k covers (k+1 - latency_steps)*fps on
+    fps, fpw, lag = g.frames_per_step, g.frames_per_window, g.latency_steps
+    for block in range(n_windows):
+        for i in range(fps):
+            frame = (block + 1 - lag) * fps + i
+            num = den = 0.0
+            for k in range(block + 1):  # windows that exist when the block is due
+                offset = frame - ((k + 1) * fps - fpw)
+                if 0 <= offset < fpw:
+                    num, den = num + taper[offset] * windows[k, offset], den + taper[offset]
+            np.testing.assert_allclose(outputs[block * fps + i], num / den, rtol=1e-12)
+
+
+def test_aggregation_grows_speakers():
+    g = WindowGeometry(duration=1.0, step=0.5, latency=1.0, resolution=0.1)
+    agg = DelayedAggregation(g)
+    assert agg(np.ones((10, 1))).shape == (5, 1)
+    out = agg(np.ones((10, 3)))
+    assert out.shape == (5, 3)
+    np.testing.assert_allclose(out[:, 0], 1.0)
+    assert np.all((out[:, 1:] > 0.05) & (out[:, 1:] < 0.95))  # seen by one of the two windows covering them
+
+
+def test_turn_hysteresis_and_edges():
+    tracker = TurnTracker(TurnConfig(onset=0.6, offset=0.4), resolution=0.1)
+    probs = np.array([[0.1], [0.7], [0.5], [0.45], [0.3], [0.9]])
+    edges = tracker(probs, t0=1.0)
+    assert [(e.kind, round(e.t, 3)) for e in edges] == [("start", 1.1), ("stop", 1.4), ("start", 1.5)]
+    assert edges[1].confidence == pytest.approx((0.7 + 0.5 + 0.45) / 3)
+    assert [(e.kind, e.t) for e in tracker.close_all(2.0)] == [("stop", 2.0)]
+    assert tracker.turns(["A"]) == [Turn(1.1, 1.4, "A"), Turn(1.5, 2.0, "A")]
+
+
+def test_ahc_and_spectral_find_the_number_of_speakers():
+    bank, rng = voices(4, seed=8), np.random.default_rng(9)
+    truth = rng.integers(0, 4, size=120)
+    emb = np.stack([noisy(bank[t], rng, 0.5) for t in truth])
+    for labels in (ahc(emb, 0.6), eigengap_spectral(emb, max_speakers=10)):
+        assert len(set(labels)) == 4
+        pairs = {(a, b) for a, b in zip(truth, labels)}
+        assert len(pairs) == 4  # one cluster per speaker, no mixing
+
+
+def test_viterbi_removes_blips_keeps_turns():
+    probs = np.r_[np.full(50, 0.1), np.full(2, 0.9), np.full(50, 0.1), np.full(60, 0.8), np.full(3, 0.3),
+                  np.full(60, 0.8)]
+    path = viterbi_binarize(probs, switch_prob=1e-3, onset=0.5)
+    assert not path[:102].any()
+    assert path[102:].all()
+
+
+def test_rttm_and_uem_round_trip(tmp_path):
+    turns = [Turn(3.0, 4.5, "MÉO069"), Turn(0.25, 1.0, "SPEAKER_0")]
+    write_rttm(tmp_path / "a.rttm", "meeting", turns)
+    assert read_rttm(tmp_path / "a.rttm") == {"meeting": sorted(turns)}
+    write_uem(tmp_path / "a.uem", {"meeting": [(0.0, 30.0)]})
+    assert read_uem(tmp_path / "a.uem") == {"meeting": [(0.0, 30.0)]}
