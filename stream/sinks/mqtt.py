@@ -1,0 +1,376 @@
+"""MQTT sink: events as JSON on `stream/<id>/<kind>`, retained states, last will, Home Assistant discovery.
+
+Why a buffer and one sender task: `publish(event)` never waits on the network; it files the event in a bounded
+buffer (`mqtt_buffer`) and returns. The sender connects (and reconnects, with backoff up to `reconnect_max_s`),
+then delivers the buffer oldest first in windows of `window` messages, removing each window only once the broker
+acknowledged it (QoS 1). So a broker restart loses nothing while the buffer holds (`buffer_size` messages; past
+it the oldest are dropped and counted in `stream_mqtt_dropped_total`), and order is kept.
+
+Retained states (active speaker, alert ON/OFF, tempo) are not queued: the latest value per topic is kept and
+re-sent after each window and on every (re)connect, so a broker without persistence gets them back too.
+
+On connect, in order: delete discovery configs of entities we no longer have, announce ours, publish `online`
+on the availability topic (its last will says `offline`), re-send all states, then drain the buffer. Home
+Assistant's birth message (`homeassistant/status` = `online`) triggers a re-announce.
+
+A broker that refuses our credentials is a configuration error, not an outage: `start()` raises `BrokerError`
+naming the broker and the cause, and `publish` keeps raising it (the runtime counts it; other sinks go on).
+With no URL, the sink starts an embedded mosquitto (`stream.broker`) on a free port and logs its URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import ssl
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import aiomqtt
+from prometheus_client import Counter, Gauge, Histogram
+
+from stream.broker import Broker, BrokerError
+from stream.errors import ConfigError
+from stream.metrics import LATENCY_BUCKETS
+from stream.sinks import mqtt_discovery
+from stream.sinks.mqtt_buffer import Buffer, DiskBuffer, MemoryBuffer, Outgoing
+from stream.sinks.mqtt_topics import encode, event_topic, state_updates
+
+log = logging.getLogger(__name__)
+
+BUFFERED = Gauge(
+    "stream_mqtt_buffered", "Events waiting for the MQTT broker's acknowledgement.", ["sink"], multiprocess_mode="livemax"
+)
+DROPPED = Counter("stream_mqtt_dropped", "Events dropped because the MQTT reconnect buffer was full.", ["sink"])
+DELIVERED = Counter("stream_mqtt_delivered", "Events the MQTT broker acknowledged.", ["sink"])
+CONNECTED = Gauge("stream_mqtt_connected", "1 while connected to the MQTT broker.", ["sink"], multiprocess_mode="livemax")
+RECONNECTS = Counter("stream_mqtt_connects", "Successful connections to the MQTT broker.", ["sink"])
+SINK_LATENCY = Histogram(
+    "stream_sink_latency_seconds", "Sink's publish() call to the broker's acknowledgement, seconds.", ["sink"],
+    buckets=LATENCY_BUCKETS,
+)
+
+# CONNACK reason codes (MQTT 5 numbering, which paho uses for 3.1.1 too) that retrying cannot fix.
+_REFUSED = {
+    134: "bad user name or password: check the username/password in the graph or the URL",
+    135: "not authorized: the broker refuses this user or anonymous clients; configure credentials",
+    133: "client identifier not valid: set a different client_id",
+    132: "unsupported protocol version",
+}
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    """Where and how to publish. Credentials may be in the URL (`mqtt://user:pass@host`) or the fields below."""
+
+    url: str = ""  # mqtt://host[:1883] or mqtts://host[:8883]; "" starts an embedded mosquitto
+    stream: str = "default"  # stream id: availability topic and Home Assistant device
+    client_id: str = ""  # "" -> stream-<stream>
+    qos: int = 1  # 0 at most once, 1 at least once (lossless across reconnects), 2 exactly once
+    username: str = ""
+    password: str = ""
+    ca_file: str = ""  # PEM CA bundle for mqtts:// (default: the system's)
+    cert_file: str = ""  # PEM client certificate for mutual TLS
+    key_file: str = ""  # PEM key of cert_file
+    base_topic: str = "stream"
+    discovery: bool = True  # Home Assistant MQTT discovery
+    discovery_prefix: str = "homeassistant"
+    rules: tuple[str, ...] = ()  # alert rules to announce as binary sensors
+    speaker: bool = True  # announce the active-speaker sensor and speaker-turn events
+    tempo: bool = False  # announce the tempo sensor
+    buffer_size: int = 10_000  # [1, 10^7] events held while the broker is away; oldest dropped past it
+    buffer_path: str = ""  # SQLite file to keep the buffer on disk (survives graph restarts); "" = memory
+    window: int = 64  # [1, 1000] events in flight before waiting for acknowledgements
+    keepalive_s: int = 10  # [2, 600] MQTT keepalive: the broker fires the last will after 1.5x this of silence
+    reconnect_max_s: float = 5.0  # (0, 300] longest wait between connection attempts
+    connect_timeout_s: float = 5.0  # (0, 60] how long start() waits for the first connection
+
+    def __post_init__(self) -> None:
+        if self.url:
+            endpoint(self)  # validates the URL
+        checks = {
+            "qos": self.qos in (0, 1, 2),
+            "buffer_size": 1 <= self.buffer_size <= 10**7,
+            "window": 1 <= self.window <= 1000,
+            "keepalive_s": 2 <= self.keepalive_s <= 600,
+            "reconnect_max_s": 0 < self.reconnect_max_s <= 300,
+            "connect_timeout_s": 0 < self.connect_timeout_s <= 60,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ConfigError(f"mqtt sink: {name}={getattr(self, name)!r} is out of range (see MqttConfig)")
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ConfigError("mqtt sink: cert_file and key_file go together (mutual TLS needs both)")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+    tls: bool
+    username: str
+    password: str
+
+    def __str__(self) -> str:
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+
+def endpoint(config: MqttConfig, url: str | None = None) -> Endpoint:
+    """Parse the broker URL; fields in the config win over credentials in the URL."""
+    parts = urlsplit(url or config.url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ConfigError(f"MQTT broker URL {url or config.url!r}: expected mqtt://host[:port] or mqtts://host[:port]")
+    tls = parts.scheme == "mqtts"
+    try:
+        port = parts.port or (8883 if tls else 1883)
+    except ValueError:
+        raise ConfigError(f"MQTT broker URL {url or config.url!r}: the port is not a number in 1..65535") from None
+    return Endpoint(
+        host=parts.hostname,
+        port=port,
+        tls=tls,
+        username=config.username or unquote(parts.username or ""),
+        password=config.password or unquote(parts.password or ""),
+    )
+
+
+def client(config: MqttConfig, where: Endpoint, *, client_id: str, will: aiomqtt.Will | None = None) -> aiomqtt.Client:
+    """An aiomqtt client for `where` with the config's TLS and credentials (shared by the sink and `listen`)."""
+    tls = None
+    if where.tls:
+        tls = ssl.create_default_context(cafile=config.ca_file or None)
+        if config.cert_file:
+            tls.load_cert_chain(config.cert_file, config.key_file)
+    return aiomqtt.Client(
+        where.host,
+        where.port,
+        username=where.username or None,
+        password=where.password or None,
+        identifier=client_id,
+        will=will,
+        keepalive=config.keepalive_s,
+        timeout=config.connect_timeout_s,
+        tls_context=tls,
+        clean_session=True,
+    )
+
+
+def refusal(where: Endpoint, exc: Exception) -> BrokerError | None:
+    """A BrokerError when the broker refused us for a reason retrying cannot fix, else None."""
+    rc = getattr(exc, "rc", None)
+    code = getattr(rc, "value", rc)
+    if isinstance(exc, aiomqtt.MqttCodeError) and code in _REFUSED:
+        return BrokerError(f"MQTT broker {where} refused the connection: {_REFUSED[code]}")
+    if isinstance(exc, ssl.SSLError) or "CERTIFICATE" in str(exc).upper():
+        return BrokerError(f"MQTT broker {where}: TLS failed ({exc}); check ca_file, cert_file and key_file")
+    return None
+
+
+@dataclass
+class _Connection:
+    """Per-connection bookkeeping of the sender task."""
+
+    old_configs: set[str] = field(default_factory=set)
+    synced: asyncio.Event = field(default_factory=asyncio.Event)
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+class MqttSink:
+    """Publishes graph events to an MQTT broker; see the module docstring for the delivery guarantees."""
+
+    name = "mqtt"
+
+    def __init__(self, config: MqttConfig) -> None:
+        self.config = config
+        self.client_id = config.client_id or f"stream-{config.stream}"
+        self.root = f"{config.base_topic}/{config.stream}"
+        self.availability = f"{self.root}/availability"
+        self.entities = mqtt_discovery.Entities(config.stream, config.rules, config.speaker, config.tempo)
+        self._buffer: Buffer = (
+            DiskBuffer(Path(config.buffer_path), config.buffer_size)
+            if config.buffer_path
+            else MemoryBuffer(config.buffer_size)
+        )
+        self._states: dict[str, str] = {}
+        self._dirty: set[str] = set()
+        self._wake = asyncio.Event()
+        self._announce = False
+        self._error: BrokerError | None = None
+        self._first_attempt = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._broker: Broker | None = None
+        self.where: Endpoint | None = None
+        self.connected = False
+        self._labels = {"sink": self.client_id}
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    async def start(self) -> None:
+        """Connect (starting an embedded broker if no URL); raises BrokerError if the broker refuses us."""
+        if self.config.url:
+            self.where = endpoint(self.config)
+        else:
+            self._broker = Broker()
+            await asyncio.to_thread(self._broker.start)
+            self.where = endpoint(self.config, self._broker.url)
+            log.warning("no MQTT broker configured: started an embedded mosquitto at %s", self._broker.url)
+        self._task = asyncio.create_task(self._run(), name=f"mqtt-sink-{self.client_id}")
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._first_attempt.wait(), self.config.connect_timeout_s)
+        if self._error:
+            raise self._error
+
+    async def publish(self, event: dict[str, Any]) -> None:
+        """File `event` for delivery (never waits on the network); raises the broker's refusal if there was one."""
+        if self._error:
+            raise self._error
+        states = state_updates(self.config.base_topic, event)
+        dropped = self._buffer.push(Outgoing(event_topic(self.config.base_topic, event), encode(event), time.time()))
+        if dropped:
+            DROPPED.labels(**self._labels).inc(dropped)
+        for topic, value in states.items():
+            self._states[topic] = value
+            self._dirty.add(topic)
+        BUFFERED.labels(**self._labels).set(len(self._buffer))
+        self._wake.set()
+
+    async def stop(self, flush_s: float = 2.0) -> None:
+        """Deliver what is buffered (up to `flush_s` seconds), say `offline`, disconnect, stop an embedded broker."""
+        if self._task:
+            deadline = time.monotonic() + flush_s
+            while (self._buffer or self._dirty) and self.connected and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._buffer.close()
+        if self._broker:
+            await asyncio.to_thread(self._broker.close)
+            self._broker = None
+
+    # -- sender task ---------------------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        assert self.where is not None
+        backoff = 0.05
+        will = aiomqtt.Will(self.availability, b"offline", qos=1, retain=True)
+        while True:
+            try:
+                async with client(self.config, self.where, client_id=self.client_id, will=will) as mqtt:
+                    self.connected = True
+                    CONNECTED.labels(**self._labels).set(1)
+                    RECONNECTS.labels(**self._labels).inc()
+                    self._first_attempt.set()
+                    backoff = 0.05
+                    try:
+                        await self._session(mqtt)
+                    finally:
+                        self.connected = False
+                        CONNECTED.labels(**self._labels).set(0)
+                        # A clean disconnect does not fire the last will: say `offline` ourselves (fails fast if
+                        # the connection is already gone).
+                        with contextlib.suppress(aiomqtt.MqttError, asyncio.CancelledError):
+                            await asyncio.shield(mqtt.publish(self.availability, b"offline", qos=1, retain=True))
+            except aiomqtt.MqttError as exc:
+                self._error = refusal(self.where, exc)
+                self._first_attempt.set()
+                if self._error:
+                    log.error("%s", self._error)
+                    return
+                log.warning("MQTT broker %s: %s; retrying in %.2f s", self.where, exc or type(exc).__name__, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self.config.reconnect_max_s)
+
+    async def _session(self, mqtt: aiomqtt.Client) -> None:
+        """One connection's life: sync discovery, announce, then deliver until the connection drops."""
+        conn = _Connection()
+        reader = asyncio.create_task(self._read(mqtt, conn))
+        writer = asyncio.create_task(self._write(mqtt, conn))
+        try:
+            done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+        finally:
+            for task in (reader, writer):
+                task.cancel()
+            await asyncio.gather(reader, writer, return_exceptions=True)
+
+    async def _read(self, mqtt: aiomqtt.Client, conn: _Connection) -> None:
+        """Incoming messages: our old discovery configs, the sync token, Home Assistant's birth message."""
+        prefix = self.config.discovery_prefix
+        async for message in mqtt.messages:
+            topic = str(message.topic)
+            if topic == f"{prefix}/status":
+                if message.payload == b"online":
+                    self._announce = True
+                    self._wake.set()
+            elif topic == f"{self.root}/sync/{self.client_id}":
+                if message.payload == conn.token.encode():
+                    conn.synced.set()
+            elif message.payload:
+                conn.old_configs.add(topic)
+
+    async def _write(self, mqtt: aiomqtt.Client, conn: _Connection) -> None:
+        """Everything we send on this connection, in order."""
+        qos = self.config.qos
+        if self.config.discovery:
+            await self._sync_discovery(mqtt, conn)
+        self._announce = True
+        while True:
+            if self._announce:
+                self._announce = False
+                await self._announce_all(mqtt)
+            batch = self._buffer.peek(self.config.window)
+            if batch:
+                await asyncio.gather(*(mqtt.publish(item.topic, item.payload, qos=qos) for item in batch))
+                self._buffer.pop(len(batch))
+                now = time.time()
+                for item in batch:
+                    SINK_LATENCY.labels(**self._labels).observe(now - item.t_enqueue)
+                DELIVERED.labels(**self._labels).inc(len(batch))
+                BUFFERED.labels(**self._labels).set(len(self._buffer))
+            dirty, self._dirty = self._dirty, set()
+            try:
+                for topic in sorted(dirty):
+                    await mqtt.publish(topic, self._states[topic], qos=1, retain=True)
+            except BaseException:
+                self._dirty |= dirty
+                raise
+            if not self._buffer and not self._dirty and not self._announce:
+                self._wake.clear()
+                await self._wake.wait()
+
+    async def _sync_discovery(self, mqtt: aiomqtt.Client, conn: _Connection) -> None:
+        """Delete retained configs of entities this graph no longer has (found by subscribing to our device's)."""
+        prefix = self.config.discovery_prefix
+        sync = f"{self.root}/sync/{self.client_id}"
+        wildcard = mqtt_discovery.config_filter(prefix, self.config.stream)
+        await mqtt.subscribe([(f"{prefix}/status", 1), (wildcard, 1), (sync, 1)])
+        # Retained configs arrive right after the SUBACK; our own token, published after, arrives after them.
+        await mqtt.publish(sync, conn.token, qos=1)
+        try:
+            await asyncio.wait_for(conn.synced.wait(), self.config.connect_timeout_s)
+        except asyncio.TimeoutError:
+            raise aiomqtt.MqttError("no echo of our discovery sync message; reconnecting") from None
+        await mqtt.unsubscribe([wildcard, sync])
+        current = mqtt_discovery.configs(self.config.discovery_prefix, self.config.base_topic, self.entities)
+        for topic in sorted(conn.old_configs - current.keys()):
+            await mqtt.publish(topic, b"", qos=1, retain=True)
+
+    async def _announce_all(self, mqtt: aiomqtt.Client) -> None:
+        """Discovery configs, then `online`, then every current state (HA wants configs before availability)."""
+        if self.config.discovery:
+            configs = mqtt_discovery.configs(self.config.discovery_prefix, self.config.base_topic, self.entities)
+            for topic, payload in configs.items():
+                await mqtt.publish(topic, json.dumps(payload), qos=1, retain=True)
+        await mqtt.publish(self.availability, b"online", qos=1, retain=True)
+        self._dirty = set(self._states)

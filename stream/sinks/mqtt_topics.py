@@ -1,0 +1,72 @@
+"""Where each event goes on MQTT, and which retained state topics it updates.
+
+Topic scheme (`<base>` is `stream` unless configured, `<id>` the event's stream id):
+
+| event type      | event topic (not retained)   | state topic (retained)          | state payload        |
+|-----------------|------------------------------|---------------------------------|----------------------|
+| `speaker.*`     | `<base>/<id>/speaker`        | `<base>/<id>/speaker/state`     | active speaker, or `none` |
+| `sound.*`       | `<base>/<id>/sound/<rule>`   | `<base>/<id>/sound/<rule>/state`| `ON` / `OFF`         |
+| `beat`          | `<base>/<id>/beat`           | `<base>/<id>/tempo/state`       | tempo, BPM (`%.1f`)  |
+| `level`         | `<base>/<id>/level`          | —                               |                      |
+| any other `a.b` | `<base>/<id>/a`              | —                               |                      |
+| availability    | `<base>/<id>/availability`   | retained, last will `offline`   | `online` / `offline` |
+
+Payloads are the event dicts as JSON, exactly as on ZeroMQ (same schemas, `stream/schemas/`). `<rule>` is the
+rule's slug (lower case, runs of anything but letters and digits become `_`), so it is one valid topic level.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from stream.errors import MessageError
+
+NO_SPEAKER = "none"
+
+
+def slug(name: str) -> str:
+    """`"Dog barking"` -> `"dog_barking"`: a single MQTT topic level and a valid Home Assistant object id."""
+    out = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+    if not out:
+        raise MessageError("bad name", f"{name!r} has no letters or digits to build an MQTT topic from")
+    return out
+
+
+def _field(event: dict[str, Any], key: str) -> Any:
+    try:
+        return event[key]
+    except KeyError:
+        raise MessageError("bad event", f"{event.get('type', '?')!r} event has no {key!r}: {event}") from None
+
+
+def event_topic(base: str, event: dict[str, Any]) -> str:
+    """The topic an event is published on (see the module's table)."""
+    kind = str(_field(event, "type")).split(".")[0]
+    root = f"{base}/{_field(event, 'stream')}"
+    if kind == "sound":
+        return f"{root}/sound/{slug(str(_field(event, 'rule')))}"
+    return f"{root}/{kind}"
+
+
+def state_updates(base: str, event: dict[str, Any]) -> dict[str, str]:
+    """Retained state topic -> payload that this event sets (empty for events that carry no state)."""
+    kind = str(_field(event, "type"))
+    root = f"{base}/{_field(event, 'stream')}"
+    if kind == "speaker.active":
+        speakers = _field(event, "speakers")
+        return {f"{root}/speaker/state": ", ".join(map(str, speakers)) if speakers else NO_SPEAKER}
+    if kind == "speaker.turn":
+        return {f"{root}/speaker/state": str(_field(event, "speaker"))}
+    if kind == "sound.alert":
+        state = "ON" if _field(event, "active") else "OFF"
+        return {f"{root}/sound/{slug(str(_field(event, 'rule')))}/state": state}
+    if kind == "beat" and event.get("tempo") is not None:
+        return {f"{root}/tempo/state": f"{float(event['tempo']):.1f}"}
+    return {}
+
+
+def encode(event: dict[str, Any]) -> bytes:
+    """The JSON payload: compact, UTF-8, keys as the schemas name them."""
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
