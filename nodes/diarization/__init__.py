@@ -1,0 +1,1 @@
+"""Speaker diarisation: online clustering, aggregation, turns, refinement and the pipeline chaining them."""
