@@ -1,0 +1,162 @@
+"""PyanNet (pyannote segmentation-3.0) as a pure JAX function over a parameter pytree.
+
+Figure: waveform -> instance norm -> SincNet (80 learned band-pass filters, 3 conv/pool/norm stages)
+-> 4-layer BiLSTM 128 -> 2 x (linear 128 + leaky ReLU) -> linear to 7 powerset classes -> log-softmax.
+Audio is 16 kHz mono; one output frame every 270 samples (16.875 ms), each seeing 991 samples (61.9 ms).
+
+Parameter tree (see `convert.py` for where each leaf comes from):
+    sincnet/wav_norm/{weight,bias}             [1]
+    sincnet/filterbank/{low_hz,band_hz}        [40, 1] learned cut-offs (Hz, before abs and the 50 Hz floors)
+    sincnet/conv{1,2}/{weight,bias}            [60, C_in, 5], [60]
+    sincnet/norm{0,1,2}/{weight,bias}          [80] / [60]
+    lstm/layer{0..3}/{w_ih,w_hh,b}             [2 directions, 512, in], [2, 512, 128], [2, 512]
+    linear{0,1}/{weight,bias}, classifier/{weight,bias}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Params = dict[str, Any]
+
+SAMPLE_RATE = 16000  # Hz; SincNet's filters are defined for 16 kHz only
+NUM_CLASSES = 7  # powerset classes: {}, {0}, {1}, {2}, {0,1}, {0,2}, {1,2}
+SINC_FILTERS = 80  # 40 cosine (even) + 40 sine (odd) filters
+SINC_KERNEL = 251  # taps (15.7 ms)
+SINC_STRIDE = 10  # samples
+MIN_LOW_HZ = 50.0
+MIN_BAND_HZ = 50.0
+LSTM_HIDDEN = 128
+LSTM_LAYERS = 4
+NORM_EPS = 1e-5  # torch InstanceNorm1d default
+LEAKY_SLOPE = 0.01  # torch leaky_relu default
+
+# (kernel, stride) of every conv/pool in SincNet, in order: the frame geometry follows from these alone.
+_STAGES = ((SINC_KERNEL, SINC_STRIDE), (3, 3), (5, 1), (3, 3), (5, 1), (3, 3))
+
+
+def num_frames(num_samples: int) -> int:
+    """Output frames for `num_samples` input samples (589 for 10 s, 293 for 5 s)."""
+    n = num_samples
+    for kernel, stride in _STAGES:
+        n = (n - kernel) // stride + 1
+    return max(n, 0)
+
+
+def receptive_field_samples(frames: int = 1) -> int:
+    """Input samples seen by `frames` consecutive output frames (991 for one frame)."""
+    n = frames
+    for kernel, stride in reversed(_STAGES):
+        n = (n - 1) * stride + kernel
+    return n
+
+
+FRAME_STEP_SAMPLES = receptive_field_samples(2) - receptive_field_samples(1)  # 270
+FRAME_STEP = FRAME_STEP_SAMPLES / SAMPLE_RATE  # s between consecutive frames
+FRAME_DURATION = receptive_field_samples(1) / SAMPLE_RATE  # s of audio one frame sees
+MIN_SAMPLES = receptive_field_samples(1)  # shortest input giving one frame
+
+
+def frame_start(frame: int) -> float:
+    """Start time (s, from the window start) of the audio that output `frame` sees; frame 0 starts at 0."""
+    return frame * FRAME_STEP
+
+
+def sinc_window_and_time() -> tuple[np.ndarray, np.ndarray]:
+    """The fixed half Hamming window and half time axis (rad/s * s) of the sinc filters, as float32.
+
+    Built exactly as asteroid-filterbanks' ParamSincFB builds its buffers, so the converter can check them.
+    """
+    half = SINC_KERNEL // 2
+    window = np.hamming(SINC_KERNEL)[:half].astype(np.float32)
+    time = (2 * np.pi * (np.arange(-half, 0, dtype=np.float32) / SAMPLE_RATE)).astype(np.float32)
+    return window, time[None, :]
+
+
+def sinc_filters(low_hz: jax.Array, band_hz: jax.Array) -> jax.Array:
+    """[80, 1, 251] band-pass filters from learned cut-offs [40, 1] (Hz): 40 even (cos) then 40 odd (sin)."""
+    window_np, time_np = sinc_window_and_time()
+    window, time = jnp.asarray(window_np), jnp.asarray(time_np)
+    low = MIN_LOW_HZ + jnp.abs(low_hz)
+    high = jnp.clip(low + MIN_BAND_HZ + jnp.abs(band_hz), MIN_LOW_HZ, SAMPLE_RATE / 2)
+    band = (high - low)[:, 0]
+    ft_low, ft_high = low @ time, high @ time  # [40, 125] phase at each tap
+    even_left = (jnp.sin(ft_high) - jnp.sin(ft_low)) / (time / 2) * window
+    odd_left = (jnp.cos(ft_low) - jnp.cos(ft_high)) / (time / 2) * window
+    even = jnp.concatenate([even_left, 2 * band[:, None], even_left[:, ::-1]], axis=1)
+    odd = jnp.concatenate([odd_left, jnp.zeros_like(band)[:, None], -odd_left[:, ::-1]], axis=1)
+    filters = jnp.concatenate([even, odd], axis=0) / (2 * jnp.concatenate([band, band]))[:, None]
+    return filters[:, None, :]
+
+
+def _conv1d(x: jax.Array, weight: jax.Array, stride: int = 1) -> jax.Array:
+    """[B, C_in, T] * [C_out, C_in, K] -> [B, C_out, T'], valid padding (as torch Conv1d padding=0)."""
+    return jax.lax.conv_general_dilated(
+        x, weight, window_strides=(stride,), padding="VALID", dimension_numbers=("NCH", "OIH", "NCH"),
+        precision=jax.lax.Precision.HIGHEST,
+    )
+
+
+def _max_pool3(x: jax.Array) -> jax.Array:
+    """Max over non-overlapping groups of 3 frames, dropping the remainder (torch MaxPool1d(3, 3))."""
+    t = x.shape[-1] // 3 * 3
+    return x[..., :t].reshape(*x.shape[:-1], t // 3, 3).max(axis=-1)
+
+
+def _instance_norm(x: jax.Array, p: Params) -> jax.Array:
+    """Normalise each channel of each example over time, then scale and shift per channel."""
+    mean = x.mean(axis=-1, keepdims=True)
+    var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
+    return (x - mean) / jnp.sqrt(var + NORM_EPS) * p["weight"][:, None] + p["bias"][:, None]
+
+
+def sincnet(p: Params, waveforms: jax.Array) -> jax.Array:
+    """[B, samples] -> [B, frames, 60] local features."""
+    x = _instance_norm(waveforms[:, None, :], p["wav_norm"])
+    x = _conv1d(x, sinc_filters(p["filterbank"]["low_hz"], p["filterbank"]["band_hz"]), SINC_STRIDE)
+    x = jax.nn.leaky_relu(_instance_norm(_max_pool3(jnp.abs(x)), p["norm0"]), LEAKY_SLOPE)
+    for i in (1, 2):
+        x = _conv1d(x, p[f"conv{i}"]["weight"]) + p[f"conv{i}"]["bias"][:, None]
+        x = jax.nn.leaky_relu(_instance_norm(_max_pool3(x), p[f"norm{i}"]), LEAKY_SLOPE)
+    return x.transpose(0, 2, 1)
+
+
+def bilstm_layer(p: Params, x: jax.Array) -> jax.Array:
+    """One bidirectional LSTM layer, [B, T, F] -> [B, T, 2H]; gates in torch order (input, forget, cell, output).
+
+    Both directions run in one scan: the backward direction reads the time-reversed input.
+    """
+    hidden = p["w_hh"].shape[-1]
+    both = jnp.stack([x, x[:, ::-1]])  # [2, B, T, F]
+    gates_in = jnp.einsum("dbtf,dgf->tdbg", both, p["w_ih"], precision="highest") + p["b"][None, :, None, :]
+
+    def step(carry: tuple[jax.Array, jax.Array], g_in: jax.Array) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
+        h, c = carry
+        g = g_in + jnp.einsum("dbh,dgh->dbg", h, p["w_hh"], precision="highest")
+        i, f, u, o = jnp.split(g, 4, axis=-1)
+        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(u)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return (h, c), h
+
+    zeros = jnp.zeros((2, x.shape[0], hidden), x.dtype)
+    _, hs = jax.lax.scan(step, (zeros, zeros), gates_in)  # [T, 2, B, H]
+    forward, backward = hs[:, 0], hs[::-1, 1]
+    return jnp.concatenate([forward, backward], axis=-1).transpose(1, 0, 2)
+
+
+def _linear(p: Params, x: jax.Array) -> jax.Array:
+    return jnp.einsum("...i,oi->...o", x, p["weight"], precision="highest") + p["bias"]
+
+
+def pyannet(params: Params, waveforms: jax.Array) -> jax.Array:
+    """[B, samples] at 16 kHz -> [B, num_frames(samples), 7] powerset log-probabilities."""
+    x = sincnet(params["sincnet"], waveforms)
+    for layer in range(LSTM_LAYERS):
+        x = bilstm_layer(params["lstm"][f"layer{layer}"], x)
+    for layer in range(2):
+        x = jax.nn.leaky_relu(_linear(params[f"linear{layer}"], x), LEAKY_SLOPE)
+    return jax.nn.log_softmax(_linear(params["classifier"], x), axis=-1)
