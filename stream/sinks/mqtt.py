@@ -59,8 +59,10 @@ SINK_LATENCY = Histogram(
 # CONNACK reason codes (MQTT 5 numbering, which paho uses for 3.1.1 too) that retrying cannot fix.
 _REFUSED = {
     134: "bad user name or password: check the username/password in the graph or the URL",
-    135: "not authorized: the broker refuses this user or anonymous clients; configure credentials",
+    135: "not authorized: wrong or missing username/password, or this user may not connect",
     133: "client identifier not valid: set a different client_id",
+    5: "not authorized: wrong or missing username/password, or this user may not connect",
+    4: "bad user name or password: check the username/password in the graph or the URL",
     132: "unsupported protocol version",
 }
 
@@ -200,6 +202,7 @@ class MqttSink:
         self._states: dict[str, str] = {}
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
+        self._idle = asyncio.Event()  # set while the sender has nothing left to send
         self._announce = False
         self._error: BrokerError | None = None
         self._first_attempt = asyncio.Event()
@@ -240,13 +243,14 @@ class MqttSink:
             self._states[topic] = value
             self._dirty.add(topic)
         BUFFERED.labels(**self._labels).set(len(self._buffer))
+        self._idle.clear()
         self._wake.set()
 
     async def stop(self, flush_s: float = 2.0) -> None:
         """Deliver what is buffered (up to `flush_s` seconds), say `offline`, disconnect, stop an embedded broker."""
         if self._task:
             deadline = time.monotonic() + flush_s
-            while (self._buffer or self._dirty) and self.connected and time.monotonic() < deadline:
+            while not self._idle.is_set() and self.connected and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -312,6 +316,7 @@ class MqttSink:
             if topic == f"{prefix}/status":
                 if message.payload == b"online":
                     self._announce = True
+                    self._idle.clear()
                     self._wake.set()
             elif topic == f"{self.root}/sync/{self.client_id}":
                 if message.payload == conn.token.encode():
@@ -347,7 +352,9 @@ class MqttSink:
                 raise
             if not self._buffer and not self._dirty and not self._announce:
                 self._wake.clear()
+                self._idle.set()
                 await self._wake.wait()
+                self._idle.clear()
 
     async def _sync_discovery(self, mqtt: aiomqtt.Client, conn: _Connection) -> None:
         """Delete retained configs of entities this graph no longer has (found by subscribing to our device's)."""
