@@ -16,6 +16,8 @@ from stream.errors import StreamError
 
 # Order is the order of `stream --help`.
 COMMANDS = [
+    "run",
+    "listen",
     "devices",
 ]
 

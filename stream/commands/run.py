@@ -1,0 +1,22 @@
+"""`stream run CONFIG [--source FILE|DEVICE] [--duration S]`: run a graph in the foreground until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run a graph of nodes (one process each) until Ctrl-C or end of input")
+    p.add_argument("config", type=Path, help="graph TOML, e.g. configs/demo.toml")
+    p.add_argument("--source", help="audio file, or input device index/name (see `stream devices`); "
+                   "default: the graph's own source (the demo: a generated test signal)")
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument("--run-dir", type=Path, help="folder for sockets, checkpoints, metrics (default: a new temp dir)")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from stream.graph import run
+
+    return run(args.config, source=args.source, duration_s=args.duration, run_dir=args.run_dir)

@@ -1,0 +1,328 @@
+"""A graph TOML -> one OS process per node, wired over ZeroMQ, supervised (restart with back-off, clean stop).
+
+Graph format (see configs/demo.toml for a commented example):
+
+    [graph]
+    name = "demo"
+    checkpoint_s = 1.0      # node state checkpoint period, s
+    heartbeat_s = 0.5       # node -> supervisor heartbeat period, s; 10 missed = hung, killed and restarted
+    hwm = 1000              # messages buffered per socket before ZeroMQ drops (drops are counted downstream)
+
+    [metrics]
+    host = "127.0.0.1"      # one Prometheus endpoint for the whole graph
+    port = 9464             # 0 = any free port
+
+    [[nodes]]
+    name = "capture"        # unique; also the input port name downstream nodes see
+    kind = "capture"        # nodes.<kind>.node:NODE, or "package.module:Class"
+    [nodes.config]          # the node's Config fields (validated: unknown keys and wrong types are errors)
+    source = "signal"
+
+    [[nodes]]
+    name = "loudness"
+    kind = "loudness"
+    inputs = ["capture"]    # upstream node names, or endpoints of nodes on other hosts ("tcp://host:port")
+    # endpoint = "tcp://0.0.0.0:5601"   # bind here instead of ipc://<run dir>/<name>.sock (other hosts)
+
+    [[sinks]]               # events of every node go to every sink (one "sinks" process)
+    kind = "jsonl"          # zmq_pub | jsonl | console | mqtt | "package.module:Class"
+    path = "events.jsonl"
+
+Run folder (a fresh temp dir unless given): `<name>.sock` endpoints, `control.sock` (heartbeats), `state/`
+(checkpoints), `metrics/` (prometheus_client multiprocess files). A crashed node (non-zero exit, or heartbeats
+stopped) is restarted after 0.1 s, doubling to 5 s while it keeps crashing; it restores its checkpoint and its
+downstream nodes reconnect by themselves. SIGINT/SIGTERM (or `duration`) stops the sources; end-of-stream then
+drains through the graph; nodes still alive after `grace_s` get SIGTERM, then SIGKILL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import tempfile
+import time
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import zmq
+import zmq.asyncio
+
+from stream import metrics
+from stream.errors import ConfigError
+from stream.node import Source, parse_config, resolve
+from stream.paths import REPO_ROOT
+from stream.runner import NodeSpec
+
+log = logging.getLogger(__name__)
+
+SINKS_NODE = "sinks"
+_GRAPH_KEYS = {"name", "checkpoint_s", "heartbeat_s", "hwm"}
+_NODE_KEYS = {"name", "kind", "config", "inputs", "endpoint"}
+
+
+@dataclass(frozen=True)
+class NodeEntry:
+    name: str
+    kind: str
+    config: dict[str, Any] = field(default_factory=dict)
+    inputs: tuple[str, ...] = ()
+    endpoint: str = ""  # "" = ipc in the run folder
+
+
+@dataclass(frozen=True)
+class Graph:
+    name: str
+    nodes: tuple[NodeEntry, ...]
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9464
+    checkpoint_s: float = 1.0
+    heartbeat_s: float = 0.5
+    hwm: int = 1000
+
+    def node(self, name: str) -> NodeEntry:
+        return next(n for n in self.nodes if n.name == name)
+
+    def subscribers(self, name: str) -> list[str]:
+        return [n.name for n in self.nodes if name in n.inputs]
+
+
+def _table(raw: Any, where: str, keys: set[str]) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = sorted(set(raw) - keys)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(keys)}")
+    return raw
+
+
+def load_graph(path: Path) -> Graph:
+    """Parse and check a graph TOML: names, kinds, inputs, node configs (errors name the node and key)."""
+    try:
+        raw = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"graph file {path} not found; see configs/demo.toml for an example") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"graph file {path} is not valid TOML: {exc}") from None
+    _table(raw, str(path), {"graph", "metrics", "nodes", "sinks"})
+    head = _table(raw.get("graph", {}), "[graph]", _GRAPH_KEYS)
+    met = _table(raw.get("metrics", {}), "[metrics]", {"host", "port"})
+    entries = []
+    for i, node in enumerate(raw.get("nodes", [])):
+        node = _table(node, f"[[nodes]] #{i + 1}", _NODE_KEYS)
+        if not node.get("name") or not node.get("kind"):
+            raise ConfigError(f"[[nodes]] #{i + 1} needs a name and a kind")
+        entries.append(NodeEntry(node["name"], node["kind"], dict(node.get("config", {})),
+                                 tuple(node.get("inputs", ())), node.get("endpoint", "")))
+    if raw.get("sinks"):
+        entries.append(NodeEntry(SINKS_NODE, "stream.sinks.node:SinksNode", {"sinks": list(raw["sinks"])},
+                                 tuple(e.name for e in entries)))
+    graph = Graph(
+        name=head.get("name", Path(path).stem), nodes=tuple(entries),
+        metrics_host=met.get("host", "127.0.0.1"), metrics_port=int(met.get("port", 9464)),
+        **{k: head[k] for k in ("checkpoint_s", "heartbeat_s", "hwm") if k in head},
+    )
+    check(graph)
+    return graph
+
+
+def check(graph: Graph) -> None:
+    """Unique names, known inputs, no cycles, every node's config valid."""
+    names = [n.name for n in graph.nodes]
+    if len(set(names)) != len(names) or not names:
+        raise ConfigError(f"graph {graph.name!r}: node names must be unique and non-empty, got {names}")
+    for node in graph.nodes:
+        for upstream in node.inputs:
+            if upstream not in names and "://" not in upstream:
+                raise ConfigError(f"node {node.name!r}: input {upstream!r} is neither a node ({names}) nor an endpoint")
+        cls = resolve(node.kind)
+        if issubclass(cls, Source) and node.inputs:
+            raise ConfigError(f"node {node.name!r} is a source ({node.kind}) and takes no inputs")
+        cls.from_table(node.config, node.name)
+    _order(graph)
+
+
+def _order(graph: Graph) -> list[str]:
+    """Topological order (sources first); ConfigError on a cycle."""
+    done: list[str] = []
+    pending = {n.name: {i for i in n.inputs if "://" not in i} for n in graph.nodes}
+    while pending:
+        ready = [name for name, ins in pending.items() if ins <= set(done)]
+        if not ready:
+            raise ConfigError(f"graph {graph.name!r} has a cycle among {sorted(pending)}")
+        done.extend(ready)
+        for name in ready:
+            del pending[name]
+    return done
+
+
+def with_source(graph: Graph, source: str) -> Graph:
+    """Point every capture node at `source`: an existing file, else a device index or name."""
+    if Path(source).is_file():
+        change = {"source": "file", "path": str(Path(source).resolve())}
+    else:
+        change = {"source": "device", "device": int(source) if source.isdigit() else source}
+    nodes = tuple(replace(n, config={**n.config, **change}) if n.kind == "capture" else n for n in graph.nodes)
+    if nodes == graph.nodes:
+        raise ConfigError(f"graph {graph.name!r} has no capture node to take --source")
+    graph = replace(graph, nodes=nodes)
+    check(graph)
+    return graph
+
+
+class Supervisor:
+    """Starts, watches and stops the node processes of one graph run."""
+
+    def __init__(self, graph: Graph, run_dir: Path | None = None, grace_s: float = 5.0) -> None:
+        self.graph = graph
+        self.run_dir = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix=f"stream-{graph.name}-"))
+        self.grace_s = grace_s
+        self.restarts: dict[str, int] = {n.name: 0 for n in graph.nodes}
+        self.procs: dict[str, asyncio.subprocess.Process] = {}
+        self.beats: dict[str, float] = {}
+        self.states: dict[str, str] = {}
+        self.stopping = asyncio.Event()
+        self.metrics_port = 0
+
+    def endpoint(self, node: NodeEntry) -> tuple[str, str]:
+        """(bind address, connect address) of a node's output."""
+        if not node.endpoint:
+            address = f"ipc://{self.run_dir / (node.name + '.sock')}"
+            return address, address
+        return node.endpoint, node.endpoint.replace("0.0.0.0", "127.0.0.1").replace("*", "127.0.0.1")
+
+    def spec(self, node: NodeEntry) -> NodeSpec:
+        inputs = {u: u if "://" in u else self.endpoint(self.graph.node(u))[1] for u in node.inputs}
+        return NodeSpec(
+            name=node.name, kind=node.kind, config=node.config, endpoint=self.endpoint(node)[0], inputs=inputs,
+            subscribers=self.graph.subscribers(node.name), control=f"ipc://{self.run_dir / 'control.sock'}",
+            state_path=str(self.run_dir / "state" / f"{node.name}.msgpack"), hwm=self.graph.hwm,
+            heartbeat_s=self.graph.heartbeat_s, checkpoint_s=self.graph.checkpoint_s,
+        )
+
+    async def run(self, duration_s: float | None = None) -> int:
+        """Run until every node has finished (end of stream) or a stop; 0 if all ended cleanly."""
+        for folder in ("state", "metrics"):
+            (self.run_dir / folder).mkdir(parents=True, exist_ok=True)
+        server, _ = metrics.serve(self.run_dir / "metrics", self.graph.metrics_host, self.graph.metrics_port,
+                                  lambda: self.restarts)
+        self.metrics_port = server.server_port
+        log.info("graph %s: run folder %s, metrics on http://%s:%d/metrics", self.graph.name, self.run_dir,
+                 self.graph.metrics_host, self.metrics_port)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stopping.set)
+        ctx = zmq.asyncio.Context()
+        control = ctx.socket(zmq.PULL)
+        control.bind(f"ipc://{self.run_dir / 'control.sock'}")
+        helpers = [asyncio.ensure_future(self._listen(control)), asyncio.ensure_future(self._stop_when_asked())]
+        if duration_s is not None:
+            helpers.append(asyncio.ensure_future(self._stop_after(duration_s)))
+        try:
+            codes = await asyncio.gather(*(self._supervise(n) for n in self.graph.nodes))
+        finally:
+            for task in helpers:
+                task.cancel()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            control.close()
+            ctx.term()
+            server.shutdown()
+            server.server_close()
+        return 0 if all(code == 0 for code in codes) else 1
+
+    async def _spawn(self, node: NodeEntry) -> asyncio.subprocess.Process:
+        env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=str(self.run_dir / "metrics"),
+                   PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "stream.runner", self.spec(node).to_json(),
+                                                    env=env)
+        self.procs[node.name] = proc
+        self.beats[node.name] = time.monotonic()
+        self.states[node.name] = "starting"
+        return proc
+
+    async def _supervise(self, node: NodeEntry) -> int:
+        """Keep one node running: restart on a crash with back-off; return its final exit code."""
+        failures = 0
+        while True:
+            started = time.monotonic()
+            proc = await self._spawn(node)
+            watchdog = asyncio.ensure_future(self._watch(node.name, proc))
+            code = await proc.wait()
+            watchdog.cancel()
+            metrics.mark_dead(proc.pid, self.run_dir / "metrics")
+            if code == 0 or self.stopping.is_set():
+                return code
+            failures = 1 if time.monotonic() - started > 10.0 else failures + 1
+            self.restarts[node.name] += 1
+            delay = min(5.0, 0.1 * 2 ** (failures - 1))
+            log.warning("node %s exited with %d; restart #%d in %.1f s", node.name, code, self.restarts[node.name], delay)
+            await asyncio.sleep(delay)
+            if self.stopping.is_set():
+                return code
+
+    async def _watch(self, name: str, proc: asyncio.subprocess.Process) -> None:
+        """Kill a node whose heartbeats stopped (hung); `_supervise` then restarts it."""
+        timeout = 10 * self.graph.heartbeat_s
+        while True:
+            await asyncio.sleep(self.graph.heartbeat_s)
+            if self.states.get(name) == "ready" and time.monotonic() - self.beats[name] > timeout:
+                log.warning("node %s sent no heartbeat for %.1f s: killing it", name, timeout)
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                return
+
+    async def _listen(self, control: zmq.asyncio.Socket) -> None:
+        while True:
+            beat = msgpack.unpackb(await control.recv())
+            proc = self.procs.get(beat["node"])
+            if proc is not None and proc.pid == beat["pid"]:
+                self.beats[beat["node"]] = time.monotonic()
+                self.states[beat["node"]] = beat["state"]
+
+    async def _stop_after(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self.stopping.set()
+
+    async def _stop_when_asked(self) -> None:
+        """Stop sources first so end-of-stream drains the graph; then terminate stragglers, then kill."""
+        await self.stopping.wait()
+        order = _order(self.graph)
+        sources = [n for n in order if not self.graph.node(n).inputs]
+        for name in sources:
+            self._signal(name, signal.SIGTERM)
+        if await self._all_exited(self.grace_s):
+            return
+        for name in reversed(order):
+            self._signal(name, signal.SIGTERM)
+        if not await self._all_exited(2.0):
+            for name in order:
+                self._signal(name, signal.SIGKILL)
+
+    def _signal(self, name: str, sig: signal.Signals) -> None:
+        proc = self.procs.get(name)
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(sig)
+
+    async def _all_exited(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if all(p.returncode is not None for p in self.procs.values()):
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+
+def run(path: Path, source: str | None = None, duration_s: float | None = None, run_dir: Path | None = None) -> int:
+    """`stream run`: load, check and run a graph in the foreground."""
+    graph = load_graph(path)
+    if source:
+        graph = with_source(graph, source)
+    return asyncio.run(Supervisor(graph, run_dir).run(duration_s))

@@ -1,0 +1,77 @@
+"""Prometheus metrics: the standard names (../DESIGN.md) and one endpoint for the whole graph.
+
+Why multiprocess mode: every node is its own OS process, yet users scrape one endpoint. The supervisor gives each
+node process `PROMETHEUS_MULTIPROC_DIR=<run dir>/metrics`; prometheus_client then keeps each metric in a memory-
+mapped file per process, and the supervisor's endpoint (`serve`) sums them. Counters and histograms of a crashed
+process stay in its files, so counts survive restarts; gauges are `livemax` and vanish with their process (the
+supervisor calls `mark_dead`). `stream_node_restarts_total` lives in the supervisor and joins the same endpoint.
+Without the variable (a node used bare, a test) the metrics live in the process's default registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+# 5 ms .. 5 s, dense over 10 ms - 2 s where real-time latencies live.
+LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
+PROCESS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+EVENT_LATENCY = Histogram(
+    "stream_event_latency_seconds",
+    "Capture time of the audio to publish time of the event, seconds.",
+    ["node", "event"],
+    buckets=LATENCY_BUCKETS,
+)
+TRANSPORT_LATENCY = Histogram(
+    "stream_transport_latency_seconds",
+    "Capture time of the audio to receipt of a message by a node, seconds (per receiving node and sender).",
+    ["node", "sender"],
+    buckets=LATENCY_BUCKETS,
+)
+PROCESS_SECONDS = Histogram(
+    "stream_node_process_seconds", "Time a node spends in process() per message, seconds.", ["node"],
+    buckets=PROCESS_BUCKETS,
+)
+MESSAGES = Counter(
+    "stream_messages", "Messages received by a node, by result (ok, malformed, dropped, gap, out_of_order).",
+    ["node", "result"],
+)
+QUEUE_DEPTH = Gauge(
+    "stream_queue_depth", "Messages received but not yet processed by a node.", ["node"], multiprocess_mode="livemax"
+)
+REALTIME_FACTOR = Gauge(
+    "stream_realtime_factor", "Processing time over audio duration of the last message (<1 keeps up).", ["node"],
+    multiprocess_mode="livemax",
+)
+SINK_ERRORS = Counter("stream_sink_errors", "Events a sink failed to publish.", ["sink"])
+
+
+def mark_dead(pid: int, directory: Path) -> None:
+    """Drop the live gauges of a node process that exited (its counters and histograms stay)."""
+    mark_process_dead(pid, str(directory))
+
+
+class _Restarts:
+    """Exposes the supervisor's restart counts as `stream_node_restarts_total{node}`."""
+
+    def __init__(self, counts: Callable[[], Mapping[str, int]]) -> None:
+        self._counts = counts
+
+    def collect(self):  # noqa: ANN201 - prometheus_client collector protocol
+        family = CounterMetricFamily("stream_node_restarts", "Times the supervisor restarted a node.", labels=["node"])
+        for node, count in self._counts().items():
+            family.add_metric([node], count)
+        yield family
+
+
+def serve(directory: Path, host: str, port: int, restarts: Callable[[], Mapping[str, int]]):  # noqa: ANN201
+    """Start the graph's endpoint on host:port (port 0 picks a free one); returns (server, thread)."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(directory))
+    registry.register(_Restarts(restarts))
+    return start_http_server(port, addr=host, registry=registry)

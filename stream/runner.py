@@ -1,0 +1,311 @@
+"""The process around one node: sockets, receive loop, validation and counting, heartbeats, checkpoints, stop.
+
+The supervisor starts `python -m stream.runner '<NodeSpec as JSON>'` per node. Order of a start:
+restore checkpoint -> `setup()` -> bind output and wait until downstream subscribers joined -> subscribe to
+upstreams -> heartbeat "ready" -> run. Every received message is decoded and checked (malformed ones are
+counted and logged once per reason, never fatal), sequence gaps are counted as dropped, then `process` runs.
+
+Stopping: SIGTERM/SIGINT makes a source stop producing and any node drain what it has already received; when
+all upstreams have sent end-of-stream (or on a stop) the node calls `close()`, publishes the result and its own
+end-of-stream, checkpoints and exits 0. A crash exits non-zero and the supervisor restarts it; the checkpoint
+(node state + last seq seen per sender) makes the gap of the outage show up in the dropped counter. Messages the
+node processed after its last checkpoint count as dropped too, as their effect on the state was lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import numpy as np
+import zmq
+import zmq.asyncio
+
+from stream import metrics
+from stream.errors import MessageError, StreamError
+from stream.message import Message, Order, SeqTracker, decode
+from stream.node import Node, Source, resolve
+from stream.transport import EOS, Publisher, subscribe
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """Everything a node process needs; built by the supervisor from the graph TOML."""
+
+    name: str
+    kind: str
+    config: dict[str, Any]
+    endpoint: str  # where this node's output binds
+    inputs: dict[str, str] = field(default_factory=dict)  # upstream name -> its endpoint
+    subscribers: list[str] = field(default_factory=list)  # downstream names to wait for before running
+    control: str = ""  # supervisor's heartbeat endpoint ("" when run alone)
+    state_path: str = ""  # checkpoint file ("" for none)
+    hwm: int = 1000  # messages queued per socket before ZeroMQ drops (counted as gaps downstream)
+    max_queue: int = 64  # messages taken off the sockets ahead of processing (stream_queue_depth)
+    heartbeat_s: float = 0.5
+    checkpoint_s: float = 1.0
+    ready_timeout_s: float = 30.0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> NodeSpec:
+        return cls(**json.loads(text))
+
+
+def _pack(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return {"__ndarray__": [obj.dtype.str, list(obj.shape), obj.tobytes()]}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise TypeError(f"cannot checkpoint {type(obj).__name__}")
+
+
+def _unpack(obj: dict[str, Any]) -> Any:
+    if "__ndarray__" in obj:
+        dtype, shape, raw = obj["__ndarray__"]
+        return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+    return obj
+
+
+def save_state(path: Path, state: dict[str, Any]) -> None:
+    """Atomic write: a crash mid-write leaves the previous checkpoint intact."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(msgpack.packb(state, default=_pack, use_bin_type=True))
+    tmp.replace(path)
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    return msgpack.unpackb(path.read_bytes(), object_hook=_unpack, raw=False, strict_map_key=False)
+
+
+class Runner:
+    """Runs one node over ZeroMQ until end of stream or a stop signal."""
+
+    def __init__(self, spec: NodeSpec, node: Node[Any], ctx: zmq.asyncio.Context) -> None:
+        self.spec, self.node, self.ctx = spec, node, ctx
+        self.tracker = SeqTracker()
+        self.out_seq: dict[str, int] = {}
+        self.queue: deque[tuple[str, Message]] = deque()
+        self.ended: set[str] = set()
+        self.stopping = asyncio.Event()
+        self.state = "starting"
+        self._logged: set[str] = set()
+        self._messages = {r: metrics.MESSAGES.labels(spec.name, r)
+                          for r in ("ok", "malformed", "dropped", "gap", "out_of_order")}
+        self._process_seconds = metrics.PROCESS_SECONDS.labels(spec.name)
+        self._rtf = metrics.REALTIME_FACTOR.labels(spec.name)
+        self._depth = metrics.QUEUE_DEPTH.labels(spec.name)
+        self.pub: Publisher | None = None
+        self.subs: dict[str, zmq.asyncio.Socket] = {}
+        self.control: zmq.asyncio.Socket | None = None
+        if spec.control:
+            self.control = ctx.socket(zmq.PUSH)
+            self.control.setsockopt(zmq.SNDHWM, 10)
+            self.control.setsockopt(zmq.LINGER, 500)
+            self.control.connect(spec.control)
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+    async def run(self) -> None:
+        state_path = Path(self.spec.state_path) if self.spec.state_path else None
+        if state_path and state_path.is_file():
+            state = load_state(state_path)
+            self.node.load_state_dict(state["node"])
+            self.tracker.load_state_dict(state["seq_in"])
+            log.info("%s: restored checkpoint %s", self.spec.name, state_path)
+        await self.node.setup()
+        self.pub = Publisher(self.ctx, self.spec.endpoint, self.spec.subscribers, self.spec.hwm)
+        await self.pub.wait_ready(self.spec.ready_timeout_s)
+        for upstream, endpoint in self.spec.inputs.items():
+            self.subs[upstream] = subscribe(
+                self.ctx, endpoint, self.spec.name, self.node.accepts, self.spec.hwm,
+                int(self.spec.heartbeat_s * 1000),
+            )
+        self.state = "ready"
+        background = [asyncio.ensure_future(self._heartbeat()), asyncio.ensure_future(self._checkpoint_loop())]
+        try:
+            if isinstance(self.node, Source):
+                await self._produce()
+            else:
+                await self._consume()
+            for msg in await self.node.close():
+                await self.publish(msg)
+            await self.publish(Message.new("-", EOS, np.zeros(0, np.uint8), sr=0,
+                                           t_capture_ns=time.monotonic_ns(), t_wall=time.time()))
+            self.state = "done"
+            self._save()
+            await self._send_heartbeat()
+        finally:
+            for task in background:
+                task.cancel()
+            for sock in self.subs.values():
+                sock.close()
+            self.pub.close()
+            if self.control is not None:
+                self.control.close()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    async def _produce(self) -> None:
+        source = self.node.produce()
+        stop = asyncio.ensure_future(self.stopping.wait())
+        try:
+            while True:
+                step = asyncio.ensure_future(anext(source))
+                done, _ = await asyncio.wait({step, stop}, return_when=asyncio.FIRST_COMPLETED)
+                if step not in done:
+                    step.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                        await step
+                    break
+                try:
+                    msg = step.result()
+                except StopAsyncIteration:
+                    break
+                await self.publish(msg)
+        finally:
+            stop.cancel()
+            await source.aclose()
+
+    async def _consume(self) -> None:
+        poller = zmq.asyncio.Poller()
+        for sock in self.subs.values():
+            poller.register(sock, zmq.POLLIN)
+        ports = {sock: name for name, sock in self.subs.items()}
+        while len(self.ended) < len(self.subs):
+            timeout = 0 if self.stopping.is_set() else 100
+            events = await poller.poll(timeout)
+            for sock, _ in events:
+                self._take(ports[sock], sock)
+            if not events and not self.queue and self.stopping.is_set():
+                return  # stop: everything already received is processed
+            while self.queue:
+                port, msg = self.queue.popleft()
+                self._depth.set(len(self.queue))
+                await self._handle(port, msg)
+
+    def _take(self, port: str, sock: zmq.asyncio.Socket) -> None:
+        """Move what the socket holds into the queue (bounded: the rest waits in ZeroMQ's buffer)."""
+        while len(self.queue) < self.spec.max_queue:
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False).result()
+            except zmq.Again:
+                break
+            msg = self._decode(port, frames)
+            if msg is not None:
+                self.queue.append((port, msg))
+        self._depth.set(len(self.queue))
+
+    def _decode(self, port: str, frames: list[zmq.Frame]) -> Message | None:
+        try:
+            msg = decode([f.buffer for f in frames[1:]])
+        except MessageError as exc:
+            self._messages["malformed"].inc()
+            self._log_once(exc.reason, f"{self.spec.name}: malformed message from {port} ({exc}); counting, going on")
+            return None
+        order, missing = self.tracker.check(port, msg.header)
+        if order is Order.GAP:
+            self._messages["gap"].inc()
+            self._messages["dropped"].inc(missing)
+            log.warning("%s: %d message(s) from %s lost before seq %d", self.spec.name, missing, port, msg.header.seq)
+        elif order is Order.OUT_OF_ORDER:
+            self._messages["out_of_order"].inc()
+            log.warning("%s: seq from %s went back to %d (sender restarted)", self.spec.name, port, msg.header.seq)
+        return msg
+
+    async def _handle(self, port: str, msg: Message) -> None:
+        if msg.header.kind == EOS:
+            self.ended.add(port)
+            return
+        metrics.TRANSPORT_LATENCY.labels(self.spec.name, port).observe(
+            (time.monotonic_ns() - msg.header.t_capture_ns) / 1e9
+        )
+        start = time.perf_counter()
+        try:
+            outputs = await self.node.process(msg, port)
+        except StreamError as exc:
+            self._messages["malformed"].inc()
+            self._log_once(type(exc).__name__, f"{self.spec.name}: rejected a message from {port} ({exc})")
+            return
+        elapsed = time.perf_counter() - start
+        self._messages["ok"].inc()
+        self._process_seconds.observe(elapsed)
+        if msg.duration_s > 0:
+            self._rtf.set(elapsed / msg.duration_s)
+        for out in outputs:
+            await self.publish(out)
+
+    async def publish(self, msg: Message) -> None:
+        """Stamp the per-stream output seq and send."""
+        seq = self.out_seq.get(msg.header.stream, 0)
+        self.out_seq[msg.header.stream] = seq + 1
+        await self.pub.send(msg.with_seq(seq))
+
+    def _log_once(self, reason: str, text: str) -> None:
+        if reason not in self._logged:
+            self._logged.add(reason)
+            log.warning(text)
+
+    # -- heartbeats and checkpoints ----------------------------------------------------------------------------
+    async def _heartbeat(self) -> None:
+        while True:
+            await self._send_heartbeat()
+            await asyncio.sleep(self.spec.heartbeat_s)
+
+    async def _send_heartbeat(self) -> None:
+        """Tell the supervisor this node is alive (and whether it is ready or done); never blocks."""
+        if self.control is not None:
+            beat = {"node": self.spec.name, "pid": os.getpid(), "state": self.state, "t": time.time()}
+            try:
+                await self.control.send(msgpack.packb(beat), zmq.NOBLOCK)
+            except zmq.Again:
+                pass
+
+    async def _checkpoint_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.spec.checkpoint_s)
+            self._save()
+
+    def _save(self) -> None:
+        if self.spec.state_path:
+            save_state(Path(self.spec.state_path),
+                       {"node": self.node.state_dict(), "seq_in": self.tracker.state_dict()})
+
+
+async def run_spec(spec: NodeSpec) -> None:
+    """Build the node from its spec and run it until end of stream or SIGTERM/SIGINT."""
+    node = resolve(spec.kind).from_table(spec.config, spec.name)
+    ctx = zmq.asyncio.Context()
+    runner = Runner(spec, node, ctx)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, runner.stop)
+    try:
+        await runner.run()
+    finally:
+        ctx.destroy(linger=2000)
+
+
+def main() -> None:
+    logging.basicConfig(level=os.environ.get("STREAM_LOG_LEVEL", "WARNING"),
+                        format=f"%(asctime)s node[{os.getpid()}] %(levelname)s %(message)s")
+    asyncio.run(run_spec(NodeSpec.from_json(sys.argv[1])))
+
+
+if __name__ == "__main__":
+    main()
