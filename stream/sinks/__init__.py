@@ -1,0 +1,1 @@
+"""Where events leave the graph: `Sink` interface (base.py), one module per sink kind, the sinks node."""
