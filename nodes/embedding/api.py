@@ -1,0 +1,125 @@
+"""Batched speaker embeddings with CAM++: what diarisation, enrolment and `stream embed` call.
+
+    params = load_campplus()                                    # converted once, cached (stream.models)
+    emb = embed(params, feats, weights)                         # feats [B, T, 80], weights [B, T] -> [B, 192]
+    emb = embed_waveforms(params, [wave1, wave2], 16000)        # list of 1-D float waveforms in [-1, 1] -> [N, 192]
+
+`feats` are Kaldi log-mel fbank (80 bins, 25 ms / 10 ms, dither 0) of the waveform scaled by 32768 (int16 range):
+`nodes.features.kaldi.fbank(wave * 32768)`. Do not normalise them: `embed` subtracts each row's mean over its
+valid frames (CAM++'s training recipe) inside the jitted function.
+
+`weights` are per-frame pooling weights in [0, 1] (e.g. one speaker's activity from a segmentation model). They
+weight only the statistics pooling: every frame still passes through the convolutions, as pyannote and diart do
+for overlap-aware embeddings. `lengths` gives each row's number of valid frames when rows are padded (default: all
+T); padded frames never influence a row's result.
+
+Shapes are bucketed so a running stream never recompiles: T is padded up to the next of 100 * sqrt(2)^k frames and
+B up to a power of two; each new bucket compiles once (~10 s for CAM++ on 2 CPU cores, see bench/RESULTS.md).
+Embeddings are raw (not length-normalised); compare them with cosine similarity.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nodes.embedding.campplus import CampplusConfig, forward
+from nodes.embedding.layers import time_mask
+from nodes.features.kaldi import FbankConfig, fbank
+from stream.errors import AudioError, ModelError
+from stream.models import Params, load_params
+
+SAMPLE_RATE = 16000  # Hz, the rate CAM++ was trained at
+WAVE_SCALE = 32768.0  # Kaldi front ends expect int16-range samples
+MIN_FRAMES = 20  # 0.2 s of fbank frames: below this an embedding means little
+FBANK = FbankConfig(sample_rate=SAMPLE_RATE, num_mel_bins=80)
+
+
+def load_campplus(name: str = "campplus") -> Params:
+    """CAM++ parameters as JAX arrays (converted from the upstream checkpoint on first use, then cached)."""
+    return jax.tree.map(jnp.asarray, load_params(name))
+
+
+def bucket_frames(num_frames: int) -> int:
+    """Padded length for `num_frames`: the next of 100 * sqrt(2)^k (100, 142, 200, 283, 400, ...)."""
+    k = 0
+    while (size := math.ceil(100 * 2 ** (k / 2) - 1e-6)) < num_frames:
+        k += 1
+    return size
+
+
+def bucket_batch(batch: int) -> int:
+    return 1 << (batch - 1).bit_length()
+
+
+@partial(jax.jit, static_argnames=("cfg",))
+def _embed(params: Params, feats: jax.Array, lengths: jax.Array, weights: jax.Array, cfg: CampplusConfig) -> jax.Array:
+    mask = time_mask(lengths, feats.shape[1])[..., None]
+    mean = (feats * mask).sum(1, keepdims=True) / lengths[:, None, None]
+    return forward(params, (feats - mean) * mask, lengths, weights * mask[..., 0], cfg)
+
+
+def check_features(feats: np.ndarray, weights: np.ndarray | None = None, what: str = "audio") -> None:
+    """Raise AudioError unless one row of fbank [T, 80] (and its weights [T]) can give a meaningful embedding."""
+    if len(feats) < MIN_FRAMES:
+        raise AudioError(f"{what}: {len(feats)} frames is too short for an embedding; need at least "
+                         f"{MIN_FRAMES} frames ({(MIN_FRAMES - 1) * 0.01 + 0.025:.2f} s of audio)")
+    if not np.all(np.isfinite(feats)):
+        raise AudioError(f"{what}: features contain NaN/inf; check the audio for NaN samples")
+    if np.ptp(feats, axis=0).max() < 1e-3:
+        raise AudioError(f"{what}: the audio is silent (constant features); nothing to embed")
+    if weights is not None and (not np.all(np.isfinite(weights)) or np.any(weights < 0) or weights.sum() <= 0):
+        raise AudioError(f"{what}: pooling weights must be finite, >= 0 and not all zero")
+
+
+def embed(params: Params, feats: np.ndarray, weights: np.ndarray | None = None, lengths: np.ndarray | None = None,
+          cfg: CampplusConfig = CampplusConfig()) -> np.ndarray:
+    """fbank [B, T, 80] (+ weights [B, T], lengths [B]) -> [B, 192] float32 embeddings (see module docstring)."""
+    feats = np.asarray(feats, dtype=np.float32)
+    if feats.ndim != 3 or feats.shape[2] != cfg.feat_dim:
+        raise AudioError(f"expected fbank of shape [B, T, {cfg.feat_dim}], got {feats.shape}")
+    b, t, _ = feats.shape
+    weights = np.ones((b, t), np.float32) if weights is None else np.asarray(weights, dtype=np.float32)
+    lengths = np.full(b, t, np.int32) if lengths is None else np.asarray(lengths, dtype=np.int32)
+    if weights.shape != (b, t) or lengths.shape != (b,) or np.any(lengths > t):
+        raise AudioError(f"weights must be [B, T] = {(b, t)} and lengths [B] <= T; got {weights.shape}, {lengths}")
+    for row, length in enumerate(lengths):
+        check_features(feats[row, :length], weights[row, :length], what=f"row {row}")
+    tb, bb = bucket_frames(t), bucket_batch(b)
+    feats = np.pad(feats, ((0, bb - b), (0, tb - t), (0, 0)))
+    weights = np.pad(weights, ((0, bb - b), (0, tb - t)), constant_values=0.0)
+    weights[b:] = 1.0
+    lengths = np.concatenate([lengths, np.full(bb - b, t, np.int32)])
+    out = np.asarray(_embed(params, jnp.asarray(feats), jnp.asarray(lengths), jnp.asarray(weights), cfg))[:b]
+    if not np.all(np.isfinite(out)):
+        raise ModelError("CAM++ produced a non-finite embedding; the converted weights may be corrupt "
+                         "(run `stream models convert campplus --force`)")
+    return out
+
+
+def waveform_fbank(wave: np.ndarray, sample_rate: int) -> np.ndarray:
+    """A [-1, 1] mono waveform at 16 kHz -> [T, 80] fbank as CAM++ expects (x32768, Kaldi options above)."""
+    if sample_rate != SAMPLE_RATE:
+        raise AudioError(f"CAM++ needs {SAMPLE_RATE} Hz audio, got {sample_rate} Hz; resample first "
+                         "(`stream embed` does this for files)")
+    return fbank(np.asarray(wave, dtype=np.float32) * WAVE_SCALE, FBANK)
+
+
+def embed_waveforms(params: Params, waves: list[np.ndarray], sample_rate: int = SAMPLE_RATE,
+                    batch_size: int = 8) -> np.ndarray:
+    """One embedding per waveform, [N, 192] in input order; similar lengths are batched together."""
+    feats = [waveform_fbank(w, sample_rate) for w in waves]
+    for i, f in enumerate(feats):
+        check_features(f, what=f"waveform {i}")
+    out = np.zeros((len(feats), CampplusConfig().embedding_size), np.float32)
+    order = sorted(range(len(feats)), key=lambda i: len(feats[i]))
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        t = max(len(feats[i]) for i in rows)
+        batch = np.stack([np.pad(feats[i], ((0, t - len(feats[i])), (0, 0))) for i in rows])
+        out[rows] = embed(params, batch, lengths=np.array([len(feats[i]) for i in rows]))
+    return out

