@@ -40,7 +40,8 @@ from stream.errors import ConfigError
 from stream.metrics import LATENCY_BUCKETS
 from stream.sinks import mqtt_discovery
 from stream.sinks.mqtt_buffer import Buffer, DiskBuffer, MemoryBuffer, Outgoing
-from stream.sinks.mqtt_topics import encode, event_topic, state_updates
+from stream.sinks.base import Sink
+from stream.sinks.mqtt_topics import States, encode, event_topic
 
 log = logging.getLogger(__name__)
 
@@ -183,13 +184,15 @@ class _Connection:
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
-class MqttSink:
+class MqttSink(Sink):
     """Publishes graph events to an MQTT broker; see the module docstring for the delivery guarantees."""
 
+    Config = MqttConfig
     name = "mqtt"
 
     def __init__(self, config: MqttConfig) -> None:
-        self.config = config
+        super().__init__(config)
+        self.config: MqttConfig = config
         self.client_id = config.client_id or f"stream-{config.stream}"
         self.root = f"{config.base_topic}/{config.stream}"
         self.availability = f"{self.root}/availability"
@@ -199,6 +202,7 @@ class MqttSink:
             if config.buffer_path
             else MemoryBuffer(config.buffer_size)
         )
+        self._tracker = States(config.base_topic)
         self._states: dict[str, str] = {}
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
@@ -235,7 +239,7 @@ class MqttSink:
         """File `event` for delivery (never waits on the network); raises the broker's refusal if there was one."""
         if self._error:
             raise self._error
-        states = state_updates(self.config.base_topic, event)
+        states = self._tracker.update(event)
         dropped = self._buffer.push(Outgoing(event_topic(self.config.base_topic, event), encode(event), time.time()))
         if dropped:
             DROPPED.labels(**self._labels).inc(dropped)
@@ -381,3 +385,6 @@ class MqttSink:
                 await mqtt.publish(topic, json.dumps(payload), qos=1, retain=True)
         await mqtt.publish(self.availability, b"online", qos=1, retain=True)
         self._dirty = set(self._states)
+
+
+SINK = MqttSink

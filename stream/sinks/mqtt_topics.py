@@ -4,12 +4,13 @@ Topic scheme (`<base>` is `stream` unless configured, `<id>` the event's stream 
 
 | event type      | event topic (not retained)   | state topic (retained)          | state payload        |
 |-----------------|------------------------------|---------------------------------|----------------------|
-| `speaker.*`     | `<base>/<id>/speaker`        | `<base>/<id>/speaker/state`     | active speaker, or `none` |
+| `speaker.*`     | `<base>/<id>/speaker`        | `<base>/<id>/speaker/state`     | active speakers, or `none` |
 | `sound.*`       | `<base>/<id>/sound/<rule>`   | `<base>/<id>/sound/<rule>/state`| `ON` / `OFF`         |
 | `beat`          | `<base>/<id>/beat`           | `<base>/<id>/tempo/state`       | tempo, BPM (`%.1f`)  |
 | `level`         | `<base>/<id>/level`          | —                               |                      |
 | any other `a.b` | `<base>/<id>/a`              | —                               |                      |
 | availability    | `<base>/<id>/availability`   | retained, last will `offline`   | `online` / `offline` |
+| (internal)      | `<base>/<id>/sync/<client>`  | the sink's own discovery sync token; ignore |   |
 
 Payloads are the event dicts as JSON, exactly as on ZeroMQ (same schemas, `stream/schemas/`). `<rule>` is the
 rule's slug (lower case, runs of anything but letters and digits become `_`), so it is one valid topic level.
@@ -50,21 +51,37 @@ def event_topic(base: str, event: dict[str, Any]) -> str:
     return f"{root}/{kind}"
 
 
-def state_updates(base: str, event: dict[str, Any]) -> dict[str, str]:
-    """Retained state topic -> payload that this event sets (empty for events that carry no state)."""
-    kind = str(_field(event, "type"))
-    root = f"{base}/{_field(event, 'stream')}"
-    if kind == "speaker.active":
-        speakers = _field(event, "speakers")
-        return {f"{root}/speaker/state": ", ".join(map(str, speakers)) if speakers else NO_SPEAKER}
-    if kind == "speaker.turn":
-        return {f"{root}/speaker/state": str(_field(event, "speaker"))}
-    if kind == "sound.alert":
-        state = "ON" if _field(event, "active") else "OFF"
-        return {f"{root}/sound/{slug(str(_field(event, 'rule')))}/state": state}
-    if kind == "beat" and event.get("tempo") is not None:
-        return {f"{root}/tempo/state": f"{float(event['tempo']):.1f}"}
-    return {}
+class States:
+    """Derives retained state payloads from events; remembers who is speaking, per stream.
+
+    `speaker.active` says one label started (`active: true`) or stopped; the state is every active label in the
+    order they started, comma-separated, or `none`. `sound.alert` carries its rule's `active` flag; `beat`
+    events carry `tempo` (BPM) once the tracker has one.
+    """
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self._speaking: dict[str, list[str]] = {}
+
+    def update(self, event: dict[str, Any]) -> dict[str, str]:
+        """Retained state topic -> payload that this event sets (empty for events that carry no state)."""
+        kind = str(_field(event, "type"))
+        stream = str(_field(event, "stream"))
+        root = f"{self.base}/{stream}"
+        if kind == "speaker.active":
+            speaking = self._speaking.setdefault(stream, [])
+            label = str(_field(event, "label"))
+            if label in speaking:
+                speaking.remove(label)
+            if _field(event, "active"):
+                speaking.append(label)
+            return {f"{root}/speaker/state": ", ".join(speaking) or NO_SPEAKER}
+        if kind == "sound.alert":
+            state = "ON" if _field(event, "active") else "OFF"
+            return {f"{root}/sound/{slug(str(_field(event, 'rule')))}/state": state}
+        if kind == "beat" and event.get("tempo") is not None:
+            return {f"{root}/tempo/state": f"{float(event['tempo']):.1f}"}
+        return {}
 
 
 def encode(event: dict[str, Any]) -> bytes:
