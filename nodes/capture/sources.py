@@ -19,6 +19,7 @@ import numpy as np
 import soundfile as sf
 
 from nodes.capture import testsignal
+from nodes.capture.clock import ArrivalClock
 from nodes.capture.conform import Block, check_finite, check_rate
 from stream.errors import AudioError
 
@@ -132,9 +133,9 @@ def find_input_device(device: str | int | None) -> dict[str, Any]:
 class DeviceSource:
     """Live input through PortAudio (sounddevice) at the device's default rate.
 
-    The PortAudio callback thread hands each block to the event loop's queue; the stamp is the callback's
-    input ADC time mapped onto the monotonic clock. Overflows (the device dropped samples) and blocks dropped
-    because the node fell more than `queue_s` behind are counted, never hidden.
+    The PortAudio callback thread stamps each block (`clock.ArrivalClock`) and hands it to the event loop's
+    queue. Overflows (the device dropped samples) and blocks dropped because the node fell more than `queue_s`
+    behind are counted, never hidden.
     """
 
     def __init__(self, device: str | int | None, channels: int = 1, block_ms: float = 20.0, queue_s: float = 2.0):
@@ -159,14 +160,14 @@ class DeviceSource:
                 self.dropped += 1
             queue.put_nowait(block)
 
+        clock = ArrivalClock(self.rate)
+
         def callback(indata: np.ndarray, frames: int, time_info: Any, status: sd.CallbackFlags) -> None:
-            now_ns = time.monotonic_ns()
+            arrival_ns = time.monotonic_ns()
             if status.input_overflow:
                 self.overflows += 1
-            age_s = time_info.currentTime - time_info.inputBufferAdcTime
-            if time_info.inputBufferAdcTime <= 0 or not 0 <= age_s < 1:  # host API gives no usable ADC time
-                age_s = frames / self.rate
-            loop.call_soon_threadsafe(put, Block(indata.copy(), now_ns - round(age_s * NS)))
+                clock.reset()
+            loop.call_soon_threadsafe(put, Block(indata.copy(), clock.stamp(frames, arrival_ns)))
 
         try:
             stream = sd.InputStream(
