@@ -1,0 +1,51 @@
+"""`stream listen --mqtt`: events come back as they were published; states and availability are not events."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from stream.broker import Broker, BrokerError
+from stream.sinks.mqtt import MqttConfig, MqttSink
+from stream.sinks.mqtt_listen import events
+
+
+async def test_listen_yields_exactly_the_published_events(broker: Broker) -> None:
+    now = time.time()
+    base = {"stream": "hall", "t_audio": 0.5, "t_capture": now, "t_publish": now, "confidence": 0.7, "start": 0.5}
+    sent = [
+        base | {"type": "speaker.active", "label": "spk0", "active": True},
+        base | {"type": "sound.alert", "rule": "Glass", "active": True},
+        base | {"type": "speaker.turn", "label": "spk0", "stop": 2.0},
+    ]
+    got: list[dict] = []
+
+    async def listen() -> None:
+        async for event in events(broker.url):
+            got.append(event)
+
+    task = asyncio.create_task(listen())
+    sink = MqttSink(MqttConfig(url=broker.url, stream="hall", rules=("Glass",)))
+    await sink.start()
+    while not got:  # until the listener is subscribed: level events it may see, before ours
+        await sink.publish(base | {"type": "level", "duration": 0.1, "rms_dbfs": -40.0, "peak_dbfs": -30.0})
+        await asyncio.sleep(0.05)
+    for event in sent:
+        await sink.publish(event)
+    await sink.stop()
+    for _ in range(100):
+        if len([e for e in got if e["type"] != "level"]) >= len(sent):
+            break
+        await asyncio.sleep(0.02)
+    task.cancel()
+    assert [e for e in got if e["type"] != "level"] == sent
+
+
+async def test_listen_to_a_broker_that_is_not_there_names_it() -> None:
+    with Broker() as gone:
+        url = gone.url
+    with pytest.raises(BrokerError, match=url.replace(".", r"\.")):
+        async for _ in events(url):
+            pass
