@@ -13,7 +13,7 @@ time of the block's first sample. The last block of a file is zero-padded to ful
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,7 +27,6 @@ from stream.errors import ConfigError
 from stream.message import Message
 from stream.node import Source as SourceNode
 
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -73,9 +72,10 @@ class CaptureNode(SourceNode[CaptureConfig]):
         c = self.config
         conformer = Conformer(self.source.rate, c.rate, c.channels, self.frames)
         wall_minus_mono = time.time() - time.monotonic_ns() / 1e9  # one offset: stamps stay exactly spaced
-        async for block in self.source.blocks():
-            for out in conformer.push(block):
-                yield self._message(out, wall_minus_mono)
+        async with contextlib.aclosing(self.source.blocks()) as blocks:  # a device closes when the node stops
+            async for block in blocks:
+                for out in conformer.push(block):
+                    yield self._message(out, wall_minus_mono)
         for out in conformer.flush():
             valid = len(out.samples)
             if valid == self.frames:
