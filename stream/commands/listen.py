@@ -14,10 +14,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--topic", action="append", default=[], help="topic prefix, e.g. 'level/' or 'speaker.' (repeatable)")
     p.add_argument("--json", action="store_true", help="print raw JSON lines instead of formatted events")
     p.add_argument("--count", type=int, default=0, help="exit after this many events (0: until Ctrl-C)")
+    p.add_argument("--mqtt", metavar="URL", help="read from an MQTT broker instead: mqtt[s]://[user:pass@]host[:port]")
     p.set_defaults(func=_listen)
 
 
 def _listen(args: argparse.Namespace) -> int:
+    if args.mqtt:
+        return _listen_mqtt(args)
     import zmq
 
     from stream.sinks.console import format_event
@@ -37,4 +40,25 @@ def _listen(args: argparse.Namespace) -> int:
     finally:
         sock.close(linger=0)
         ctx.term()
+    return 0
+
+
+def _listen_mqtt(args: argparse.Namespace) -> int:
+    """The same output from the MQTT sink's event topics (`stream/<id>/...`); --topic filters as for ZeroMQ."""
+    import asyncio
+
+    from stream.sinks.console import format_event
+    from stream.sinks.mqtt_listen import events
+
+    async def listen() -> None:
+        seen = 0
+        async for event in events(args.mqtt):
+            if args.topic and not any(f"{event['type']}/{event['stream']}".startswith(t) for t in args.topic):
+                continue
+            print(json.dumps(event) if args.json else format_event(event), flush=True)
+            seen += 1
+            if seen == args.count:
+                return
+
+    asyncio.run(listen())
     return 0

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 import time
+from asyncio.subprocess import PIPE
 
 import pytest
 
@@ -49,3 +52,24 @@ async def test_listen_to_a_broker_that_is_not_there_names_it() -> None:
     with pytest.raises(BrokerError, match=url.replace(".", r"\.")):
         async for _ in events(url):
             pass
+
+
+async def test_stream_listen_mqtt_prints_json_lines(broker: Broker) -> None:
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "stream.cli", "listen", "--mqtt", broker.url,
+                                                "--json", "--count", "3", "--topic", "level/", stdout=PIPE)
+    sink = MqttSink(MqttConfig(url=broker.url, stream="hall", discovery=False))
+    await sink.start()
+    now = time.time()
+    seq = 0
+    while proc.returncode is None and seq < 2000:  # until it has subscribed and seen 3 level events
+        await sink.publish({"type": "level", "stream": "hall", "t_audio": seq * 0.1, "t_capture": now, "t_publish": now,
+                            "duration": 0.1, "rms_dbfs": -40.0, "peak_dbfs": -30.0})
+        await sink.publish({"type": "speaker.turn", "stream": "hall", "t_audio": 0.0, "t_capture": now,
+                            "t_publish": now, "label": "spk0", "confidence": 0.5, "start": 0.0, "stop": 1.0})
+        seq += 1
+        await asyncio.sleep(0.01)
+    out, _ = await asyncio.wait_for(proc.communicate(), 10)
+    await sink.stop()
+    lines = [json.loads(line) for line in out.decode().splitlines()]
+    assert [e["type"] for e in lines] == ["level"] * 3
+    assert [round((b["t_audio"] - a["t_audio"]) * 10) for a, b in zip(lines, lines[1:])] == [1, 1]  # in order
