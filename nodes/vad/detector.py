@@ -1,0 +1,224 @@
+"""Voice activity: Silero probabilities per 32 ms chunk, turned into speech start/end times by hysteresis.
+
+`SileroStream` carries the model's recurrent state and 64-sample context across pushes; `Hysteresis` is the
+pure decision rule; `VoiceActivityDetector` joins them for the live node; `detect_speech` is the whole-file mode
+(same numbers, same events, the encoder batched over all chunks).
+
+Decision rule: a speech run opens when p >= onset and stays open while p >= offset; runs separated by less
+than `min_silence` are merged; a merged region is announced (start event) once it has lasted `min_speech`,
+and closed (end event, at the time the quiet began) after `min_silence` below offset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nodes.vad.model import CHUNK, CONTEXT, HIDDEN, SAMPLE_RATE, silero_sequence, silero_step
+from stream.errors import AudioError, ConfigError
+
+Params = dict[str, Any]
+CHUNK_SECONDS = CHUNK / SAMPLE_RATE  # 0.032 s per probability
+_FILE_BLOCK = 256  # chunks per whole-file scan call (8.192 s): one compiled shape for any file length
+
+
+@dataclass(frozen=True)
+class VadConfig:
+    """Hysteresis thresholds and durations (silero-vad's get_speech_timestamps defaults)."""
+
+    onset: float = 0.5  # [0, 1] probability that opens speech
+    offset: float = 0.35  # [0, onset] probability below which speech may close
+    min_speech: float = 0.25  # s >= 0; shorter regions are never announced
+    min_silence: float = 0.1  # s >= 0; shorter pauses are bridged
+    sample_rate: int = SAMPLE_RATE  # Hz of the pushed audio; only 16000 is supported
+
+    def __post_init__(self) -> None:
+        if self.sample_rate != SAMPLE_RATE:
+            raise ConfigError(f"VAD sample_rate must be {SAMPLE_RATE} Hz (resample first), got {self.sample_rate}")
+        if not 0.0 <= self.offset <= self.onset <= 1.0:
+            raise ConfigError(f"VAD needs 0 <= offset <= onset <= 1, got offset={self.offset}, onset={self.onset}")
+        if self.min_speech < 0 or self.min_silence < 0:
+            raise ConfigError(f"VAD min_speech and min_silence must be >= 0 s, got {self.min_speech}, {self.min_silence}")
+
+
+class SpeechEvent(NamedTuple):
+    kind: Literal["start", "end"]
+    time: float  # s from the first sample of the stream
+
+
+class HysteresisState(NamedTuple):
+    active: bool = False  # inside a run (p stayed >= offset since it reached onset)
+    region_start: float | None = None  # s; start of the current merged region
+    quiet_since: float | None = None  # s; when the last run closed, while a pause is being timed
+    announced: bool = False  # start event of the current region emitted
+
+
+def hysteresis(
+    config: VadConfig, state: HysteresisState, prob: float, t0: float, t1: float
+) -> tuple[HysteresisState, list[SpeechEvent]]:
+    """Advance the decision rule by one chunk [t0, t1) s of speech probability `prob`."""
+    active, region_start, quiet_since, announced = state
+    events: list[SpeechEvent] = []
+    if active and prob < config.offset:
+        active, quiet_since = False, t0
+    elif not active and prob >= config.onset:
+        active, quiet_since = True, None
+        region_start = t0 if region_start is None else region_start
+    if active and not announced and t1 - region_start >= config.min_speech - 1e-9:
+        events.append(SpeechEvent("start", region_start))
+        announced = True
+    if not active and quiet_since is not None and t1 - quiet_since >= config.min_silence - 1e-9:
+        if announced:
+            events.append(SpeechEvent("end", quiet_since))
+        region_start, quiet_since, announced = None, None, False
+    return HysteresisState(active, region_start, quiet_since, announced), events
+
+
+def close(state: HysteresisState, t_end: float) -> list[SpeechEvent]:
+    """End of stream: close an announced region (at the pause start if one was being timed)."""
+    if not state.announced:
+        return []
+    return [SpeechEvent("end", state.quiet_since if state.quiet_since is not None else t_end)]
+
+
+def segments(events: list[SpeechEvent]) -> list[tuple[float, float]]:
+    """Pair start/end events into (start, end) s speech regions."""
+    starts = [e.time for e in events if e.kind == "start"]
+    ends = [e.time for e in events if e.kind == "end"]
+    return list(zip(starts, ends))
+
+
+def check_audio(samples: np.ndarray, sample_rate: int, min_samples: int = 0) -> np.ndarray:
+    """1-D float audio in [-1, 1] at 16 kHz, finite, at least `min_samples` long; else a clear AudioError."""
+    if sample_rate != SAMPLE_RATE:
+        raise AudioError(f"VAD needs {SAMPLE_RATE} Hz audio, got {sample_rate} Hz: resample it first")
+    x = np.asarray(samples)
+    if x.ndim != 1:
+        raise AudioError(f"VAD takes mono audio as a 1-D array, got shape {x.shape}: down-mix it")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise AudioError(f"VAD takes float audio in [-1, 1], got {x.dtype}: divide integer PCM by its full scale")
+    if len(x) < min_samples:
+        raise AudioError(f"VAD needs at least {min_samples} samples ({min_samples / SAMPLE_RATE:.3f} s), got {len(x)}")
+    if not np.isfinite(x).all():
+        raise AudioError("audio contains NaN or infinite samples: fix the source (a decoder or gain stage)")
+    return x.astype(np.float32, copy=False)
+
+
+_step = jax.jit(silero_step)
+_sequence = jax.jit(silero_sequence)
+
+
+class SileroStream:
+    """Speech probability of each completed 512-sample chunk; model state carried across pushes."""
+
+    def __init__(self, params: Params) -> None:
+        self._params = jax.tree.map(jnp.asarray, params)
+        self.reset()
+
+    def reset(self) -> None:
+        self._state = np.zeros((2, 1, HIDDEN), np.float32)
+        self._pending = np.zeros(CONTEXT, np.float32)  # context of the next chunk + samples not yet a chunk
+
+    def warmup(self) -> None:
+        """Compile the one step shape now, not on the first live chunk."""
+        _step(self._params, jnp.zeros((1, CONTEXT + CHUNK), jnp.float32), jnp.asarray(self._state))
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        """Append mono 16 kHz float samples; returns the probabilities of the chunks they completed."""
+        self._pending = np.concatenate([self._pending, check_audio(samples, SAMPLE_RATE)])
+        probs = []
+        while len(self._pending) >= CONTEXT + CHUNK:
+            prob, state = _step(self._params, jnp.asarray(self._pending[None, : CONTEXT + CHUNK]), self._state)
+            self._state = np.asarray(state)
+            probs.append(float(prob[0]))
+            self._pending = self._pending[CHUNK:]
+        return np.asarray(probs, np.float32)
+
+    def flush(self) -> np.ndarray:
+        """Zero-pad the last partial chunk (if any) and return its probability, as the whole-file mode does."""
+        partial = len(self._pending) - CONTEXT
+        return self.push(np.zeros(CHUNK - partial, np.float32)) if partial > 0 else np.zeros(0, np.float32)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {"state": self._state.copy(), "pending": self._pending.copy()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        self._state = np.asarray(state["state"], np.float32).copy()
+        self._pending = np.asarray(state["pending"], np.float32).copy()
+
+
+class VoiceActivityDetector:
+    """Live VAD block: `push(samples)` -> (chunk probabilities, speech start/end events); `flush()` at the end."""
+
+    def __init__(self, params: Params, config: VadConfig = VadConfig()) -> None:
+        self.config = config
+        self._model = SileroStream(params)
+        self.reset()
+
+    def reset(self) -> None:
+        self._model.reset()
+        self._decision = HysteresisState()
+        self._chunks = 0  # chunks decided so far: the stream clock, in units of 32 ms
+
+    def warmup(self) -> None:
+        self._model.warmup()
+
+    def _decide(self, probs: np.ndarray) -> list[SpeechEvent]:
+        events = []
+        for prob in probs:
+            t0 = self._chunks * CHUNK_SECONDS
+            self._decision, new = hysteresis(self.config, self._decision, float(prob), t0, t0 + CHUNK_SECONDS)
+            events += new
+            self._chunks += 1
+        return events
+
+    def push(self, samples: np.ndarray) -> tuple[np.ndarray, list[SpeechEvent]]:
+        probs = self._model.push(samples)
+        return probs, self._decide(probs)
+
+    def flush(self) -> tuple[np.ndarray, list[SpeechEvent]]:
+        """End of stream: decide the zero-padded last chunk and close open speech at the end of the audio."""
+        probs = self._model.flush()
+        events = self._decide(probs)
+        return probs, events + close(self._decision, self._chunks * CHUNK_SECONDS)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self._model.state_dict(), "decision": tuple(self._decision), "chunks": self._chunks}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._model.load_state_dict(state["model"])
+        self._decision = HysteresisState(*state["decision"])
+        self._chunks = int(state["chunks"])
+
+
+def speech_probabilities(params: Params, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """[ceil(samples / 512)] speech probability per 32 ms chunk of a whole file (last chunk zero-padded)."""
+    x = check_audio(audio, sample_rate, min_samples=CHUNK)
+    count = -(-len(x) // CHUNK)
+    padded = np.zeros(CONTEXT + count * CHUNK, np.float32)
+    padded[CONTEXT : CONTEXT + len(x)] = x
+    frames = np.lib.stride_tricks.sliding_window_view(padded, CONTEXT + CHUNK)[::CHUNK][:count]
+    params = jax.tree.map(jnp.asarray, params)
+    state, probs = jnp.zeros((2, 1, HIDDEN), jnp.float32), []
+    for first in range(0, count, _FILE_BLOCK):
+        block = np.zeros((_FILE_BLOCK, CONTEXT + CHUNK), np.float32)
+        block[: min(_FILE_BLOCK, count - first)] = frames[first : first + _FILE_BLOCK]
+        block_probs, state = _sequence(params, jnp.asarray(block), state)  # zero padding only in the last block
+        probs.append(np.asarray(block_probs))
+    return np.concatenate(probs)[:count]
+
+
+def detect_speech(
+    params: Params, audio: np.ndarray, config: VadConfig = VadConfig()
+) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """Whole-file VAD: (probability per 32 ms chunk, speech regions as (start, end) s)."""
+    probs = speech_probabilities(params, audio, config.sample_rate)
+    state, events = HysteresisState(), []
+    for i, prob in enumerate(probs):
+        state, new = hysteresis(config, state, float(prob), i * CHUNK_SECONDS, (i + 1) * CHUNK_SECONDS)
+        events += new
+    return probs, segments(events + close(state, len(probs) * CHUNK_SECONDS))
