@@ -31,7 +31,7 @@ def _wait_for(check, seconds: float, what: str) -> None:
         time.sleep(0.05)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def pulse(tmp_path_factory) -> Iterator[dict[str, str]]:
     """A private PulseAudio server (as root: own XDG_RUNTIME_DIR, mode 700) with a null sink "test"; its env."""
     runtime = tmp_path_factory.mktemp("xdg")
@@ -92,3 +92,12 @@ def test_null_sink_monitor_round_trip(pulse, tmp_path):
     t_probe = stamps[lag // block] + (lag % block) * NS // RATE
     delay_s = (t_probe - t_play) / NS
     assert -0.03 <= delay_s < 0.15, f"probe stamped {delay_s * 1000:.1f} ms after paplay started"
+
+
+def test_stream_devices_lists_the_pulse_device(pulse):
+    """`stream devices` in a process that sees the server: the ALSA "pulse" device, with inputs, at 44.1 kHz."""
+    out = subprocess.run([sys.executable, "-m", "stream.cli", "devices"], env=pulse, capture_output=True, text=True,
+                         timeout=30, check=True).stdout
+    rows = [line.split() for line in out.splitlines()[1:-1]]
+    pulse_row = next(row for row in rows if row[1] == "pulse")
+    assert int(pulse_row[2]) >= 1 and int(pulse_row[3]) == 44_100
