@@ -124,8 +124,9 @@ class SileroStream:
         self._pending = np.zeros(CONTEXT, np.float32)  # context of the next chunk + samples not yet a chunk
 
     def warmup(self) -> None:
-        """Compile the one step shape now, not on the first live chunk."""
-        _step(self._params, jnp.zeros((1, CONTEXT + CHUNK), jnp.float32), jnp.asarray(self._state))
+        """Compile the one step shape now, not on the first live chunk (runs one silent chunk, then resets)."""
+        self.push(np.zeros(CHUNK, np.float32))
+        self.reset()
 
     def push(self, samples: np.ndarray) -> np.ndarray:
         """Append mono 16 kHz float samples; returns the probabilities of the chunks they completed."""
@@ -165,6 +166,7 @@ class VoiceActivityDetector:
         self._chunks = 0  # chunks decided so far: the stream clock, in units of 32 ms
 
     def warmup(self) -> None:
+        """Compile before the first push (it resets the model state)."""
         self._model.warmup()
 
     def _decide(self, probs: np.ndarray) -> list[SpeechEvent]:

@@ -23,6 +23,7 @@ from nodes.segmentation import (
     to_powerset,
 )
 from nodes.segmentation.convert import convert_state_dict
+from nodes.segmentation.segment import _forward
 from stream.checkpoint import load_torch_checkpoint, state_dict
 from stream.errors import AudioError, ConfigError, ModelError
 from stream.models import load_params
@@ -104,6 +105,8 @@ def test_streaming_equals_offline(params, data):
     config = RollingConfig(window=5.0, step=0.5)
     starts, activity, log_probs = segment_file(params, audio, config)
     live, out, rng, pos = RollingSegmenter(params, config), [], np.random.default_rng(0), 0
+    live.warmup()
+    compiled = _forward._cache_size()
     while pos < len(audio):
         size = int(rng.integers(100, 12000))
         out += live.push(audio[pos : pos + size])
@@ -116,6 +119,7 @@ def test_streaming_equals_offline(params, data):
     assert [w.start for w in out] == pytest.approx(starts.tolist())
     assert np.abs(np.stack([w.log_probs for w in out]) - log_probs).max() <= 1e-5
     assert np.stack([w.activity for w in out]).shape == activity.shape == (7, 293, 3)
+    assert _forward._cache_size() == compiled  # no recompiles after warmup
 
 
 def test_bad_input_is_a_clear_error(params):
