@@ -30,7 +30,7 @@ Graph format (see configs/demo.toml for a commented example):
 
 Run folder (a fresh temp dir unless given): `<name>.sock` endpoints, `control.sock` (heartbeats), `state/`
 (checkpoints), `metrics/` (prometheus_client multiprocess files). A crashed node (non-zero exit, or heartbeats
-stopped) is restarted after 0.1 s, doubling to 5 s while it keeps crashing; it restores its checkpoint and its
+stopped) is restarted at once, then after 0.1 s, doubling to 5 s while it keeps crashing; it restores its checkpoint and its
 downstream nodes reconnect by themselves. SIGINT/SIGTERM (or `duration`) stops the sources; end-of-stream then
 drains through the graph; nodes still alive after `grace_s` get SIGTERM, then SIGKILL.
 """
@@ -189,6 +189,7 @@ class Supervisor:
         self.states: dict[str, str] = {}
         self.stopping = asyncio.Event()
         self.metrics_port = 0
+        self._spare: asyncio.Task[asyncio.subprocess.Process] | None = None
 
     def endpoint(self, node: NodeEntry) -> tuple[str, str]:
         """(bind address, connect address) of a node's output."""
@@ -229,6 +230,10 @@ class Supervisor:
         finally:
             for task in helpers:
                 task.cancel()
+            if self._spare is not None:
+                spare = await self._spare
+                spare.stdin.close()  # no spec: it exits
+                await spare.wait()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             control.close()
@@ -237,11 +242,22 @@ class Supervisor:
             server.server_close()
         return 0 if all(code == 0 for code in codes) else 1
 
-    async def _spawn(self, node: NodeEntry) -> asyncio.subprocess.Process:
+    async def _standby(self) -> asyncio.subprocess.Process:
+        """A node process with its imports done, waiting for its spec on stdin (see `stream.runner.main`).
+
+        Own session: Ctrl-C reaches only the supervisor, which stops the graph in order (sources first)."""
         env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=str(self.run_dir / "metrics"),
                    PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
-        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "stream.runner", self.spec(node).to_json(),
-                                                    env=env)
+        kinds = sorted({n.kind for n in self.graph.nodes})
+        return await asyncio.create_subprocess_exec(sys.executable, "-m", "stream.runner", *kinds, env=env,
+                                                    stdin=asyncio.subprocess.PIPE, start_new_session=True)
+
+    async def _spawn(self, node: NodeEntry) -> asyncio.subprocess.Process:
+        """Hand `node` to the standby process and start the next standby."""
+        spare, self._spare = self._spare, asyncio.ensure_future(self._standby())
+        proc = await (spare or self._standby())
+        proc.stdin.write(self.spec(node).to_json().encode() + b"\n")
+        proc.stdin.close()
         self.procs[node.name] = proc
         self.beats[node.name] = time.monotonic()
         self.states[node.name] = "starting"
@@ -261,7 +277,7 @@ class Supervisor:
                 return code
             failures = 1 if time.monotonic() - started > 10.0 else failures + 1
             self.restarts[node.name] += 1
-            delay = min(5.0, 0.1 * 2 ** (failures - 1))
+            delay = 0.0 if failures == 1 else min(5.0, 0.1 * 2 ** (failures - 2))
             log.warning("node %s exited with %d; restart #%d in %.1f s", node.name, code, self.restarts[node.name], delay)
             await asyncio.sleep(delay)
             if self.stopping.is_set():

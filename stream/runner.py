@@ -136,6 +136,7 @@ class Runner:
                 int(self.spec.heartbeat_s * 1000),
             )
         self.state = "ready"
+        log.info("%s: ready", self.spec.name)
         background = [asyncio.ensure_future(self._heartbeat()), asyncio.ensure_future(self._checkpoint_loop())]
         try:
             if isinstance(self.node, Source):
@@ -263,9 +264,15 @@ class Runner:
 
     # -- heartbeats and checkpoints ----------------------------------------------------------------------------
     async def _heartbeat(self) -> None:
+        """Beat every `heartbeat_s`; stop if the supervisor died (nodes run in their own session, so
+        nothing else would end them)."""
+        parent = os.getppid()
         while True:
             await self._send_heartbeat()
             await asyncio.sleep(self.spec.heartbeat_s)
+            if self.control is not None and os.getppid() != parent:
+                log.warning("%s: supervisor is gone; stopping", self.spec.name)
+                self.stop()
 
     async def _send_heartbeat(self) -> None:
         """Tell the supervisor this node is alive (and whether it is ready or done); never blocks."""
@@ -302,9 +309,19 @@ async def run_spec(spec: NodeSpec) -> None:
 
 
 def main() -> None:
+    """`python -m stream.runner [KIND...]`: import the kinds, then wait for a NodeSpec (one JSON line) on stdin.
+
+    Why stdin: the supervisor keeps one such process ready ahead of need, its imports (NumPy, ZeroMQ, the
+    graph's node modules) already done, so a crashed node is replaced in milliseconds instead of the second a
+    fresh interpreter takes on a loaded machine. No spec (stdin closed) = not needed: exit quietly.
+    """
     logging.basicConfig(level=os.environ.get("STREAM_LOG_LEVEL", "WARNING"),
                         format=f"%(asctime)s node[{os.getpid()}] %(levelname)s %(message)s")
-    asyncio.run(run_spec(NodeSpec.from_json(sys.argv[1])))
+    for kind in sys.argv[1:]:
+        resolve(kind)
+    line = sys.stdin.readline()
+    if line.strip():
+        asyncio.run(run_spec(NodeSpec.from_json(line)))
 
 
 if __name__ == "__main__":

@@ -87,7 +87,7 @@ def subscribe(
     sock.setsockopt(zmq.RCVHWM, hwm)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.RECONNECT_IVL, 20)
-    sock.setsockopt(zmq.RECONNECT_IVL_MAX, 200)
+    sock.setsockopt(zmq.RECONNECT_IVL_MAX, 100)
     sock.setsockopt(zmq.HEARTBEAT_IVL, heartbeat_ms)
     sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3 * heartbeat_ms)
     kinds = list(kinds)

@@ -65,7 +65,10 @@ async def test_node_survives_and_counts_1000_malformed(tmp_path, run_metrics):
     spec = NodeSpec(name="loud", kind="loudness", config={}, endpoint=f"ipc://{tmp_path / 'node.sock'}",
                     inputs={"capture": f"ipc://{tmp_path / 'up.sock'}"}, subscribers=["probe"])
     env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"), PYTHONPATH=str(REPO_ROOT))
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "stream.runner", spec.to_json(), env=env)
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "stream.runner", env=env,
+                                                stdin=asyncio.subprocess.PIPE)
+    proc.stdin.write(spec.to_json().encode() + b"\n")
+    proc.stdin.close()
     try:
         while await asyncio.wait_for(upstream.recv(), 20) != b"\x01" + READY + b"loud":
             pass  # the node subscribed: nothing we send from now on is lost to a slow join
