@@ -1,0 +1,63 @@
+"""Graph TOML checks: errors name what is wrong (node, key, valid choices) before any process starts."""
+
+from __future__ import annotations
+
+import pytest
+
+from stream.errors import ConfigError
+from stream.graph import Supervisor, load_graph, with_source
+
+BASE = """
+[[nodes]]
+name = "capture"
+kind = "capture"
+[[nodes]]
+name = "loudness"
+kind = "loudness"
+inputs = ["capture"]
+"""
+
+
+def _graph(tmp_path, text):
+    path = tmp_path / "g.toml"
+    path.write_text(text)
+    return load_graph(path)
+
+
+def test_demo_graph_loads_with_sinks_node_wired_to_every_node(tmp_path):
+    graph = load_graph(__import__("stream.paths").paths.REPO_ROOT / "configs" / "demo.toml")
+    assert [n.name for n in graph.nodes] == ["capture", "loudness", "sinks"]
+    assert graph.node("sinks").inputs == ("capture", "loudness")
+    assert graph.subscribers("capture") == ["loudness", "sinks"]
+    spec = Supervisor(graph, tmp_path).spec(graph.node("loudness"))
+    assert spec.inputs == {"capture": f"ipc://{tmp_path / 'capture.sock'}"}
+    assert spec.subscribers == ["sinks"]
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (BASE + '[nodes.config]\nevry = 2\n', ["loudness", "evry", "valid keys", "every"]),
+        (BASE + '[nodes.config]\nevery = "2"\n', ["loudness", "every", "int"]),
+        (BASE.replace('inputs = ["capture"]', 'inputs = ["mic"]'), ["loudness", "mic"]),
+        (BASE.replace('kind = "loudness"', 'kind = "loudnes"'), ["loudnes", "not found"]),
+        (BASE + '[[nodes]]\nname = "loudness"\nkind = "loudness"\n', ["unique"]),
+        (BASE + '[metrics]\nprt = 1\n', ["prt", "port"]),
+        (BASE + '[[nodes]]\nname = "a"\nkind = "loudness"\ninputs = ["b"]\n'
+                '[[nodes]]\nname = "b"\nkind = "loudness"\ninputs = ["a"]\n', ["cycle"]),
+        (BASE.replace('kind = "capture"', 'kind = "capture"\ninputs = ["loudness"]'), ["source"]),
+        (BASE + '[[sinks]]\nkind = "jsonl"\npth = "x"\n', ["sinks[0]", "pth", "path"]),
+    ],
+)
+def test_bad_graphs_are_config_errors_naming_the_problem(tmp_path, text, words):
+    with pytest.raises(ConfigError) as info:
+        _graph(tmp_path, text)
+    assert all(w in str(info.value) for w in words), str(info.value)
+
+
+def test_source_override_picks_file_or_device(tmp_path):
+    graph = _graph(tmp_path, BASE)
+    wav = tmp_path / "a.wav"
+    wav.write_bytes(b"")
+    assert with_source(graph, str(wav)).node("capture").config == {"source": "file", "path": str(wav)}
+    assert with_source(graph, "3").node("capture").config == {"source": "device", "device": 3}
