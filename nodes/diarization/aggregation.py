@@ -90,6 +90,12 @@ class DelayedAggregation:
         self.num, self.den = num[g.frames_per_step:], den[g.frames_per_step:]
         return out
 
+    def flush(self) -> np.ndarray:
+        """End of stream: the frames not yet emitted ([t - latency + step, t)), from the windows seen so far."""
+        out = self.num / np.maximum(self.den, 1e-12)[:, None]
+        self.reset()
+        return out
+
     def state_dict(self) -> dict[str, Any]:
         return {"num": self.num.copy(), "den": self.den.copy()}
 

@@ -1,0 +1,85 @@
+"""The model half of diarisation: rolling windows of audio -> local speaker activity + one embedding per local speaker.
+
+For a batch of windows (one in the live graph, many in file mode) this runs segmentation-3.0, puts its frames on
+the diarisation frame grid (``WindowGeometry.resolution``), and embeds each local speaker with CAM++ by weighted
+statistics pooling over the window: the CAM++ trunk runs once per window and each speaker only re-pools it.
+Frames where the segmentation hears several speakers get ``overlap_weight`` in the pooling, so a speaker's
+embedding is made mostly of frames where they speak alone.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nodes.diarization.aggregation import WindowGeometry
+from nodes.embedding.campplus import CampplusConfig, frame_features, pooled_embedding
+from nodes.embedding.layers import weighted_stats
+from nodes.features.kaldi import FbankConfig, fbank
+from nodes.segmentation.model import FRAME_DURATION, FRAME_STEP, SAMPLE_RATE, num_frames
+from nodes.segmentation.segment import segment
+
+Params = dict[str, Any]
+PCM_SCALE = 32768.0  # CAM++ was trained on Kaldi fbank of int16-scaled audio
+
+
+def interpolation_matrix(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """[len(dst), len(src)] weights of linear interpolation from points ``src`` to ``dst`` (clamped at the ends)."""
+    return np.stack([np.interp(dst, src, np.eye(len(src))[i]) for i in range(len(src))], axis=1)
+
+
+def pooling_weights(activity: np.ndarray, overlap_weight: float) -> np.ndarray:
+    """[..., frames, speakers] activity -> the same shape of pooling weights, down-weighting overlapped frames."""
+    overlapped = (activity > 0.5).sum(axis=-1, keepdims=True) > 1
+    return activity * np.where(overlapped, overlap_weight, 1.0)
+
+
+@partial(jax.jit, static_argnums=3)
+def _embed_speakers(params: Params, feats: jax.Array, weights: jax.Array, cfg: CampplusConfig) -> jax.Array:
+    """fbank [B, T, 80], weights [B, S, T] -> embeddings [B, S, 192]: one trunk pass, S poolings."""
+    b, t = feats.shape[:2]
+    x = frame_features(params, feats, jnp.full((b,), t), cfg)  # [B, C, ceil(T/2)]
+    s = weights.shape[1]
+    w = weights[:, :, ::2].reshape(b * s, -1)
+    mean, std = weighted_stats(jnp.repeat(x, s, axis=0), w)
+    return pooled_embedding(params, mean, std).reshape(b, s, -1)
+
+
+class WindowAnalyzer:
+    """``__call__(windows[B, samples]) -> (activity[B, frames_per_window, 3], embeddings[B, 3, 192])``.
+
+    Activity is on the diarisation grid; the embedding of a local speaker who is never active is NaN.
+    """
+
+    def __init__(self, seg_params: Params, emb_params: Params, geometry: WindowGeometry,
+                 overlap_weight: float = 0.1) -> None:
+        self.geometry = geometry
+        self.overlap_weight = overlap_weight
+        self.seg_params = jax.tree.map(jnp.asarray, seg_params)
+        self.emb_params = jax.tree.map(jnp.asarray, emb_params)
+        self.samples = round(geometry.duration * SAMPLE_RATE)
+        self.fbank_config = FbankConfig()
+        seg_centres = np.arange(num_frames(self.samples)) * FRAME_STEP + FRAME_DURATION / 2
+        grid_centres = (np.arange(geometry.frames_per_window) + 0.5) * geometry.resolution
+        n_fbank = 1 + (self.samples - self.fbank_config.frame_length) // self.fbank_config.frame_shift
+        fbank_centres = (np.arange(n_fbank) * self.fbank_config.frame_shift
+                         + self.fbank_config.frame_length / 2) / SAMPLE_RATE
+        self.to_grid = interpolation_matrix(seg_centres, grid_centres).astype(np.float32)
+        self.to_fbank = interpolation_matrix(seg_centres, fbank_centres).astype(np.float32)
+
+    def features(self, windows: np.ndarray) -> np.ndarray:
+        """[B, samples] -> [B, T, 80] per-window mean-subtracted fbank."""
+        feats = np.stack([fbank(w.astype(np.float64) * PCM_SCALE, self.fbank_config) for w in windows])
+        return feats - feats.mean(axis=1, keepdims=True)
+
+    def __call__(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        activity, _ = segment(self.seg_params, windows)  # [B, seg frames, 3] 0/1
+        weights = pooling_weights(np.einsum("ts,bsk->btk", self.to_fbank, activity), self.overlap_weight)
+        emb = np.asarray(_embed_speakers(self.emb_params, jnp.asarray(self.features(windows), jnp.float32),
+                                         jnp.asarray(np.swapaxes(weights, 1, 2), jnp.float32), CampplusConfig()))
+        emb = np.where((activity.max(axis=1) > 0)[..., None], emb, np.nan)
+        return np.einsum("ts,bsk->btk", self.to_grid, activity), emb
