@@ -31,7 +31,8 @@ Graph format (see configs/demo.toml for a commented example):
 Run folder (a fresh temp dir unless given): `<name>.sock` endpoints, `control.sock` (heartbeats), `state/`
 (checkpoints), `metrics/` (prometheus_client multiprocess files). A crashed node (non-zero exit, or heartbeats
 stopped) is restarted at once, then after 0.1 s, doubling to 5 s while it keeps crashing; it restores its checkpoint and its
-downstream nodes reconnect by themselves. SIGINT/SIGTERM (or `duration`) stops the sources; end-of-stream then
+downstream nodes reconnect by themselves. A node failing with a StreamError (missing file or model) stops the graph instead: a restart cannot fix it.
+SIGINT/SIGTERM (or `duration`) stops the sources; end-of-stream then
 drains through the graph; nodes still alive after `grace_s` get SIGTERM, then SIGKILL.
 """
 
@@ -58,7 +59,7 @@ from stream import metrics
 from stream.errors import ConfigError
 from stream.node import Source, parse_config, resolve
 from stream.paths import REPO_ROOT
-from stream.runner import NodeSpec
+from stream.runner import EXIT_FATAL, NodeSpec
 
 log = logging.getLogger(__name__)
 
@@ -274,6 +275,10 @@ class Supervisor:
             watchdog.cancel()
             metrics.mark_dead(proc.pid, self.run_dir / "metrics")
             if code == 0 or self.stopping.is_set():
+                return code
+            if code == EXIT_FATAL:
+                log.error("node %s cannot run (its error is above); stopping the graph", node.name)
+                self.stopping.set()
                 return code
             failures = 1 if time.monotonic() - started > 10.0 else failures + 1
             self.restarts[node.name] += 1

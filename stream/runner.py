@@ -7,9 +7,10 @@ counted and logged once per reason, never fatal), sequence gaps are counted as d
 
 Stopping: SIGTERM/SIGINT makes a source stop producing and any node drain what it has already received; when
 all upstreams have sent end-of-stream (or on a stop) the node calls `close()`, publishes the result and its own
-end-of-stream, checkpoints and exits 0. A crash exits non-zero and the supervisor restarts it; the checkpoint
-(node state + last seq seen per sender) makes the gap of the outage show up in the dropped counter. Messages the
-node processed after its last checkpoint count as dropped too, as their effect on the state was lost.
+end-of-stream, checkpoints and exits 0. A StreamError (the user must fix something) exits `EXIT_FATAL` and the
+supervisor stops the graph; any other crash exits non-zero and the supervisor restarts the node. The checkpoint
+(node state + last seq seen per sender) makes the gap of the outage show up in the dropped counter. Messages
+the node processed after its last checkpoint count as dropped too, as their effect on the state was lost.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from stream.node import Node, Source, resolve
 from stream.transport import EOS, Publisher, subscribe
 
 log = logging.getLogger(__name__)
+
+EXIT_FATAL = 3  # a StreamError (bad config, missing model or file): restarting cannot fix it
 
 
 @dataclass(frozen=True)
@@ -320,8 +323,14 @@ def main() -> None:
     for kind in sys.argv[1:]:
         resolve(kind)
     line = sys.stdin.readline()
-    if line.strip():
-        asyncio.run(run_spec(NodeSpec.from_json(line)))
+    if not line.strip():
+        return
+    spec = NodeSpec.from_json(line)
+    try:
+        asyncio.run(run_spec(spec))
+    except StreamError as exc:
+        log.error("node %s: %s", spec.name, exc)
+        sys.exit(EXIT_FATAL)
 
 
 if __name__ == "__main__":
