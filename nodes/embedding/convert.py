@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from nodes.embedding.campplus import CampplusConfig
+from nodes.embedding.ecapa import AURALIS, VOXCELEB, EcapaConfig
 from stream.checkpoint import load_torch_checkpoint, state_dict
 from stream.errors import ModelError
 
@@ -114,3 +115,54 @@ def campplus_tree(tensors: dict[str, np.ndarray], cfg: CampplusConfig = Campplus
 def campplus(path: Path) -> dict[str, np.ndarray]:
     """Registry converter for `campplus`: the 3D-Speaker checkpoint (a bare state dict) at `path`."""
     return campplus_tree(state_dict(load_torch_checkpoint(path)), source=str(path))
+
+
+def ecapa_speechbrain_tree(tensors: dict[str, np.ndarray], cfg: EcapaConfig,
+                           source: str = "ECAPA-TDNN checkpoint") -> dict[str, np.ndarray]:
+    """SpeechBrain `ECAPA_TDNN` state dict (its own names) -> our flat ECAPA parameters for `cfg`."""
+    t = _Taker(tensors, source)
+
+    def conv(prefix: str, cout: int, cin: int, k: int) -> dict:
+        return {"w": t.take(f"{prefix}.conv.weight", (cout, cin, k)), "b": t.take(f"{prefix}.conv.bias", (cout,))}
+
+    def tdnn(prefix: str, cout: int, cin: int, k: int) -> dict:
+        return {**conv(f"{prefix}.conv", cout, cin, k), "bn": t.bn(f"{prefix}.norm.norm", cout)}
+
+    ch = cfg.channels
+    tree: dict = {"block0": tdnn("blocks.0", ch[0], cfg.input_size, cfg.kernel_sizes[0])}
+    for i in range(1, len(ch) - 1):
+        p, c, width = f"blocks.{i}", ch[i], ch[i] // cfg.res2net_scale
+        block = {
+            "tdnn1": tdnn(f"{p}.tdnn1", c, ch[i - 1], 1),
+            "res2net": {str(j): tdnn(f"{p}.res2net_block.blocks.{j}", width, width, cfg.kernel_sizes[i])
+                        for j in range(cfg.res2net_scale - 1)},
+            "tdnn2": tdnn(f"{p}.tdnn2", c, c, 1),
+            "se": {"conv1": conv(f"{p}.se_block.conv1", cfg.se_channels, c, 1),
+                   "conv2": conv(f"{p}.se_block.conv2", c, cfg.se_channels, 1)},
+        }
+        if ch[i - 1] != c:
+            block["shortcut"] = conv(f"{p}.shortcut", c, ch[i - 1], 1)
+        tree[f"block{i}"] = block
+    tree["mfa"] = tdnn("mfa", ch[-1], sum(ch[1:-1]), cfg.kernel_sizes[-1])
+    attn_in = ch[-1] * (3 if cfg.global_context else 1)
+    tree["asp"] = {"tdnn": tdnn("asp.tdnn", cfg.attention_channels, attn_in, 1),
+                   "conv": conv("asp.conv", ch[-1], cfg.attention_channels, 1)}
+    tree["asp_bn"] = t.bn("asp_bn.norm", 2 * ch[-1])
+    fc = conv("fc", cfg.lin_neurons, 2 * ch[-1], 1)
+    tree["fc"] = {"w": fc["w"][..., 0], "b": fc["b"]}
+    return t.finish(tree)
+
+
+def ecapa_speechbrain(path: Path, cfg: EcapaConfig = VOXCELEB) -> dict[str, np.ndarray]:
+    """A SpeechBrain `embedding_model.ckpt` (a bare `ECAPA_TDNN` state dict) -> our ECAPA parameters.
+
+    Pass the `cfg` of the recipe that trained it (SpeechBrain's hyperparams.yaml `embedding_model` block);
+    any mismatch in channels, kernels or block count is reported as missing/unused tensors or wrong shapes.
+    """
+    return ecapa_speechbrain_tree(state_dict(load_torch_checkpoint(path)), cfg, source=str(path))
+
+
+def ecapa_auralis(path: Path) -> dict[str, np.ndarray]:
+    """Registry converter for `ecapa-speechbrain-layout`: SpeechBrain names under `ecapa_state_dict`."""
+    tensors = state_dict(load_torch_checkpoint(path), key="ecapa_state_dict")
+    return ecapa_speechbrain_tree(tensors, AURALIS, source=str(path))

@@ -35,3 +35,26 @@ def campplus_reference(checkpoint: Path) -> torch.nn.Module:
     model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in tensors.items()})
     model.xvector.dense.nonlinear.relu = torch.nn.Identity()
     return model.eval()
+
+
+def speechbrain_ecapa_class():
+    """SpeechBrain's `ECAPA_TDNN` class (pip install --no-deps speechbrain==1.1.2).
+
+    Importing it normally runs `speechbrain/__init__.py` (needs hyperpyyaml) and `speechbrain.nnet.CNN`
+    imports torchaudio at module level (no wheel matches torch 2.13 here). ECAPA uses neither, so we register an
+    empty `speechbrain` package and an empty `torchaudio` module before importing the model file.
+    """
+    import sys
+    import types
+
+    if "speechbrain" not in sys.modules:
+        spec = importlib.util.find_spec("speechbrain")
+        if spec is None or not spec.submodule_search_locations:
+            raise RuntimeError("parity reference missing: pip install --no-deps speechbrain==1.1.2")
+        package = types.ModuleType("speechbrain")
+        package.__path__ = list(spec.submodule_search_locations)
+        sys.modules["speechbrain"] = package
+        sys.modules.setdefault("torchaudio", types.ModuleType("torchaudio"))
+    from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
+
+    return ECAPA_TDNN
