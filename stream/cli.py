@@ -19,6 +19,8 @@ COMMANDS = [
     "run",
     "listen",
     "devices",
+    "diarize",
+    "eval",
 ]
 
 

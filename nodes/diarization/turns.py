@@ -34,6 +34,7 @@ class TurnEdge:
     speaker: int
     t: float
     confidence: float
+    start: float  # s, when the turn started (== t for a "start" edge)
 
 
 class TurnTracker:
@@ -64,14 +65,14 @@ class TurnTracker:
                         self.open[k][2] += 1
                 elif p >= self.config.onset:
                     self.open[k] = [t, float(p), 1]
-                    edges.append(TurnEdge("start", k, t, float(p)))
+                    edges.append(TurnEdge("start", k, t, float(p), t))
         return edges
 
     def _close(self, speaker: int, t: float) -> TurnEdge:
         start, total, frames = self.open.pop(speaker)
         confidence = total / frames
         self.closed.append((start, t, speaker, confidence))
-        return TurnEdge("stop", speaker, t, confidence)
+        return TurnEdge("stop", speaker, t, confidence, start)
 
     def close_all(self, t: float) -> list[TurnEdge]:
         """End of stream at audio time ``t``: close every open turn."""

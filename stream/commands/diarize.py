@@ -1,0 +1,90 @@
+"""`stream diarize`: who spoke when in recordings, through the same online chain as the live graph.
+
+Writes DIR/<stem>.rttm (what the live graph emits at --latency) and, with --refine, DIR/<stem>.refined.rttm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EPILOG = """outputs: DIR/<stem>.rttm, the online result at --latency (RTTM uri = file stem); with --refine also
+DIR/<stem>.refined.rttm, re-clustered and re-segmented with the whole file seen.
+Inputs: WAV/FLAC/OGG/MP3 at any rate and channel count (down-mixed, resampled to 16 kHz); folders are recursed."""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("diarize", help="speaker diarisation of audio files -> RTTM", epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("audio", nargs="+", type=Path, metavar="AUDIO", help="audio files or folders")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the RTTM files")
+    p.add_argument("--latency", type=float, default=0.5, metavar="S",
+                   help="output latency in seconds, a multiple of 0.5 in [0.5, 5] (default 0.5)")
+    p.add_argument("--refine", action="store_true", help="also write <stem>.refined.rttm (offline refinement)")
+    p.add_argument("--enrolled", type=Path, metavar="DB",
+                   help="enrolment store (see `stream enroll`): its speakers are labelled by name")
+    p.add_argument("--max-speakers", type=int, metavar="N", help="most speakers per file (default 20)")
+    p.set_defaults(func=run)
+
+
+def build(args: argparse.Namespace):  # -> (DiarizationConfig, WindowAnalyzer, enrolled)
+    """Config, models and enrolled speakers from the command line (shared with `stream eval der`)."""
+    import dataclasses
+
+    from nodes.diarization.pipeline import DiarizationConfig
+    from nodes.diarization.windows import WindowAnalyzer
+    from stream.models import load_params
+
+    config = DiarizationConfig()
+    geometry = dataclasses.replace(config.geometry, latency=args.latency)
+    clustering = config.clustering
+    if args.max_speakers is not None:
+        clustering = dataclasses.replace(clustering, max_speakers=args.max_speakers)
+    config = dataclasses.replace(config, geometry=geometry, clustering=clustering)
+    enrolled = None
+    if args.enrolled is not None:
+        from nodes.speakers.store import SpeakerStore
+
+        enrolled = SpeakerStore.open(args.enrolled, "campplus").centroids()
+    analyzer = WindowAnalyzer(load_params("segmentation-3.0"), load_params("campplus"), config.geometry,
+                              config.overlap_weight)
+    return config, analyzer, enrolled
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from nodes.diarization.files import audio_files, diarize_file, open_audio
+    from stream.errors import StreamError
+    from stream.rttm import write_rttm
+
+    config, analyzer, enrolled = build(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    try:
+        files = audio_files(args.audio)
+    except StreamError as exc:
+        print(f"stream diarize: {exc}", file=sys.stderr)
+        return 1
+    for path in files:
+        try:
+            with open_audio(path) as f:
+                total, rate = f.frames / f.samplerate, f.samplerate
+            if rate < 16000:
+                print(f"{path}: note: {rate} Hz audio upsampled to 16000 Hz (narrow-band audio diarises worse)",
+                      file=sys.stderr)
+            with tqdm(total=round(total, 1), unit="s", desc=path.name, leave=False,
+                      disable=not sys.stderr.isatty(), file=sys.stderr) as bar:
+                result = diarize_file(path, analyzer, config, enrolled, refine=args.refine,
+                                      progress=lambda t: bar.update(round(t, 1) - bar.n))
+        except StreamError as exc:
+            print(f"{path}: error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        write_rttm(args.out / f"{path.stem}.rttm", path.stem, result.turns)
+        if result.refined is not None:
+            write_rttm(args.out / f"{path.stem}.refined.rttm", path.stem, result.refined)
+        print(f"{path}: {result.speakers} speakers, {result.speech:.1f} s speech of {result.duration:.1f} s, "
+              f"RTF {result.elapsed / max(result.duration, 1e-9):.3f}")
+    return 1 if failed else 0
