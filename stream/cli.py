@@ -21,6 +21,8 @@ COMMANDS = [
     "devices",
     "diarize",
     "eval",
+    "models",
+    "embed",
 ]
 
 

@@ -21,6 +21,7 @@ Embeddings are raw (not length-normalised); compare them with cosine similarity.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import partial
 
 import jax
@@ -115,6 +116,15 @@ def embed_waveforms(params: Params, waves: list[np.ndarray], sample_rate: int = 
     feats = [waveform_fbank(w, sample_rate) for w in waves]
     for i, f in enumerate(feats):
         check_features(f, what=f"waveform {i}")
+    return embed_feature_list(params, feats, batch_size)
+
+
+def embed_feature_list(params: Params, feats: list[np.ndarray], batch_size: int = 8,
+                       progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """[T_i, 80] fbank of N utterances -> [N, 192], in input order; similar lengths share a padded batch.
+
+    `progress(n)` is called after each batch with the number of rows it finished.
+    """
     out = np.zeros((len(feats), CampplusConfig().embedding_size), np.float32)
     order = sorted(range(len(feats)), key=lambda i: len(feats[i]))
     for start in range(0, len(order), batch_size):
@@ -122,4 +132,6 @@ def embed_waveforms(params: Params, waves: list[np.ndarray], sample_rate: int = 
         t = max(len(feats[i]) for i in rows)
         batch = np.stack([np.pad(feats[i], ((0, t - len(feats[i])), (0, 0))) for i in rows])
         out[rows] = embed(params, batch, lengths=np.array([len(feats[i]) for i in rows]))
+        if progress:
+            progress(len(rows))
     return out

@@ -8,6 +8,7 @@ import importlib
 
 EVALUATIONS = [
     "der",
+    "eer",
 ]
 
 
