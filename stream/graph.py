@@ -28,12 +28,16 @@ Graph format (see configs/demo.toml for a commented example):
     kind = "jsonl"          # zmq_pub | jsonl | console | mqtt | "package.module:Class"
     path = "events.jsonl"
 
-Run folder (a fresh temp dir unless given): `<name>.sock` endpoints, `control.sock` (heartbeats), `state/`
-(checkpoints), `metrics/` (prometheus_client multiprocess files). A crashed node (non-zero exit, or heartbeats
-stopped) is restarted at once, then after 0.1 s, doubling to 5 s while it keeps crashing; it restores its checkpoint and its
-downstream nodes reconnect by themselves. A node failing with a StreamError (missing file or model) stops the graph instead: a restart cannot fix it.
-SIGINT/SIGTERM (or `duration`) stops the sources; end-of-stream then
-drains through the graph; nodes still alive after `grace_s` get SIGTERM, then SIGKILL.
+Run folder (a fresh temp dir, removed at the end, unless `--run-dir` names one to keep): `<name>.sock`
+endpoints, `control.sock` (heartbeats), `state/` (checkpoints), `metrics/` (prometheus_client multiprocess files).
+
+Restarts: a crashed node (non-zero exit, or heartbeats stopped) is restarted at once, then after 0.1 s, doubling
+to 5 s while it keeps crashing. The supervisor keeps one standby process with its imports done, so a restart
+takes milliseconds; the node restores its checkpoint and its downstream nodes reconnect by themselves. A node
+failing with a StreamError (missing file or model) stops the graph instead: a restart cannot fix it.
+
+Stopping: SIGINT/SIGTERM (or `duration`) stops the sources; end-of-stream then drains through the graph (a node
+whose upstreams are gone gets SIGTERM: it drains and exits), and whatever is still alive `grace_s` later is killed.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -183,6 +188,7 @@ class Supervisor:
     def __init__(self, graph: Graph, run_dir: Path | None = None, grace_s: float = 5.0) -> None:
         self.graph = graph
         self.run_dir = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix=f"stream-{graph.name}-"))
+        self._own_dir = run_dir is None  # a temp folder we made is removed at the end; a given one is kept
         self.grace_s = grace_s
         self.restarts: dict[str, int] = {n.name: 0 for n in graph.nodes}
         self.procs: dict[str, asyncio.subprocess.Process] = {}
@@ -241,6 +247,8 @@ class Supervisor:
             ctx.term()
             server.shutdown()
             server.server_close()
+            if self._own_dir:
+                shutil.rmtree(self.run_dir, ignore_errors=True)
         return 0 if all(code == 0 for code in codes) else 1
 
     async def _standby(self) -> asyncio.subprocess.Process:
@@ -312,18 +320,19 @@ class Supervisor:
         self.stopping.set()
 
     async def _stop_when_asked(self) -> None:
-        """Stop sources first so end-of-stream drains the graph; then terminate stragglers, then kill."""
+        """Stop in graph order so nothing accepted is lost: SIGTERM the sources; every other node ends by itself
+        once its upstreams' end-of-stream arrived, or gets SIGTERM (drain and exit) 1 s after they exited; any
+        node left after `grace_s` more is killed."""
         await self.stopping.wait()
-        order = _order(self.graph)
-        sources = [n for n in order if not self.graph.node(n).inputs]
-        for name in sources:
+        deadline = time.monotonic() + self.grace_s
+        for name in _order(self.graph):
+            upstreams = [u for u in self.graph.node(name).inputs if u in self.procs]
+            if upstreams:
+                await self._exited(upstreams, deadline - time.monotonic())
+                await self._exited([name], 1.0)
             self._signal(name, signal.SIGTERM)
-        if await self._all_exited(self.grace_s):
-            return
-        for name in reversed(order):
-            self._signal(name, signal.SIGTERM)
-        if not await self._all_exited(2.0):
-            for name in order:
+        if not await self._exited(list(self.procs), self.grace_s):
+            for name in self.procs:
                 self._signal(name, signal.SIGKILL)
 
     def _signal(self, name: str, sig: signal.Signals) -> None:
@@ -332,13 +341,14 @@ class Supervisor:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(sig)
 
-    async def _all_exited(self, timeout_s: float) -> bool:
+    async def _exited(self, names: list[str], timeout_s: float) -> bool:
+        """Wait up to `timeout_s` for these nodes' current processes to exit."""
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if all(p.returncode is not None for p in self.procs.values()):
-                return True
-            await asyncio.sleep(0.05)
-        return False
+        while any(self.procs[n].returncode is None for n in names):
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
 
 
 def run(path: Path, source: str | None = None, duration_s: float | None = None, run_dir: Path | None = None) -> int:
