@@ -13,6 +13,7 @@ import signal
 import time
 
 from stream.graph import Supervisor, load_graph
+from stream.paths import REPO_ROOT
 
 GRAPH = """
 [graph]
@@ -62,3 +63,39 @@ async def test_kill_middle_node_restarts_and_resumes_within_1s(tmp_path, run_met
     assert dropped >= outage_blocks  # plus what it processed after its last checkpoint, whose effect was lost
     assert dropped <= outage_blocks + 0.2 / 0.02 + 2
     assert metrics.get("stream_messages_total", node="sinks", result="out_of_order") == 1  # loudness' seq restarted
+
+
+HANG = """
+[graph]
+name = "hang"
+heartbeat_s = 0.1
+[metrics]
+port = 0
+[[nodes]]
+name = "capture"
+kind = "capture"
+config = {{ source = "signal", block_ms = 20.0 }}
+[[nodes]]
+name = "stuck"
+kind = "tests.runtime.faulty:HangOnce"
+inputs = ["capture"]
+config = {{ flag = "{flag}" }}
+"""
+
+
+async def test_hung_node_is_killed_after_10_missed_heartbeats_and_restarted(tmp_path, run_metrics, monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO_ROOT))  # node processes get it on PYTHONPATH; this one checks the graph
+    (tmp_path / "g.toml").write_text(HANG.format(flag=tmp_path / "hung"))
+    supervisor = Supervisor(load_graph(tmp_path / "g.toml"), tmp_path / "run")
+    run = asyncio.ensure_future(supervisor.run(duration_s=5))
+    while not (tmp_path / "hung").exists():
+        await asyncio.sleep(0.02)
+    hung_at = time.monotonic()
+    while supervisor.restarts["stuck"] == 0:
+        await asyncio.sleep(0.02)
+    detected_s = time.monotonic() - hung_at
+    assert await asyncio.wait_for(run, 30) == 0
+    assert 0.8 <= detected_s < 2.5  # 10 x 0.1 s heartbeats (the last one up to 0.1 s before the hang)
+    assert supervisor.restarts["stuck"] == 1
+    ok = run_metrics(tmp_path / "run" / "metrics").get("stream_messages_total", node="stuck", result="ok")
+    assert ok > 24 + 50  # the 24 before the hang, then at least a second of blocks after the restart

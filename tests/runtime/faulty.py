@@ -1,0 +1,32 @@
+"""A node for fault tests (imported by node processes as `tests.runtime.faulty:HangOnce`)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from stream.message import Message
+from stream.node import Node
+
+
+@dataclass(frozen=True)
+class HangConfig:
+    flag: str  # file created when it hangs: the restarted process then works normally
+    after: int = 25  # messages before hanging
+
+
+class HangOnce(Node[HangConfig]):
+    """Blocks its event loop (as a stuck native call would) once, after `after` messages."""
+
+    Config = HangConfig
+
+    async def setup(self) -> None:
+        self.seen = 0
+
+    async def process(self, msg: Message, port: str = "") -> list[Message]:
+        self.seen += 1
+        if self.seen == self.config.after and not Path(self.config.flag).exists():
+            Path(self.config.flag).touch()
+            time.sleep(60)
+        return []
