@@ -97,3 +97,18 @@ def threshold_at_eer(target: np.ndarray, impostor: np.ndarray) -> tuple[float, f
     far = 1.0 - np.searchsorted(impostor, candidates, side="left") / impostor.size
     best = int(np.argmin(np.abs(far - frr)))
     return float(candidates[best]), float(0.5 * (far[best] + frr[best]))
+
+
+def calibrate(
+    scores: np.ndarray, targets: np.ndarray, far: float | None, snorm: bool, trials: str
+) -> Threshold:
+    """The threshold for trial `scores` [N] with labels `targets` [N] (bool): at false-acceptance rate `far`,
+    or at the equal-error point when `far` is None."""
+    scores, targets = np.asarray(scores, dtype=np.float64), np.asarray(targets, dtype=bool)
+    target, impostor = scores[targets], scores[~targets]
+    if far is None:
+        value, _ = threshold_at_eer(target, impostor)
+    else:
+        value = threshold_at_far(impostor, far)
+    got_far, frr = error_rates(target, impostor, value)
+    return Threshold(value, "far" if far is not None else "eer", got_far, frr if len(target) else None, snorm, trials)

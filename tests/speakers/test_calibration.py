@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from nodes.speakers.calibration import error_rates, read_trials, threshold_at_eer, threshold_at_far
+from nodes.speakers.calibration import calibrate, error_rates, read_trials, threshold_at_eer, threshold_at_far
 from stream.errors import ConfigError
 
 
@@ -44,3 +44,19 @@ def test_read_trials(tmp_path):
         read_trials(tmp_path / "bad.txt")
     with pytest.raises(ConfigError, match="at most|must be in"):
         threshold_at_far(np.ones(3), 1.5)
+
+
+def test_calibrate_records_operating_point():
+    """Targets 0.6 .. 0.99, impostors 0.0 .. 0.79: at FAR 10% the threshold is 0.715 and 12 of 40 targets fall
+    below it (0.60 .. 0.71); the EER point is where the 20 overlapping scores split evenly."""
+    target, impostor = np.arange(60, 100) / 100, np.arange(80) / 100
+    scores = np.concatenate([target, impostor])
+    labels = np.concatenate([np.ones(40, bool), np.zeros(80, bool)])
+    at_far = calibrate(scores, labels, far=0.1, snorm=False, trials="t.txt")
+    assert at_far.value == pytest.approx(0.715)
+    assert (at_far.far, at_far.frr) == (pytest.approx(0.1), pytest.approx(12 / 40))
+    at_eer = calibrate(scores, labels, far=None, snorm=False, trials="t.txt")
+    assert at_eer.method == "eer"
+    assert abs(at_eer.far - at_eer.frr) <= 1 / 40
+    only_impostors = calibrate(impostor, np.zeros(80, bool), far=0.05, snorm=True, trials="t.txt")
+    assert only_impostors.frr is None and only_impostors.far == pytest.approx(0.05)
