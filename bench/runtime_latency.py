@@ -132,7 +132,8 @@ async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-runtime-") as tmp:
         await per_hop(Path(tmp), args.seconds)
         print("\nconcurrent demo graphs (event latency minus the 20 ms block, ms)\n"
-              "| streams | events in window/expected | dropped | missing | p50 | p95 | p99 | sustained |\n|---|---|---|---|---|---|---|---|")
+              "| streams | events in window/expected | dropped | missing | p50 | p95 | p99 | sustained |\n"
+              "|---|---|---|---|---|---|---|---|")
         for k in (int(x) for x in args.streams.split(",")):
             folder = Path(tmp) / f"k{k}"
             folder.mkdir()

@@ -291,7 +291,8 @@ class Supervisor:
             failures = 1 if time.monotonic() - started > 10.0 else failures + 1
             self.restarts[node.name] += 1
             delay = 0.0 if failures == 1 else min(5.0, 0.1 * 2 ** (failures - 2))
-            log.warning("node %s exited with %d; restart #%d in %.1f s", node.name, code, self.restarts[node.name], delay)
+            log.warning("node %s exited with %d; restart #%d in %.1f s", node.name, code,
+                        self.restarts[node.name], delay)
             await asyncio.sleep(delay)
             if self.stopping.is_set():
                 return code

@@ -88,7 +88,9 @@ class Message:
         """An event about the audio of `source`: kind "event", empty array, the event dict in `meta`."""
         return source.derive("event", np.zeros(0, np.uint8), sr=0, meta=event)
 
-    def derive(self, kind: str, data: np.ndarray, *, sr: int | None = None, meta: dict[str, Any] | None = None) -> Message:
+    def derive(
+        self, kind: str, data: np.ndarray, *, sr: int | None = None, meta: dict[str, Any] | None = None
+    ) -> Message:
         """A new message about the same audio (same stream, seq and capture time), e.g. features of this pcm."""
         h = self.header
         return Message.new(
@@ -111,7 +113,9 @@ def encode(msg: Message) -> list[bytes | memoryview]:
     h = msg.header
     data = msg.data
     if data.dtype.name != h.dtype or data.shape != h.shape:
-        raise MessageError("header mismatch", f"header says {h.dtype}{list(h.shape)}, data is {data.dtype}{list(data.shape)}")
+        raise MessageError(
+            "header mismatch", f"header says {h.dtype}{list(h.shape)}, data is {data.dtype}{list(data.shape)}"
+        )
     if not data.flags.c_contiguous:
         data = np.ascontiguousarray(data)
     header = msgpack.packb({name: getattr(h, name) for name in _FIELDS}, use_bin_type=True)
@@ -145,7 +149,8 @@ def decode(frames: Sequence[bytes | memoryview]) -> Message:
         raise MessageError("dtype", f"{dtype!r} is not one of {sorted(DTYPES)}")
     itemsize = np.dtype(dtype).itemsize
     if math.prod(shape) * itemsize != len(raw_data):
-        raise MessageError("shape", f"{dtype}{list(shape)} needs {math.prod(shape) * itemsize} bytes, got {len(raw_data)}")
+        needed = math.prod(shape) * itemsize
+        raise MessageError("shape", f"{dtype}{list(shape)} needs {needed} bytes, got {len(raw_data)}")
     data = np.frombuffer(raw_data, dtype=dtype).reshape(shape)
     fields["shape"] = shape
     return Message(Header(**fields), data)

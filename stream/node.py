@@ -160,7 +160,9 @@ def _coerce(value: Any, hint: Any) -> Any:
         return dict(value)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if hint is Any or (isinstance(hint, type) and isinstance(value, hint) and not (isinstance(value, bool) and hint is not bool)):
+    if isinstance(value, bool) and hint is not bool and hint is not Any:
+        raise TypeError  # TOML true is not a number
+    if hint is Any or (isinstance(hint, type) and isinstance(value, hint)):
         return value
     raise TypeError
 

@@ -10,8 +10,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     from stream.sinks.zmq_pub import DEFAULT_ENDPOINT
 
     p = sub.add_parser("listen", help="print the events a running graph publishes")
-    p.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help=f"the zmq_pub sink's address (default {DEFAULT_ENDPOINT})")
-    p.add_argument("--topic", action="append", default=[], help="topic prefix, e.g. 'level/' or 'speaker.' (repeatable)")
+    p.add_argument("--endpoint", default=DEFAULT_ENDPOINT,
+                   help=f"the zmq_pub sink's address (default {DEFAULT_ENDPOINT})")
+    p.add_argument("--topic", action="append", default=[],
+                   help="topic prefix, e.g. 'level/' or 'speaker.' (repeatable)")
     p.add_argument("--json", action="store_true", help="print raw JSON lines instead of formatted events")
     p.add_argument("--count", type=int, default=0, help="exit after this many events (0: until Ctrl-C)")
     p.add_argument("--mqtt", metavar="URL", help="read from an MQTT broker instead: mqtt[s]://[user:pass@]host[:port]")

@@ -39,4 +39,6 @@ def resolve(kind: str) -> type[Sink]:
     try:
         return getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"sink kind {kind!r} not found ({exc}); use zmq_pub, jsonl, console, mqtt or 'pkg.mod:Class'") from exc
+        raise ConfigError(
+            f"sink kind {kind!r} not found ({exc}); use zmq_pub, jsonl, console, mqtt or 'package.module:Class'"
+        ) from exc

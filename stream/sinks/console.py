@@ -19,7 +19,8 @@ def format_event(event: dict[str, Any]) -> str:
     fields = " ".join(
         f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in event.items() if k not in _COMMON
     )
-    return f"{event.get('t_audio', 0.0):9.3f} s  {event.get('stream', '?')}  {event.get('type', '?')}  {fields}{latency}"
+    head = f"{event.get('t_audio', 0.0):9.3f} s  {event.get('stream', '?')}  {event.get('type', '?')}"
+    return f"{head}  {fields}{latency}"
 
 
 @dataclass(frozen=True)
