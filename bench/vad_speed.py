@@ -7,6 +7,7 @@ Live: one 512-sample (32 ms) chunk per step, RTF = time per chunk / 32 ms. File 
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 
@@ -35,6 +36,7 @@ def main() -> None:
         live.push(audio[first : first + CHUNK])
         times.append(time.perf_counter() - start)
     ours = statistics.median(times)
+    print(f"load average {os.getloadavg()[0]:.1f}")
     print(f"JAX live: {ours * 1e3:.3f} ms/chunk (median of {len(times)}), RTF {ours / CHUNK_S:.4f}")
 
     start = time.perf_counter()
