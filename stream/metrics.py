@@ -17,6 +17,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
+from stream.errors import ConfigError
+
 # 5 ms .. 5 s, dense over 10 ms - 2 s where real-time latencies live.
 LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
 PROCESS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -74,4 +76,9 @@ def serve(directory: Path, host: str, port: int, restarts: Callable[[], Mapping[
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=str(directory))
     registry.register(_Restarts(restarts))
-    return start_http_server(port, addr=host, registry=registry)
+    try:
+        return start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot serve metrics on {host}:{port} ({exc.strerror}); set another [metrics] port (0 = any free one)"
+        ) from exc

@@ -1,13 +1,14 @@
 """`stream run` + `stream listen` as a user runs them: events reach a listener; Ctrl-C stops the graph cleanly.
 
-Guards: `stream listen --count 5` prints 5 schema-valid events; SIGINT makes `stream run` exit 0 within 5 s
-with no node process left behind.
+Guards: `stream listen --count 5` prints 5 schema-valid events (one hop over tcp://, the others ipc://);
+SIGINT makes `stream run` exit 0 within 5 s with no node process left behind.
 """
 
 from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -28,15 +29,22 @@ kind = "capture"
 name = "loudness"
 kind = "loudness"
 inputs = ["capture"]
+endpoint = "tcp://127.0.0.1:{port}"
 [[sinks]]
 kind = "zmq_pub"
 endpoint = "{endpoint}"
 """
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_run_listen_and_ctrl_c(tmp_path):
     endpoint = f"ipc://{tmp_path / 'events.sock'}"
-    (tmp_path / "g.toml").write_text(GRAPH.format(endpoint=endpoint))
+    (tmp_path / "g.toml").write_text(GRAPH.format(endpoint=endpoint, port=_free_port()))  # loudness -> sinks: tcp
     stream = [sys.executable, "-m", "stream.cli"]
     run = subprocess.Popen([*stream, "run", str(tmp_path / "g.toml")], cwd=REPO_ROOT)
     try:
@@ -59,7 +67,7 @@ def test_run_listen_and_ctrl_c(tmp_path):
 
 
 def test_missing_input_file_stops_the_graph_with_the_reason(tmp_path):
-    (tmp_path / "g.toml").write_text(GRAPH.format(endpoint=f"ipc://{tmp_path / 'e.sock'}").replace(
+    (tmp_path / "g.toml").write_text(GRAPH.format(endpoint=f"ipc://{tmp_path / 'e.sock'}", port=_free_port()).replace(
         'kind = "capture"', f'kind = "capture"\nconfig = {{ source = "file", path = "{tmp_path / "nope.wav"}" }}'))
     run = subprocess.run([sys.executable, "-m", "stream.cli", "run", str(tmp_path / "g.toml")], cwd=REPO_ROOT,
                          capture_output=True, text=True, timeout=60)

@@ -61,3 +61,15 @@ def test_source_override_picks_file_or_device(tmp_path):
     wav.write_bytes(b"")
     assert with_source(graph, str(wav)).node("capture").config == {"source": "file", "path": str(wav)}
     assert with_source(graph, "3").node("capture").config == {"source": "device", "device": 3}
+
+
+def test_metrics_port_in_use_is_a_config_error(tmp_path):
+    import asyncio
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        graph = _graph(tmp_path, BASE + f"[metrics]\nport = {busy.getsockname()[1]}\n")
+        with pytest.raises(ConfigError, match=r"cannot serve metrics .* in use.*\[metrics\] port"):
+            asyncio.run(Supervisor(graph, tmp_path / "run").run(duration_s=1))
