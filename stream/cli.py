@@ -23,6 +23,9 @@ COMMANDS = [
     "eval",
     "models",
     "embed",
+    "enroll",
+    "verify",
+    "identify",
 ]
 
 

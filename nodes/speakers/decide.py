@@ -19,12 +19,20 @@ UNKNOWN = "unknown"
 
 @dataclass(frozen=True)
 class Decision:
-    """The outcome for one test embedding: the speaker named (or UNKNOWN), its score and the threshold used."""
+    """The outcome for one test embedding: the best (or claimed) speaker, its score and the threshold used."""
 
-    name: str
+    candidate: str  # the claimed speaker (verify) or the best-scoring one (identify)
     score: float
     threshold: float
-    accepted: bool
+
+    @property
+    def accepted(self) -> bool:
+        return self.score >= self.threshold
+
+    @property
+    def name(self) -> str:
+        """The speaker decided on: the candidate if accepted, else UNKNOWN."""
+        return self.candidate if self.accepted else UNKNOWN
 
 
 def _threshold(store: SpeakerStore) -> float:
@@ -40,7 +48,7 @@ def verify(store: SpeakerStore, name: str, tests: np.ndarray, threshold: float |
     """Accept or reject each test embedding [N, D] as speaker `name`."""
     threshold = _threshold(store) if threshold is None else threshold
     scores = score(store.centroid(name)[None], tests, store.cohort)[0]
-    return [Decision(name, float(s), threshold, bool(s >= threshold)) for s in scores]
+    return [Decision(name, float(s), threshold) for s in scores]
 
 
 def identify(store: SpeakerStore, tests: np.ndarray, threshold: float | None = None) -> list[Decision]:
@@ -52,9 +60,4 @@ def identify(store: SpeakerStore, tests: np.ndarray, threshold: float | None = N
     names = list(centroids)
     scores = score(np.stack(list(centroids.values())), tests, store.cohort)  # [S, N]
     best = scores.argmax(axis=0)
-    decisions = []
-    for column, row in enumerate(best):
-        s = float(scores[row, column])
-        accepted = s >= threshold
-        decisions.append(Decision(names[row] if accepted else UNKNOWN, s, threshold, accepted))
-    return decisions
+    return [Decision(names[row], float(scores[row, column]), threshold) for column, row in enumerate(best)]

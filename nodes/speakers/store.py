@@ -44,8 +44,9 @@ class SpeakerStore:
         self.threshold: Threshold | None = None
 
     @classmethod
-    def open(cls, path: Path, model: str, dim: int | None = None, create: bool = False) -> SpeakerStore:
-        """Open the store at `path` for embeddings of `model`; with `create`, start an empty one if none exists.
+    def open(cls, path: Path, model: str | None = None, dim: int | None = None, create: bool = False) -> SpeakerStore:
+        """Open the store at `path` for embeddings of `model` (None: whichever model made it); with `create`, start
+        an empty one if none exists.
 
         Raises ModelError if the store was made with another model (its embeddings would be meaningless here).
         """
@@ -54,8 +55,8 @@ class SpeakerStore:
         if not meta_path.is_file():
             if not create:
                 raise ConfigError(f"no enrolment store at {path}: enrol a speaker first (`stream enroll NAME AUDIO --db {path}`)")
-            if dim is None:
-                raise ConfigError("creating a store needs the embedding dimension")
+            if model is None or dim is None:
+                raise ConfigError("creating a store needs the embedding model and its dimension")
             return cls(path, model, dim)
         try:
             meta = json.loads(meta_path.read_text())
@@ -64,10 +65,11 @@ class SpeakerStore:
             store = cls(path, meta["model"], int(meta["dim"]))
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{meta_path} is not a valid enrolment store ({exc}); re-create it with `stream enroll`") from exc
-        if store.model != model or (dim is not None and dim != store.dim):
+        if (model is not None and store.model != model) or (dim is not None and dim != store.dim):
+            wanted = f"{model} embeddings" + (f" ({dim}-d)" if dim is not None else "")
             raise ModelError(
-                f"enrolment store {path} holds {store.model} embeddings ({store.dim}-d) and cannot score {model} "
-                f"embeddings: pass --model {store.model}, or use another --db for {model}"
+                f"enrolment store {path} holds {store.model} embeddings ({store.dim}-d) and cannot score {wanted}: "
+                f"pass --model {store.model}, or use another --db for {model}"
             )
         with np.load(path / "embeddings.npz") as data:
             for name, files in meta["speakers"].items():

@@ -1,0 +1,90 @@
+"""`stream verify AUDIO... --db DB --name NAME`: is each file spoken by NAME? Also `--calibrate TRIALS` the threshold."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+DESCRIPTION = """\
+Score each audio file against NAME's enrolled centroid and accept it when score >= threshold.
+Scores are cosine similarities, s-normed against the store's cohort when it has one (then about N(0, 1) for
+impostors). Output: one tab-separated line per file: file, name, score, threshold, accept|reject.
+
+Calibration (--calibrate TRIALS): embed the trial list's audio ('LABEL ENROL TEST' per line, LABEL 1/0), score
+each trial the way verification will (s-normed if --cohort is given now or the store already has a cohort),
+and save the threshold at the target false-acceptance rate (--far, default 0.01) or at the equal-error point
+(--eer) in the store. Use trials and cohort speakers that are neither enrolled nor tested, e.g. LibriSpeech
+train-clean-100 speakers for a store of test-other speakers.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("verify", help="accept/reject audio as an enrolled speaker; calibrate the threshold",
+                            description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("audio", nargs="*", type=Path, metavar="AUDIO", help="audio files or folders to verify")
+    parser.add_argument("--db", type=Path, required=True, help="enrolment store folder")
+    parser.add_argument("--name", help="the claimed speaker (required with AUDIO)")
+    parser.add_argument("--threshold", type=float, help="override the store's calibrated threshold")
+    calib = parser.add_argument_group("calibration")
+    calib.add_argument("--calibrate", type=Path, metavar="TRIALS", help="trial list to calibrate the threshold on")
+    calib.add_argument("--cohort", nargs="+", type=Path, metavar="AUDIO",
+                       help="s-norm cohort: audio files or folders of other speakers (one utterance per file)")
+    point = calib.add_mutually_exclusive_group()
+    point.add_argument("--far", type=float, default=0.01, help="target false-acceptance rate (0.01)")
+    point.add_argument("--eer", action="store_true", help="calibrate at the equal-error point instead")
+    parser.set_defaults(func=run)
+
+
+def calibrate(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from nodes.diarization.files import audio_files
+    from nodes.speakers.calibration import calibrate, read_trials
+    from nodes.speakers.embeddings import embed_paths
+    from nodes.speakers.scoring import score
+    from nodes.speakers.store import SpeakerStore
+
+    store = SpeakerStore.open(args.db)
+    if args.cohort:
+        paths = audio_files(args.cohort)
+        store.set_cohort(embed_paths(store.model, paths), [str(p) for p in paths])
+    trials = read_trials(args.calibrate)
+    index: dict[Path, int] = {}
+    for t in trials:
+        index.setdefault(t.enrol, len(index))
+        index.setdefault(t.test, len(index))
+    emb = embed_paths(store.model, list(index))
+    enrol = np.array([index[t.enrol] for t in trials])
+    test = np.array([index[t.test] for t in trials])
+    scores = score(emb, emb, store.cohort)[enrol, test]
+    threshold = calibrate(scores, np.array([t.target for t in trials]), None if args.eer else args.far,
+                          snorm=store.cohort is not None, trials=str(args.calibrate))
+    store.set_threshold(threshold)
+    store.save()
+    frr = f"{100 * threshold.frr:.2f} %" if threshold.frr is not None else "n/a (no target trials)"
+    print(f"threshold {threshold.value:.4f} ({'s-norm' if threshold.snorm else 'cosine'}, {threshold.method}): "
+          f"FAR {100 * threshold.far:.2f} %, FRR {frr} on {len(trials)} trials -> saved in {args.db}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from nodes.diarization.files import audio_files
+    from nodes.speakers.decide import verify
+    from nodes.speakers.embeddings import embed_paths
+    from nodes.speakers.store import SpeakerStore
+    from stream.errors import ConfigError
+
+    if args.cohort and not args.calibrate:
+        raise ConfigError("--cohort is part of calibration: give it with --calibrate TRIALS")
+    if not args.calibrate and not args.audio:
+        raise ConfigError("give AUDIO to verify (with --name), or --calibrate TRIALS")
+    if args.calibrate:
+        calibrate(args)
+    if args.audio:
+        if not args.name:
+            raise ConfigError("--name NAME is required to verify audio (the speaker it claims to be)")
+        store = SpeakerStore.open(args.db)
+        paths = audio_files(args.audio)
+        decisions = verify(store, args.name, embed_paths(store.model, paths), args.threshold)
+        for path, d in zip(paths, decisions):
+            print(f"{path}\t{d.name}\t{d.score:.4f}\t{d.threshold:.4f}\t{'accept' if d.accepted else 'reject'}")
+    return 0
