@@ -88,17 +88,28 @@ class OnlineClustering:
         self.labels: list[str] = names
         self.named: list[bool] = [True] * len(names)
         self.anonymous = 0  # anonymous speakers created so far: the next one is SPEAKER_{anonymous}
+        self.previous: dict[int, int] = {}  # the previous window's local -> global mapping
 
     @property
     def num_speakers(self) -> int:
         return len(self.labels)
 
-    def __call__(self, activity: np.ndarray, embeddings: np.ndarray) -> dict[int, int]:
+    def __call__(self, activity: np.ndarray, embeddings: np.ndarray | None,
+                 continues: dict[int, int] | None = None) -> dict[int, int]:
         """Global speaker index of each active local speaker of one window.
 
         activity: [frames, local] probabilities in [0, 1]; embeddings: [local, dim] (rows of inactive speakers are
-        ignored and may be NaN).
+        ignored and may be NaN), or None for a window stitched to the previous one, whose local speakers then
+        inherit the labels of those they continue (``continues``: local -> previous window's local).
         """
+        if embeddings is None:
+            mapping = {s: self.previous[p] for s, p in (continues or {}).items() if p in self.previous}
+        else:
+            mapping = self._assign(activity, embeddings)
+        self.previous = mapping
+        return mapping
+
+    def _assign(self, activity: np.ndarray, embeddings: np.ndarray) -> dict[int, int]:
         cfg = self.config
         active = np.flatnonzero(activity.max(axis=0) >= cfg.tau_active)
         active = active[np.all(np.isfinite(embeddings[active]), axis=1)]
@@ -137,7 +148,7 @@ class OnlineClustering:
         dim = next(iter(self.enrolled.values())).shape[-1] if self.enrolled else 0
         centroids = self.centroids if self.centroids is not None else np.zeros((0, dim))
         return {"centroids": centroids.copy(), "labels": list(self.labels), "named": list(self.named),
-                "anonymous": self.anonymous}
+                "anonymous": self.anonymous, "previous": {int(k): int(v) for k, v in self.previous.items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         centroids = np.asarray(state["centroids"], np.float64)
@@ -145,3 +156,4 @@ class OnlineClustering:
         self.labels = [str(x) for x in state["labels"]]
         self.named = [bool(x) for x in state["named"]]
         self.anonymous = int(state["anonymous"])
+        self.previous = {int(k): int(v) for k, v in state["previous"].items()}

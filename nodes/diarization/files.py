@@ -103,9 +103,14 @@ def diarize_file(path: Path, analyzer: WindowAnalyzer, config: DiarizationConfig
     pending: list[np.ndarray] = []
 
     def run(windows: list[np.ndarray]) -> None:
-        activity, embeddings = analyzer(np.stack(windows))
-        for a, e in zip(activity, embeddings):
-            diarizer(a, e)
+        batch_windows = np.stack(windows)
+        padded = np.concatenate([batch_windows, np.zeros((batch - len(windows), batch_windows.shape[1]), np.float32)])
+        activity, model_activity = (a[: len(windows)] for a in analyzer.segment(padded))
+        plans = [diarizer.plan(a) for a in activity]
+        todo = [i for i, p in enumerate(plans) if p.embed]
+        embeddings = dict(zip(todo, analyzer.embed(batch_windows[todo], model_activity[todo]))) if todo else {}
+        for i, (a, p) in enumerate(zip(activity, plans)):
+            diarizer(a, embeddings.get(i), p)
 
     for block in read_blocks(path):
         pending += buffer.push(block)

@@ -18,6 +18,7 @@ import numpy as np
 from nodes.diarization.aggregation import DelayedAggregation, WindowGeometry
 from nodes.diarization.clustering import ClusteringConfig, OnlineClustering
 from nodes.diarization.refine import RefineConfig, WindowRecord, refine
+from nodes.diarization.stitching import EmbeddingPlanner, Plan
 from nodes.diarization.turns import TurnConfig, TurnEdge, TurnTracker
 from stream.rttm import Turn
 
@@ -33,6 +34,7 @@ class DiarizationConfig:
     turns: TurnConfig = field(default_factory=TurnConfig)
     refine: RefineConfig = field(default_factory=RefineConfig)
     overlap_weight: float = 0.1  # [0, 1] pooling weight of overlapped frames in a local speaker's embedding
+    embed_every: int = 4  # >= 1, embed at least every this many windows (1: every window, as diart)
 
 
 class WindowBuffer:
@@ -82,7 +84,8 @@ class Step:
 
 
 class OnlineDiarizer:
-    """Stateful chain: ``__call__(activity[frames_per_window, 3], embeddings[3, dim]) -> Step``.
+    """Stateful chain, per window: ``plan(activity)`` says whether to embed, then
+    ``__call__(activity[frames_per_window, 3], embeddings[3, dim] | None, plan) -> Step``.
 
     ``labels`` names global speaker k. With ``keep_windows`` the windows are kept for the refinement pass
     (a few kB per window).
@@ -95,12 +98,15 @@ class OnlineDiarizer:
         self.clustering = OnlineClustering(config.clustering, enrolled)
         self.aggregation = DelayedAggregation(config.geometry)
         self.tracker = TurnTracker(config.turns, config.geometry.resolution)
+        self.planner = EmbeddingPlanner(config.embed_every, config.clustering.tau_active,
+                                        config.geometry.frames_per_step, config.geometry.resolution)
         self.reset()
 
     def reset(self) -> None:
         self.clustering.reset()
         self.aggregation.reset()
         self.tracker.reset()
+        self.planner.reset()
         self.windows = 0
         self.records: list[WindowRecord] = []
 
@@ -108,9 +114,13 @@ class OnlineDiarizer:
     def labels(self) -> list[str]:
         return self.clustering.labels
 
-    def __call__(self, activity: np.ndarray, embeddings: np.ndarray) -> Step:
+    def plan(self, activity: np.ndarray) -> Plan:
+        """Whether this window (the next one to be called) needs embeddings; call once per window, in order."""
+        return self.planner(activity)
+
+    def __call__(self, activity: np.ndarray, embeddings: np.ndarray | None, plan: Plan) -> Step:
         g = self.config.geometry
-        mapping = self.clustering(activity, embeddings)
+        mapping = self.clustering(activity, embeddings if plan.embed else None, plan.continues)
         global_activity = np.zeros((g.frames_per_window, self.clustering.num_speakers))
         for local, k in mapping.items():
             global_activity[:, k] = activity[:, local]
@@ -118,7 +128,8 @@ class OnlineDiarizer:
         first = (self.windows + 1 - g.latency_steps) * g.frames_per_step  # grid index of probs[0]
         if self.keep_windows:
             self.records.append(WindowRecord((self.windows + 1) * g.frames_per_step - g.frames_per_window,
-                                             activity.astype(np.float32), embeddings.astype(np.float32)))
+                                             activity.astype(np.float32),
+                                             embeddings.astype(np.float32) if plan.embed else None, plan.continues))
         self.windows += 1
         return self._track(probs, first)
 
@@ -154,11 +165,13 @@ class OnlineDiarizer:
 
     def state_dict(self) -> dict[str, Any]:
         """Clustering, aggregation and open turns: a restarted node continues with the same labels."""
-        return {"windows": self.windows, "clustering": self.clustering.state_dict(),
+        return {"windows": self.windows, "planner": self.planner.state_dict(),
+                "clustering": self.clustering.state_dict(),
                 "aggregation": self.aggregation.state_dict(), "turns": self.tracker.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.windows = int(state["windows"])
+        self.planner.load_state_dict(state["planner"])
         self.clustering.load_state_dict(state["clustering"])
         self.aggregation.load_state_dict(state["aggregation"])
         self.tracker.load_state_dict(state["turns"])

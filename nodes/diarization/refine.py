@@ -103,12 +103,14 @@ class WindowRecord:
 
     first_frame: int  # grid index of its first frame (negative for windows padded before the stream start)
     activity: np.ndarray  # [frames_per_window, local] probabilities on the output grid
-    embeddings: np.ndarray  # [local, dim], NaN rows for inactive local speakers
+    embeddings: np.ndarray | None  # [local, dim], NaN rows for inactive local speakers; None if stitched
+    continues: dict[int, int]  # local -> the previous window's local speaker it continues
 
 
 def assign_windows(records: list[WindowRecord], tau_active: float, config: RefineConfig) -> list[dict[int, int]]:
-    """Cluster all active local speakers, then one-to-one local -> cluster per window."""
-    keys = [(w, s) for w, r in enumerate(records) for s in range(r.activity.shape[1])
+    """Cluster all embedded active local speakers, one-to-one local -> cluster per window; stitched windows
+    inherit the mapping of the speakers they continue."""
+    keys = [(w, s) for w, r in enumerate(records) if r.embeddings is not None for s in range(r.activity.shape[1])
             if r.activity[:, s].max() >= tau_active and np.all(np.isfinite(r.embeddings[s]))]
     mappings: list[dict[int, int]] = [{} for _ in records]
     if not keys:
@@ -124,6 +126,9 @@ def assign_windows(records: list[WindowRecord], tau_active: float, config: Refin
         allowed = np.ones((len(rows), len(centroids)), bool)
         for r, c in constrained_assignment(dist[rows], allowed).items():
             mappings[w][keys[rows[r]][1]] = c
+    for w, record in enumerate(records):
+        if record.embeddings is None and w > 0:
+            mappings[w] = {s: mappings[w - 1][p] for s, p in record.continues.items() if p in mappings[w - 1]}
     return mappings
 
 

@@ -50,9 +50,9 @@ def _embed_speakers(params: Params, feats: jax.Array, weights: jax.Array, cfg: C
 
 
 class WindowAnalyzer:
-    """``__call__(windows[B, samples]) -> (activity[B, frames_per_window, 3], embeddings[B, 3, 192])``.
+    """Models over batches of windows: ``segment`` every window, ``embed`` those the planner asks for.
 
-    Activity is on the diarisation grid; the embedding of a local speaker who is never active is NaN.
+    ``segment`` compiles once per batch size: the live graph uses 1, file mode a fixed ``batch`` (padded).
     """
 
     def __init__(self, seg_params: Params, emb_params: Params, geometry: WindowGeometry,
@@ -76,10 +76,18 @@ class WindowAnalyzer:
         feats = np.stack([fbank(w.astype(np.float64) * PCM_SCALE, self.fbank_config) for w in windows])
         return feats - feats.mean(axis=1, keepdims=True)
 
-    def __call__(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        activity, _ = segment(self.seg_params, windows)  # [B, seg frames, 3] 0/1
-        weights = pooling_weights(np.einsum("ts,bsk->btk", self.to_fbank, activity), self.overlap_weight)
-        emb = np.asarray(_embed_speakers(self.emb_params, jnp.asarray(self.features(windows), jnp.float32),
-                                         jnp.asarray(np.swapaxes(weights, 1, 2), jnp.float32), CampplusConfig()))
-        emb = np.where((activity.max(axis=1) > 0)[..., None], emb, np.nan)
-        return np.einsum("ts,bsk->btk", self.to_grid, activity), emb
+    def segment(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """[B, samples] -> (activity on the grid [B, frames_per_window, 3], model-frame activity [B, frames, 3])."""
+        activity, _ = segment(self.seg_params, windows)  # 0/1 per model frame
+        return np.einsum("ts,bsk->btk", self.to_grid, activity), activity
+
+    def embed(self, windows: np.ndarray, activity: np.ndarray) -> np.ndarray:
+        """[B, samples] + model-frame activity [B, frames, 3] -> [B, 3, 192]; NaN for never-active speakers."""
+        weights = np.swapaxes(pooling_weights(np.einsum("ts,bsk->btk", self.to_fbank, activity),
+                                              self.overlap_weight), 1, 2).astype(np.float32)
+        feats = self.features(windows).astype(np.float32)
+        # one window per call: a single compiled shape, and CAM++ on CPU is no faster per window in batches
+        emb = np.concatenate([np.asarray(_embed_speakers(self.emb_params, jnp.asarray(feats[i:i + 1]),
+                                                         jnp.asarray(weights[i:i + 1]), CampplusConfig()))
+                              for i in range(len(windows))])
+        return np.where((activity.max(axis=1) > 0)[..., None], emb, np.nan)

@@ -183,3 +183,40 @@ def test_rttm_and_uem_round_trip(tmp_path):
     assert read_rttm(tmp_path / "a.rttm") == {"meeting": sorted(turns)}
     write_uem(tmp_path / "a.uem", {"meeting": [(0.0, 30.0)]})
     assert read_uem(tmp_path / "a.uem") == {"meeting": [(0.0, 30.0)]}
+
+
+def test_diarizer_restart_mid_stream_keeps_labels_and_turns():
+    from nodes.diarization.pipeline import DiarizationConfig, OnlineDiarizer
+
+    config = DiarizationConfig(clustering=ClusteringConfig(delta_new=0.6))
+    g = config.geometry
+    bank, rng = voices(3, seed=10), np.random.default_rng(11)
+    # a conversation on the grid: who talks in each 0.5 s step, then the 5 s windows that see it
+    steps = np.repeat(rng.integers(0, 4, size=30), 3)  # 3 == silence, turns of 1.5 s
+    frames = np.zeros((len(steps) * g.frames_per_step, 3))
+    for i, who in enumerate(steps):
+        if who < 3:
+            frames[i * g.frames_per_step:(i + 1) * g.frames_per_step, who] = 1.0
+    padded = np.concatenate([np.zeros((g.frames_per_window - g.frames_per_step, 3)), frames])
+    windows = []
+    for k in range(len(steps)):
+        act = padded[k * g.frames_per_step: k * g.frames_per_step + g.frames_per_window]
+        perm = rng.permutation(3)  # local speaker order is arbitrary per window
+        emb = np.stack([noisy(bank[p], rng) if act[:, p].max() > 0 else np.full(DIM, np.nan) for p in perm])
+        windows.append((act[:, perm], emb))
+
+    def feed(diarizer, part):
+        for act, emb in part:
+            diarizer(act, emb, diarizer.plan(act))
+
+    whole = OnlineDiarizer(config)
+    feed(whole, windows)
+    whole.finish(len(steps) * g.step)
+    first = OnlineDiarizer(config)
+    feed(first, windows[:40])
+    restarted = OnlineDiarizer(config)
+    restarted.load_state_dict(first.state_dict())
+    feed(restarted, windows[40:])
+    restarted.finish(len(steps) * g.step)
+    assert restarted.turns() == whole.turns()
+    assert len({t.label for t in whole.turns()}) == len(set(steps) - {3})
