@@ -61,7 +61,7 @@ async def test_kill_middle_node_restarts_and_resumes_within_1s(tmp_path, run_met
     assert resumed_s < 1.0
     assert outage_blocks > 0
     assert dropped >= outage_blocks  # plus what it processed after its last checkpoint, whose effect was lost
-    assert dropped <= outage_blocks + 0.2 / 0.02 + 2
+    assert dropped <= outage_blocks + 25  # checkpoints every 0.2 s = 10 blocks; slack for a loaded machine
     assert metrics.get("stream_messages_total", node="sinks", result="out_of_order") == 1  # loudness' seq restarted
 
 
