@@ -65,7 +65,7 @@ def segment(
 class RollingConfig:
     """Geometry of the rolling window (diart's `duration` and `step`)."""
 
-    window: float = 5.0  # s of audio per window, (0.1, 10]; the model was trained on 10 s
+    window: float = 5.0  # s of audio per window, [0.062, 10]; the model was trained on 10 s
     step: float = 0.5  # s between window starts, (0, window]; latency floor of the live output
     sample_rate: int = SAMPLE_RATE  # Hz of the pushed audio; only 16000 is supported
     soft: bool = False  # marginal probabilities instead of 0/1 activity
