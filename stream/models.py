@@ -146,9 +146,10 @@ register(ModelSpec(
 ))
 register(ModelSpec(
     name="silero-vad",
-    file="silero-vad/silero_vad_16k.safetensors",
-    description="Silero VAD v6 (16 kHz), 512-sample chunks + 64 context -> speech probability",
+    file="silero-vad/silero_vad.onnx",
+    description="Silero VAD v6 (16 kHz), 512-sample chunks + 64 context -> speech probability. The weights are "
+    "read from the released ONNX graph (the package's 16 kHz safetensors holds a different checkpoint)",
     source="PyPI silero-vad==6.2.3: silero_vad/data/ (GitHub snakers4/silero-vad)",
     license="MIT",
-    converter="nodes.vad.convert:silero",
+    converter="nodes.vad.convert:silero_onnx",
 ))
