@@ -200,10 +200,10 @@ def convert_tensors(tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def silero(path: Path) -> dict[str, np.ndarray]:
-    """Converter for `silero_vad_16k.safetensors` (registered for "silero-vad")."""
+    """Converter for `silero_vad_16k.safetensors` (another checkpoint than the released ONNX; not registered)."""
     return convert_tensors(read_safetensors(path))
 
 
 def silero_onnx(path: Path) -> dict[str, np.ndarray]:
-    """Converter for the released `silero_vad.onnx`: the weights onnxruntime runs."""
+    """Converter for the released `silero_vad.onnx` (registered for "silero-vad"): the weights onnxruntime runs."""
     return convert_tensors(read_silero_onnx(path))

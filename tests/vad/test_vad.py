@@ -21,7 +21,7 @@ from nodes.vad import (
     speech_probabilities,
 )
 from nodes.vad.detector import _step
-from nodes.vad.convert import convert_tensors, read_safetensors, silero_onnx
+from nodes.vad.convert import convert_tensors, read_safetensors, silero
 from nodes.vad.model import CHUNK, CONTEXT
 from stream.errors import AudioError, ConfigError, ModelError
 from stream.models import load_params, unflatten
@@ -58,11 +58,11 @@ def params():
     return load_params("silero-vad")
 
 
-def test_parity_with_onnx_reference(models, scene):
-    """Our graph with the weights of silero_vad.onnx matches onnxruntime chunk by chunk within 1e-3 (state too)."""
+def test_parity_with_onnx_reference(models, scene, params):
+    """The registry's weights (read from silero_vad.onnx) match onnxruntime chunk by chunk within 1e-3."""
     audio, _ = scene
     path = models / "silero-vad" / "silero_vad.onnx"
-    ours = speech_probabilities(unflatten(silero_onnx(path)), audio)
+    ours = speech_probabilities(params, audio)
     session, state, reference = ort.InferenceSession(str(path)), np.zeros((2, 1, 128), np.float32), []
     padded = np.concatenate([np.zeros(CONTEXT, np.float32), audio, np.zeros(-len(audio) % CHUNK, np.float32)])
     for start in range(0, len(padded) - CONTEXT, CHUNK):
@@ -74,10 +74,10 @@ def test_parity_with_onnx_reference(models, scene):
 
 
 def test_safetensors_weights_are_a_different_checkpoint(models, scene, params):
-    """silero_vad_16k.safetensors (the registry's file) is not the ONNX's weights: same decisions on 97%+ chunks."""
+    """silero_vad_16k.safetensors is not the ONNX's weights (so the registry uses the ONNX): same decisions on 97%+."""
     audio, _ = scene
-    from_onnx = speech_probabilities(unflatten(silero_onnx(models / "silero-vad" / "silero_vad.onnx")), audio)
-    from_safetensors = speech_probabilities(params, audio)
+    from_onnx = speech_probabilities(params, audio)
+    from_safetensors = speech_probabilities(unflatten(silero(models / "silero-vad" / "silero_vad_16k.safetensors")), audio)
     assert np.abs(from_onnx - from_safetensors).max() > 1e-2
     assert ((from_onnx > 0.5) == (from_safetensors > 0.5)).mean() >= 0.97
 
