@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import tempfile
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -71,6 +73,16 @@ path = "{out}"
 BLOCK_S = 0.02
 
 
+def _cpu_seconds() -> dict[int, float]:
+    """CPU seconds (user + system) so far of every node process of this benchmark, by pid."""
+    times = {}
+    for proc in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            cpu = proc.cpu_times()
+            times[proc.pid] = cpu.user + cpu.system
+    return times
+
+
 def _pcts(values_s: np.ndarray) -> str:
     p50, p95, p99 = np.percentile(values_s * 1000, [50, 95, 99])
     return f"{p50:.2f} | {p95:.2f} | {p99:.2f}"
@@ -99,7 +111,9 @@ async def streams(folder: Path, k: int, seconds: float) -> tuple[bool, str]:
         await asyncio.sleep(0.1)
     await asyncio.sleep(1.0)  # let the last-started graphs settle
     window = (time.time(), time.time() + seconds)
+    cpu_start = _cpu_seconds()
     await asyncio.sleep(seconds)
+    cpu = sum(t - cpu_start.get(pid, t) for pid, t in _cpu_seconds().items()) / seconds  # cores busy
     for supervisor in supervisors:
         supervisor.stopping.set()
     await asyncio.gather(*runs)
@@ -118,7 +132,7 @@ async def streams(folder: Path, k: int, seconds: float) -> tuple[bool, str]:
     p99 = float(np.percentile(lat, 99)) if lat else float("inf")
     ok = dropped == 0 and missing == 0 and count >= 0.98 * expected and p99 < 0.1
     line = (f"| {k} | {count}/{expected:.0f} | {dropped:.0f} | {missing} | {_pcts(np.array(lat))} | "
-            f"{'yes' if ok else 'no'} |")
+            f"{100 * cpu / k:.1f} | {'yes' if ok else 'no'} |")
     return ok, line
 
 
@@ -132,8 +146,8 @@ async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-runtime-") as tmp:
         await per_hop(Path(tmp), args.seconds)
         print("\nconcurrent demo graphs (event latency minus the 20 ms block, ms)\n"
-              "| streams | events in window/expected | dropped | missing | p50 | p95 | p99 | sustained |\n"
-              "|---|---|---|---|---|---|---|---|")
+              "| streams | events in window/expected | dropped | missing | p50 | p95 | p99 | CPU % of a core per stream "
+              "| sustained |\n|---|---|---|---|---|---|---|---|---|")
         for k in (int(x) for x in args.streams.split(",")):
             folder = Path(tmp) / f"k{k}"
             folder.mkdir()
