@@ -148,8 +148,9 @@ def check(graph: Graph) -> None:
             if upstream not in names and "://" not in upstream:
                 raise ConfigError(f"node {node.name!r}: input {upstream!r} is neither a node ({names}) nor an endpoint")
         cls = resolve(node.kind)
-        if issubclass(cls, Source) and node.inputs:
-            raise ConfigError(f"node {node.name!r} is a source ({node.kind}) and takes no inputs")
+        if issubclass(cls, Source) == bool(node.inputs):
+            raise ConfigError(f"node {node.name!r} ({node.kind}): a source takes no inputs, any other node needs "
+                              f"inputs = [upstream names]")
         cls.from_table(node.config, node.name)
     _order(graph)
 

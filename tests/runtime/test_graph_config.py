@@ -46,6 +46,7 @@ def test_demo_graph_loads_with_sinks_node_wired_to_every_node(tmp_path):
         (BASE + '[[nodes]]\nname = "a"\nkind = "loudness"\ninputs = ["b"]\n'
                 '[[nodes]]\nname = "b"\nkind = "loudness"\ninputs = ["a"]\n', ["cycle"]),
         (BASE.replace('kind = "capture"', 'kind = "capture"\ninputs = ["loudness"]'), ["source"]),
+        (BASE.replace('inputs = ["capture"]', ''), ["loudness", "needs inputs"]),
         (BASE + '[[sinks]]\nkind = "jsonl"\npth = "x"\n', ["sinks[0]", "pth", "path"]),
     ],
 )
