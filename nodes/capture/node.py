@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 
 from nodes.capture.conform import MAX_RATE, MIN_RATE, Block, Conformer
-from nodes.capture.sources import DeviceSource, FileSource, SignalSource, Source, block_frames
+from nodes.capture.sources import DeviceSource, FileSource, SignalSource, Source, Timeline, block_frames
 from stream.errors import ConfigError
 from stream.message import Message
 from stream.node import Source as SourceNode
@@ -53,7 +53,14 @@ class CaptureConfig:
 
 
 class CaptureNode(SourceNode[CaptureConfig]):
+    """State: where a file or the test signal is (`Timeline`), so a restarted capture resumes the stream with
+    its stamps; at real-time pace the downtime is skipped, as live audio would be. A device has no state."""
+
     Config = CaptureConfig
+
+    def __init__(self, config: CaptureConfig | None = None, name: str | None = None) -> None:
+        super().__init__(config, name)
+        self.timeline = Timeline()
 
     def open_source(self) -> Source:
         """The configured block source; errors (no file, no device) surface here, before `ready`."""
@@ -61,8 +68,16 @@ class CaptureNode(SourceNode[CaptureConfig]):
         if c.source == "device":
             return DeviceSource(c.device, channels=c.channels, block_ms=c.block_ms)
         if c.source == "file":
-            return FileSource(c.path, block_ms=c.block_ms, realtime=c.realtime, loop=c.loop)
-        return SignalSource(c.rate, block_ms=c.block_ms, realtime=c.realtime)
+            return FileSource(c.path, block_ms=c.block_ms, realtime=c.realtime, loop=c.loop, timeline=self.timeline)
+        return SignalSource(c.rate, block_ms=c.block_ms, realtime=c.realtime, timeline=self.timeline)
+
+    def state_dict(self) -> dict[str, int]:
+        if self.timeline.start_ns is None:
+            return {}
+        return {"start_ns": self.timeline.start_ns, "offset": self.timeline.offset}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.timeline = Timeline(state.get("start_ns"), state.get("offset", 0))
 
     async def setup(self) -> None:
         self.source = self.open_source()

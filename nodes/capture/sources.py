@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -42,10 +43,34 @@ def block_frames(rate: int, block_ms: float) -> int:
     return max(1, round(rate * block_ms / 1000))
 
 
-async def _wait_until(t_ns: int) -> None:
-    delay = (t_ns - time.monotonic_ns()) / NS
-    if delay > 0:
-        await asyncio.sleep(delay)
+@dataclass
+class Timeline:
+    """Where a paced source (file, test signal) is: its start on the monotonic clock and the frames it has
+    delivered since (across loops). The capture node checkpoints it, so a restarted source resumes instead of
+    starting over; at real-time pace it skips the downtime, as live audio would, and the gap shows in the stamps.
+    """
+
+    start_ns: int | None = None
+    offset: int = 0  # frames delivered
+
+    def begin(self, rate: int, realtime: bool) -> None:
+        now = time.monotonic_ns()
+        if self.start_ns is None:
+            self.start_ns = now
+        elif realtime:
+            self.offset = max(self.offset, (now - self.start_ns) * rate // NS)
+
+    async def advance(self, frames: int, rate: int, realtime: bool) -> int:
+        """Count a block of `frames`, wait (at real-time pace) until its last sample is 'captured'; its stamp."""
+        assert self.start_ns is not None, "call begin() first"
+        t_ns = self.start_ns + self.offset * NS // rate
+        self.offset += frames
+        if realtime:
+            delay = (self.start_ns + self.offset * NS // rate - time.monotonic_ns()) / NS
+            await asyncio.sleep(max(delay, 0.0))
+        else:
+            await asyncio.sleep(0)  # as fast as possible, yet let the rest of the node run
+        return t_ns
 
 
 class FileSource:
@@ -54,7 +79,10 @@ class FileSource:
     With `loop` the file restarts at its end and the stamps keep counting, so it is an endless live-like source.
     """
 
-    def __init__(self, path: str | Path, block_ms: float = 20.0, realtime: bool = True, loop: bool = False) -> None:
+    def __init__(
+        self, path: str | Path, block_ms: float = 20.0, realtime: bool = True, loop: bool = False,
+        timeline: Timeline | None = None,
+    ) -> None:
         self.path = Path(path)
         try:
             info = sf.info(str(self.path))
@@ -71,24 +99,24 @@ class FileSource:
         self.block_frames = block_frames(self.rate, block_ms)
         self.realtime = realtime
         self.loop = loop
+        self.timeline = timeline or Timeline()
 
     async def blocks(self) -> AsyncIterator[Block]:
-        start_ns = time.monotonic_ns()
-        offset = 0  # frames yielded so far, across loops
+        self.timeline.begin(self.rate, self.realtime)
+        if self.timeline.offset >= self.frames and not self.loop:
+            return
         with sf.SoundFile(str(self.path)) as f:
+            f.seek(self.timeline.offset % self.frames)
             while True:
+                at_s = f.tell() / self.rate
                 samples = f.read(self.block_frames, dtype="float32", always_2d=True)
                 if len(samples) == 0:
                     if not self.loop:
                         return
                     f.seek(0)
                     continue
-                check_finite(samples, f"audio file {self.path} at {f.tell() / self.rate:.3f} s")
-                t_ns = start_ns + offset * NS // self.rate
-                offset += len(samples)
-                if self.realtime:  # a live block is only complete once its last sample has been captured
-                    await _wait_until(start_ns + offset * NS // self.rate)
-                yield Block(samples, t_ns)
+                check_finite(samples, f"audio file {self.path} at {at_s:.3f} s")
+                yield Block(samples, await self.timeline.advance(len(samples), self.rate, self.realtime))
 
 
 class SignalSource:
@@ -96,23 +124,19 @@ class SignalSource:
 
     channels = 1
 
-    def __init__(self, rate: int, block_ms: float = 20.0, realtime: bool = True) -> None:
+    def __init__(
+        self, rate: int, block_ms: float = 20.0, realtime: bool = True, timeline: Timeline | None = None
+    ) -> None:
         self.rate = check_rate(rate, "test signal")
         self.block_frames = block_frames(rate, block_ms)
         self.realtime = realtime
+        self.timeline = timeline or Timeline()
 
     async def blocks(self) -> AsyncIterator[Block]:
-        start_ns = time.monotonic_ns()
-        offset = 0
+        self.timeline.begin(self.rate, self.realtime)
         while True:
-            samples = testsignal.generate(self.rate, offset, self.block_frames)
-            t_ns = start_ns + offset * NS // self.rate
-            offset += self.block_frames
-            if self.realtime:
-                await _wait_until(start_ns + offset * NS // self.rate)
-            else:
-                await asyncio.sleep(0)  # endless and never waiting: let the rest of the node run
-            yield Block(samples, t_ns)
+            samples = testsignal.generate(self.rate, self.timeline.offset, self.block_frames)
+            yield Block(samples, await self.timeline.advance(self.block_frames, self.rate, self.realtime))
 
 
 def find_input_device(device: str | int | None) -> dict[str, Any]:
