@@ -87,6 +87,8 @@ class Broker:
             "log_dest stderr",
             "log_type error",
             "log_type warning",
+            "set_tcp_nodelay true",  # events are small and latency matters: no Nagle delay towards subscribers
+            "max_queued_messages 10000",  # per slow or offline QoS-1 subscriber before mosquitto drops (default 1000)
             "user root",  # we run as whoever started us; never drop to the `mosquitto` user who can't read our folder
         ]
         if self.users:

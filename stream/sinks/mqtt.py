@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 import ssl
 import time
 import uuid
@@ -150,7 +151,7 @@ def client(config: MqttConfig, where: Endpoint, *, client_id: str, will: aiomqtt
         tls = ssl.create_default_context(cafile=config.ca_file or None)
         if config.cert_file:
             tls.load_cert_chain(config.cert_file, config.key_file)
-    return aiomqtt.Client(
+    mqtt = aiomqtt.Client(
         where.host,
         where.port,
         username=where.username or None,
@@ -161,7 +162,11 @@ def client(config: MqttConfig, where: Endpoint, *, client_id: str, will: aiomqtt
         timeout=config.connect_timeout_s,
         tls_context=tls,
         clean_session=True,
+        max_inflight_messages=config.window,
+        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],  # small messages: no Nagle delay
     )
+    mqtt.pending_calls_threshold = config.window  # a full window in flight is normal, not worth a warning
+    return mqtt
 
 
 def refusal(where: Endpoint, exc: Exception) -> BrokerError | None:
