@@ -29,7 +29,7 @@ class ClusteringConfig:
     """Knobs of the online clustering; defaults tuned on the 12 AMI clips (see bench/RESULTS.md)."""
 
     tau_active: float = 0.5  # [0, 1] a local speaker is active in a window if its max probability >= tau_active
-    rho_update: float = 0.3  # [0, 1] min mean activity over the window for its embedding to move a centroid
+    rho_update: float = 0.05  # [0, 1] min mean activity over the window for its embedding to move a centroid
     delta_new: float = 1.0  # [0, 2] cosine distance above which a local speaker opens a new global speaker
     max_speakers: int = 20  # >= 1, most global speakers (enrolled ones included)
     identify_threshold: float = 0.5  # [-1, 1] min cosine similarity to give a local speaker an enrolled name

@@ -26,10 +26,10 @@ METHODS = ("ahc", "spectral")
 @dataclass(frozen=True)
 class RefineConfig:
     method: str = "ahc"  # "ahc" | "spectral"
-    ahc_threshold: float = 0.6  # [0, 2] cosine distance at which agglomerative clustering stops merging
+    ahc_threshold: float = 0.65  # [0, 2] cosine distance at which agglomerative clustering stops merging
     max_speakers: int = 20  # spectral: largest number of speakers the eigengap may choose
     switch_prob: float = 1e-3  # (0, 1) HMM probability of changing state from one frame to the next
-    onset: float = 0.5  # [0, 1] frame probability that counts as speech for the HMM's emission
+    onset: float = 0.45  # [0, 1] frame probability that counts as speech for the HMM's emission
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:

@@ -3,7 +3,7 @@
 Consecutive windows share ``duration - step`` seconds (4.5 of 5 s by default). A local speaker of the new window
 whose activity over that overlap matches a local speaker of the previous window (intersection over union of
 active frames >= ``MIN_IOU`` and at least ``MIN_SHARED_S`` seconds in common) is the same voice, so it inherits
-that speaker's global label. A window needs embeddings only when one of its active local speakers continues
+that speaker's global label. A window with nobody active needs no embedding; otherwise it needs them only when one of its active local speakers continues
 nobody (someone starts talking) or every ``embed_every`` windows (to keep checking the labels and moving the
 centroids). The decision depends on segmentation alone, so file mode can plan a whole batch before embedding it.
 """
@@ -60,7 +60,8 @@ class EmbeddingPlanner:
         continues = ({} if self.previous is None
                      else continuations(self.previous, activity, self.shift, self.resolution))
         self.previous = activity
-        embed = self.since + 1 >= self.embed_every or any(int(s) not in continues for s in active)
+        embed = active.size > 0 and (self.since + 1 >= self.embed_every
+                                     or any(int(s) not in continues for s in active))
         self.since = 0 if embed else self.since + 1
         return Plan(embed, continues)
 
