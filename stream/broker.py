@@ -48,6 +48,8 @@ class Broker:
 
     users: username -> password; when given, anonymous clients are refused.
     persistence: keep retained messages and persistent sessions across restarts (saved on a clean stop).
+    tls: PEM files (CA, server certificate, server key): the listener speaks TLS only (`mqtts://`).
+    require_certificate: with tls, clients must present a certificate signed by that CA (mutual TLS).
     """
 
     def __init__(
@@ -57,6 +59,8 @@ class Broker:
         port: int = 0,
         users: dict[str, str] | None = None,
         persistence: bool = False,
+        tls: tuple[Path, Path, Path] | None = None,
+        require_certificate: bool = False,
     ) -> None:
         if not Path(MOSQUITTO).exists():
             raise BrokerError(f"{MOSQUITTO} not found: install Debian's mosquitto package (apt-get install mosquitto)")
@@ -64,13 +68,15 @@ class Broker:
         self.port = port or free_port(host)
         self.users = dict(users or {})
         self.persistence = persistence
+        self.tls = tls
+        self.require_certificate = require_certificate
         self._dir = Path(tempfile.mkdtemp(prefix="stream-mosquitto-"))
         self._proc: subprocess.Popen[bytes] | None = None
         self._write_config()
 
     @property
     def url(self) -> str:
-        return f"mqtt://{self.host}:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
     @property
     def running(self) -> bool:
@@ -97,6 +103,10 @@ class Broker:
             for user, password in self.users.items():
                 subprocess.run([MOSQUITTO_PASSWD, "-b", str(passwd), user, password], check=True, capture_output=True)
             lines.append(f"password_file {passwd}")
+        if self.tls:
+            ca, cert, key = self.tls
+            lines += [f"cafile {ca}", f"certfile {cert}", f"keyfile {key}",
+                      f"require_certificate {'true' if self.require_certificate else 'false'}"]
         if self.persistence:
             lines += ["persistence true", f"persistence_location {self._dir}/"]
         (self._dir / "mosquitto.conf").write_text("\n".join(lines) + "\n")

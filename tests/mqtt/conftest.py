@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiomqtt
 import pytest
@@ -59,3 +61,28 @@ async def recording(port: int, topic: str = "#") -> AsyncIterator[Recorder]:
 @pytest.fixture
 def record():  # noqa: ANN201 - the `recording` context manager, for tests
     return recording
+
+
+def make_certificates(folder: Path) -> dict[str, Path]:
+    """A throwaway CA, a server certificate for 127.0.0.1 and a client certificate (EC P-256, one day)."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    for name in ("ca", "server", "client", "stranger"):
+        openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", f"{name}.key")
+    openssl("req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=stream test CA", "-days", "1", "-out", "ca.pem")
+    openssl("req", "-x509", "-new", "-key", "stranger.key", "-subj", "/CN=stranger", "-days", "1",
+            "-out", "stranger.pem")
+    (folder / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    for name, extra in (("server", ["-extfile", "san.cnf"]), ("client", [])):
+        openssl("req", "-new", "-key", f"{name}.key", "-subj", f"/CN={name}", "-out", f"{name}.csr")
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                "-days", "1", "-out", f"{name}.pem", *extra)
+    return {name: folder / name for name in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key",
+                                             "stranger.pem")}
+
+
+@pytest.fixture(scope="session")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return make_certificates(tmp_path_factory.mktemp("certs"))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 from importlib import resources
 from typing import Any
 
 import jsonschema
+import pytest
 
 from stream.broker import Broker
 from stream.schemas import schema
@@ -90,3 +92,18 @@ async def test_retained_states_follow_speakers_and_alerts(broker: Broker, record
         "stream/kitchen/tempo/state": b"121.0",
     }
     assert alerts.messages == [("stream/kitchen/sound/smoke_alarm/state", b"ON", True)]
+
+
+async def test_no_url_starts_and_stops_an_embedded_broker(record) -> None:  # noqa: ANN001
+    sink = MqttSink(MqttConfig(stream="demo", discovery=False))
+    await sink.start()
+    assert sink.where is not None and sink.where.host == "127.0.0.1"
+    async with record(sink.where.port, "stream/demo/level") as rec:
+        event = example("level") | {"stream": "demo"}
+        await sink.publish(event)
+        await rec.wait_for(lambda: len(rec.messages) == 1)
+    assert json.loads(rec.messages[0][1]) == event
+    port = sink.where.port
+    await sink.stop()
+    with pytest.raises(OSError):  # mosquitto is gone with the sink
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
