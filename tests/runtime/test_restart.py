@@ -39,7 +39,7 @@ async def test_kill_middle_node_restarts_and_resumes_within_1s(tmp_path, run_met
     out = tmp_path / "events.jsonl"
     (tmp_path / "g.toml").write_text(GRAPH.format(out=out))
     supervisor = Supervisor(load_graph(tmp_path / "g.toml"), tmp_path / "run")
-    run = asyncio.ensure_future(supervisor.run(duration_s=6))
+    run = asyncio.ensure_future(supervisor.run(duration_s=4))
     while not out.exists() or len(out.read_text().splitlines()) < 50:
         await asyncio.sleep(0.05)  # a second of events flowing
     victim = supervisor.procs["loudness"].pid
