@@ -1,0 +1,149 @@
+"""Diarization node: "window" messages (from the `segmentation` node) -> global speakers, turns and events.
+
+The light half of the meeting graph: per stream an `OnlineDiarizer` assigns each window's local speakers to
+global ones, aggregates at `latency` and tracks turns; every turn edge becomes a `speaker.active` event and every
+closed turn a `speaker.turn` event (stream/schemas/). Its state is checkpointed by the runtime, so a restarted
+node keeps every label. Windows lost while it was down are replaced by silence (open turns close at the gap;
+stitched speakers get their labels back at the next embedded window, within `embed_every` windows).
+
+Event header `t_capture_ns` = capture time of the audio at the edge (a turn's end), so the sinks' latency
+histogram measures how long after a turn ended it was announced: about `latency` + the window step + compute.
+At end of stream it writes `<rttm_dir>/<stream>.rttm`: the same turns as `stream diarize --latency L` gives.
+
+    [[nodes]]
+    name = "diarization"
+    kind = "diarization"
+    inputs = ["segmentation"]
+    config = { latency = 0.5, rttm_dir = "out" }
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nodes.diarization.events import edge_events
+from nodes.diarization.pipeline import DiarizationConfig, OnlineDiarizer, Step
+from nodes.diarization.stitching import Plan
+from nodes.segmentation.node import read_window
+from stream.errors import MessageError
+from stream.message import Message
+from stream.node import Node
+from stream.rttm import write_rttm
+
+_DEFAULTS = DiarizationConfig()
+
+
+@dataclass(frozen=True)
+class DiarizationNodeConfig:
+    """duration, step and tau_active must match the segmentation node's."""
+
+    latency: float = _DEFAULTS.geometry.latency  # s, a multiple of step in [step, duration]: output delay vs accuracy
+    duration: float = _DEFAULTS.geometry.duration  # s per window
+    step: float = _DEFAULTS.geometry.step  # s between windows
+    tau_active: float = _DEFAULTS.clustering.tau_active  # [0, 1] local speaker active from this probability
+    rho_update: float = _DEFAULTS.clustering.rho_update  # [0, 1] min mean activity to move a centroid
+    delta_new: float = _DEFAULTS.clustering.delta_new  # [0, 2] cosine distance that opens a new speaker
+    max_speakers: int = _DEFAULTS.clustering.max_speakers  # >= 1 per stream, enrolled included
+    onset: float = _DEFAULTS.turns.onset  # [0, 1] probability that opens a turn
+    offset: float = _DEFAULTS.turns.offset  # [0, onset] probability below which a turn closes
+    enrolled: str = ""  # enrolment store folder (`stream enroll`): its speakers get their names; "" = none
+    rttm_dir: str = ""  # write <rttm_dir>/<stream>.rttm at end of stream; "" = no file
+
+    def __post_init__(self) -> None:
+        self.diarization  # noqa: B018 - builds the chain's configs, which validate every range (ConfigError)
+
+    @property
+    def diarization(self) -> DiarizationConfig:
+        d = _DEFAULTS
+        return replace(
+            d, geometry=replace(d.geometry, latency=self.latency, duration=self.duration, step=self.step),
+            clustering=replace(d.clustering, tau_active=self.tau_active, rho_update=self.rho_update,
+                               delta_new=self.delta_new, max_speakers=self.max_speakers),
+            turns=replace(d.turns, onset=self.onset, offset=self.offset))
+
+
+@dataclass
+class StreamDiarization:
+    """One stream's chain and time base: audio time t was captured at t0 + t (monotonic ns, Unix s)."""
+
+    diarizer: OnlineDiarizer
+    t0_ns: int = 0
+    t0_wall: float = 0.0
+    audio_s: float = 0.0  # s of audio the stream had when its latest window was cut
+
+
+class DiarizationNode(Node[DiarizationNodeConfig]):
+    Config = DiarizationNodeConfig
+    accepts = ("window",)
+
+    def __init__(self, config: DiarizationNodeConfig | None = None, name: str | None = None) -> None:
+        super().__init__(config, name)
+        self.chain = self.config.diarization
+        self.streams: dict[str, StreamDiarization] = {}
+        self._restored: dict[str, Any] = {}
+
+    async def setup(self) -> None:
+        self.enrolled = None
+        if self.config.enrolled:
+            from nodes.speakers.store import SpeakerStore
+
+            self.enrolled = SpeakerStore.open(Path(self.config.enrolled), "campplus").centroids()
+        for name, saved in self._restored.items():
+            s = self._stream(name)
+            s.diarizer.load_state_dict(saved["diarizer"])
+            s.t0_ns, s.t0_wall, s.audio_s = int(saved["t0_ns"]), float(saved["t0_wall"]), float(saved["audio_s"])
+
+    def _stream(self, name: str) -> StreamDiarization:
+        if name not in self.streams:
+            self.streams[name] = StreamDiarization(OnlineDiarizer(self.chain, self.enrolled, keep_windows=False))
+        return self.streams[name]
+
+    async def process(self, msg: Message, port: str = "") -> list[Message]:
+        activity, embeddings, plan = read_window(msg, self.chain.geometry)
+        h, g = msg.header, self.chain.geometry
+        s = self._stream(h.stream)
+        k = int(h.meta["window"])
+        if k < s.diarizer.windows:
+            raise MessageError("order", f"stream {h.stream}: window {k} arrived after window {s.diarizer.windows - 1}")
+        t_end = (k + 1) * g.step
+        s.t0_ns, s.t0_wall = h.t_capture_ns - round(t_end * 1e9), h.t_wall - t_end
+        s.audio_s = float(h.meta["audio_s"])
+        out = []
+        while s.diarizer.windows < k:  # windows lost upstream or while this node restarted: silence
+            silence = np.zeros_like(activity)
+            out += self._events(h.stream, s.diarizer(silence, None, Plan(False, {})))
+        return out + self._events(h.stream, s.diarizer(activity, embeddings, plan))
+
+    async def close(self) -> list[Message]:
+        out = []
+        for name, s in self.streams.items():
+            out += self._events(name, s.diarizer.finish(s.audio_s))
+            if self.config.rttm_dir:
+                Path(self.config.rttm_dir).mkdir(parents=True, exist_ok=True)
+                write_rttm(Path(self.config.rttm_dir) / f"{name}.rttm", name, s.diarizer.turns())
+        return out
+
+    def _events(self, stream: str, step: Step) -> list[Message]:
+        s, out = self.streams[stream], []
+        for edge in step.edges:
+            t_ns = s.t0_ns + round(edge.t * 1e9)
+            for event in edge_events(edge, s.diarizer.labels[edge.speaker], stream, s.t0_wall + edge.t,
+                                     time.time(), self.name):
+                out.append(Message.new(stream, "event", np.zeros(0, np.uint8), sr=0, t_capture_ns=t_ns,
+                                       t_wall=s.t0_wall + edge.t, meta=event))
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {name: {"diarizer": s.diarizer.state_dict(), "t0_ns": s.t0_ns, "t0_wall": s.t0_wall,
+                       "audio_s": s.audio_s} for name, s in self.streams.items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._restored = state  # applied in setup, once the enrolled speakers are loaded
+
+
+NODE = DiarizationNode

@@ -1,0 +1,220 @@
+"""Segmentation node: pcm of one or many streams -> per rolling window, local speaker activity and embeddings.
+
+The heavy half of the meeting graph (segmentation-3.0 every window, CAM++ when a new voice appears or every
+`embed_every` windows, via `nodes.diarization.windows.WindowAnalyzer`); the light half, the `diarization` node,
+turns its "window" messages into global speakers and turns. One node serves every stream wired into it: state
+is per stream id, and windows that are ready at the same time (several streams, or a backlog) share one model
+call, padded to a power-of-two batch so only `log2(max_batch) + 1` shapes are ever compiled (all at `setup`).
+
+Output, one message per window, kind "window", sr 0 (axis 0 is not time):
+- data float32 [3 local speakers, frames_per_window (+ 192 embedding dims when the window was embedded)];
+- `t_capture_ns`/`t_wall`: capture time of the window's end (audio time (k + 1) * step);
+- meta: `window` k, `audio_s` (s of audio received so far on the stream), `continues` ([[local, previous local]]
+  of speakers stitched to the previous window), `step`, `duration` (s, so the consumer can check geometries).
+
+    [[nodes]]
+    name = "segmentation"
+    kind = "segmentation"
+    inputs = ["capture"]              # one or many capture nodes (distinct stream ids)
+    config = { max_batch = 8, max_wait_ms = 100.0 }
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+import jax
+import numpy as np
+
+from nodes.diarization.aggregation import WindowGeometry
+from nodes.diarization.pipeline import SAMPLE_RATE, DiarizationConfig, WindowBuffer
+from nodes.diarization.stitching import EmbeddingPlanner, Plan
+from stream.errors import ConfigError, MessageError
+from stream.message import Message
+from stream.node import Node
+from stream.paths import cache_dir
+
+_DEFAULTS = DiarizationConfig()
+
+
+def use_compile_cache() -> None:
+    """Keep XLA executables on disk (STREAM_CACHE_DIR/jax), so a restarted model node warms up in ~0.5 s instead
+    of recompiling for 5-20 s on a loaded machine."""
+    jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "jax"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
+def mono_pcm(msg: Message, rate: int = SAMPLE_RATE) -> np.ndarray:
+    """The real samples of a float32 pcm message at `rate` Hz, down-mixed to mono (padding of a last block cut)."""
+    h = msg.header
+    if h.kind != "pcm" or h.dtype != "float32" or h.sr != rate or len(h.shape) not in (1, 2):
+        raise MessageError("input", f"expected float32 pcm at {rate} Hz, got {h.kind} {h.dtype} {list(h.shape)} at "
+                                    f"{h.sr} Hz: set the capture node's rate = {rate}")
+    samples = msg.data if msg.data.ndim == 1 else msg.data.mean(axis=1, dtype=np.float32)
+    return samples[: h.meta.get("valid_frames", len(samples))]
+
+
+def window_message(stream: str, k: int, activity: np.ndarray, embeddings: np.ndarray | None, plan: Plan,
+                   t_end: tuple[int, float], audio_s: float, geometry: WindowGeometry) -> Message:
+    """A "window" message (layout in the module docstring); `t_end` = (capture ns, Unix s) of the window end."""
+    data = activity.T if embeddings is None else np.concatenate([activity.T, embeddings], axis=1)
+    meta = {"window": k, "audio_s": audio_s, "continues": [[int(a), int(b)] for a, b in plan.continues.items()],
+            "step": geometry.step, "duration": geometry.duration}
+    return Message.new(stream, "window", data.astype(np.float32), sr=0, t_capture_ns=t_end[0], t_wall=t_end[1],
+                       meta=meta)
+
+
+def read_window(msg: Message, geometry: WindowGeometry) -> tuple[np.ndarray, np.ndarray | None, Plan]:
+    """(activity [frames, 3], embeddings [3, dim] or None, plan) of a "window" message made for `geometry`."""
+    h, frames = msg.header, geometry.frames_per_window
+    if h.kind != "window" or len(h.shape) != 2 or h.shape[1] < frames:
+        raise MessageError("input", f"expected a 'window' message [local, >= {frames}], got {h.kind} {list(h.shape)}")
+    if (h.meta.get("step"), h.meta.get("duration")) != (geometry.step, geometry.duration):
+        raise MessageError("geometry", f"windows of {h.meta.get('duration')} s every {h.meta.get('step')} s, this "
+                                       f"node expects {geometry.duration} s every {geometry.step} s: set the same "
+                                       "duration and step on the segmentation and diarization nodes")
+    embeddings = msg.data[:, frames:] if h.shape[1] > frames else None
+    plan = Plan(embeddings is not None, {int(a): int(b) for a, b in h.meta["continues"]})
+    return np.asarray(msg.data[:, :frames].T), embeddings, plan
+
+
+@dataclass(frozen=True)
+class SegmentationConfig:
+    """Window geometry and planner knobs must match the diarization node's (duration, step, tau_active)."""
+
+    duration: float = _DEFAULTS.geometry.duration  # s per window the model sees
+    step: float = _DEFAULTS.geometry.step  # s between windows: how often each stream's output advances
+    embed_every: int = _DEFAULTS.embed_every  # >= 1: embed at least every this many windows
+    tau_active: float = _DEFAULTS.clustering.tau_active  # [0, 1] a local speaker is active from this probability
+    overlap_weight: float = _DEFAULTS.overlap_weight  # [0, 1] pooling weight of overlapped frames
+    max_batch: int = 1  # windows per model call (power of two); >1 batches streams whose windows are ready together
+    max_wait_ms: float = 0.0  # ms a ready window may wait for others to share its model call (adds latency)
+
+    def __post_init__(self) -> None:
+        if self.max_batch < 1 or self.max_batch & (self.max_batch - 1):
+            raise ConfigError(f"segmentation max_batch must be a power of two >= 1, got {self.max_batch}")
+        if self.max_wait_ms < 0:
+            raise ConfigError(f"segmentation max_wait_ms must be >= 0, got {self.max_wait_ms}")
+        if self.embed_every < 1:
+            raise ConfigError(f"segmentation embed_every must be >= 1, got {self.embed_every}")
+        self.geometry  # noqa: B018 - validates duration and step (ConfigError)
+
+    @property
+    def geometry(self) -> WindowGeometry:
+        return replace(_DEFAULTS.geometry, duration=self.duration, step=self.step, latency=self.step)
+
+
+class StreamWindows:
+    """Per-stream state: the rolling buffer, the embedding planner, the window count and the time base."""
+
+    def __init__(self, config: SegmentationConfig, t0: tuple[int, float]) -> None:
+        g = config.geometry
+        self.buffer = WindowBuffer(g)
+        self.planner = EmbeddingPlanner(config.embed_every, config.tau_active, g.frames_per_step, g.resolution)
+        self.windows = 0  # windows cut so far
+        self.t0 = t0  # (capture ns, Unix s) of the stream's first sample
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"buffer": self.buffer.buffer.copy(), "samples": self.buffer.samples, "planner":
+                self.planner.state_dict(), "windows": self.windows, "t0": list(self.t0)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.buffer.buffer, self.buffer.samples = np.asarray(state["buffer"], np.float32), int(state["samples"])
+        self.planner.load_state_dict(state["planner"])
+        self.windows, self.t0 = int(state["windows"]), (int(state["t0"][0]), float(state["t0"][1]))
+
+
+@dataclass
+class Pending:
+    stream: str
+    k: int
+    samples: np.ndarray
+    audio_s: float
+    ready: float  # time.monotonic() when the window was cut
+
+
+class SegmentationNode(Node[SegmentationConfig]):
+    Config = SegmentationConfig
+    accepts = ("pcm",)
+
+    def __init__(self, config: SegmentationConfig | None = None, name: str | None = None) -> None:
+        super().__init__(config, name)
+        self.streams: dict[str, StreamWindows] = {}
+        self.pending: list[Pending] = []
+
+    async def setup(self) -> None:
+        from nodes.diarization.windows import WindowAnalyzer
+        from stream.models import load_params
+
+        use_compile_cache()
+        c = self.config
+        self.analyzer = WindowAnalyzer(load_params("segmentation-3.0"), load_params("campplus"), c.geometry,
+                                       c.overlap_weight)
+        silence = np.zeros((c.max_batch, self.analyzer.samples), np.float32)
+        batch = 1
+        while batch <= c.max_batch:  # every batch shape, then one embedding: no compile while live
+            _, model_activity = self.analyzer.segment(silence[:batch])
+            batch *= 2
+        self.analyzer.embed(silence[:1], np.ones_like(model_activity[:1]))
+
+    async def process(self, msg: Message, port: str = "") -> list[Message]:
+        h = msg.header
+        samples = mono_pcm(msg)
+        s = self.streams.get(h.stream)
+        if s is None:
+            s = self.streams[h.stream] = StreamWindows(self.config, (h.t_capture_ns, h.t_wall))
+        self._cut(h.stream, s.buffer.push(samples))
+        waited = time.monotonic() - self.pending[0].ready if self.pending else 0.0
+        if len(self.pending) >= self.config.max_batch or waited * 1000 >= self.config.max_wait_ms:
+            return self._run()
+        return []
+
+    async def close(self) -> list[Message]:
+        for stream, s in self.streams.items():
+            self._cut(stream, s.buffer.flush())
+        return self._run()
+
+    def _cut(self, stream: str, windows: list[np.ndarray]) -> None:
+        s = self.streams[stream]
+        for samples in windows:
+            self.pending.append(Pending(stream, s.windows, samples, s.buffer.duration, time.monotonic()))
+            s.windows += 1
+
+    def _run(self) -> list[Message]:
+        """Model calls over every pending window (batches of <= max_batch), then one message per window."""
+        out = []
+        while self.pending:
+            todo, self.pending = self.pending[: self.config.max_batch], self.pending[self.config.max_batch:]
+            out += self._batch(todo)
+        return out
+
+    def _batch(self, todo: list[Pending]) -> list[Message]:
+        size = 1 << (len(todo) - 1).bit_length()  # next power of two: a compiled shape
+        windows = np.zeros((size, self.analyzer.samples), np.float32)
+        windows[: len(todo)] = [p.samples for p in todo]
+        activity, model_activity = self.analyzer.segment(windows)
+        plans = [self.streams[p.stream].planner(a) for p, a in zip(todo, activity)]  # in window order per stream
+        embed = [i for i, plan in enumerate(plans) if plan.embed]
+        embeddings = dict(zip(embed, self.analyzer.embed(windows[embed], model_activity[embed]))) if embed else {}
+        g = self.config.geometry
+        out = []
+        for i, (p, plan) in enumerate(zip(todo, plans)):
+            t0_ns, t0_wall = self.streams[p.stream].t0
+            t_end = (p.k + 1) * g.step
+            out.append(window_message(p.stream, p.k, activity[i], embeddings.get(i), plan,
+                                      (t0_ns + round(t_end * 1e9), t0_wall + t_end), p.audio_s, g))
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        """Per-stream buffers and planners; windows still pending are re-cut from nothing (they are lost)."""
+        return {"streams": {name: s.state_dict() for name, s in self.streams.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, saved in state["streams"].items():
+            self.streams[name] = StreamWindows(self.config, (0, 0.0))
+            self.streams[name].load_state_dict(saved)
+
+
+NODE = SegmentationNode
