@@ -111,6 +111,9 @@ class MqttConfig:
                 raise ConfigError(f"mqtt sink: {name}={getattr(self, name)!r} is out of range (see MqttConfig)")
         if bool(self.cert_file) != bool(self.key_file):
             raise ConfigError("mqtt sink: cert_file and key_file go together (mutual TLS needs both)")
+        for name in ("ca_file", "cert_file", "key_file"):
+            if getattr(self, name) and not Path(getattr(self, name)).is_file():
+                raise ConfigError(f"mqtt sink: {name} {getattr(self, name)!r} is not a file (PEM expected)")
 
 
 @dataclass(frozen=True)
@@ -175,7 +178,7 @@ def refusal(where: Endpoint, exc: Exception) -> BrokerError | None:
     code = getattr(rc, "value", rc)
     if isinstance(exc, aiomqtt.MqttCodeError) and code in _REFUSED:
         return BrokerError(f"MQTT broker {where} refused the connection: {_REFUSED[code]}")
-    if isinstance(exc, ssl.SSLError) or "CERTIFICATE" in str(exc).upper():
+    if not isinstance(exc, aiomqtt.MqttError) or "CERTIFICATE" in str(exc).upper():
         return BrokerError(f"MQTT broker {where}: TLS failed ({exc}); check ca_file, cert_file and key_file")
     return None
 
@@ -293,7 +296,7 @@ class MqttSink(Sink):
                         # the connection is already gone).
                         with contextlib.suppress(aiomqtt.MqttError, asyncio.CancelledError):
                             await asyncio.shield(mqtt.publish(self.availability, b"offline", qos=1, retain=True))
-            except aiomqtt.MqttError as exc:
+            except (aiomqtt.MqttError, OSError) as exc:  # OSError: TLS files that cannot be loaded
                 self._error = refusal(self.where, exc)
                 self._first_attempt.set()
                 if self._error:
@@ -345,10 +348,10 @@ class MqttSink(Sink):
                 await self._announce_all(mqtt)
             batch = self._buffer.peek(self.config.window)
             if batch:
-                await asyncio.gather(*(mqtt.publish(item.topic, item.payload, qos=qos) for item in batch))
-                self._buffer.pop(len(batch))
+                await asyncio.gather(*(mqtt.publish(item.topic, item.payload, qos=qos) for _, item in batch))
+                self._buffer.ack(batch[-1][0])
                 now = time.time()
-                for item in batch:
+                for _, item in batch:
                     SINK_LATENCY.labels(**self._labels).observe(now - item.t_enqueue)
                 DELIVERED.labels(**self._labels).inc(len(batch))
                 BUFFERED.labels(**self._labels).set(len(self._buffer))

@@ -35,12 +35,12 @@ class Buffer(Protocol):
         """Append `item`; returns how many old messages were dropped to make room (0 or 1)."""
         ...
 
-    def peek(self, n: int) -> list[Outgoing]:
-        """The oldest `n` messages, oldest first, without removing them."""
+    def peek(self, n: int) -> list[tuple[int, Outgoing]]:
+        """The oldest `n` messages with their ids (increasing), oldest first, without removing them."""
         ...
 
-    def pop(self, n: int) -> None:
-        """Remove the oldest `n` messages (they were acknowledged)."""
+    def ack(self, last_id: int) -> None:
+        """Remove every message up to id `last_id` (acknowledged; some may have been dropped meanwhile)."""
         ...
 
     def __len__(self) -> int: ...
@@ -53,20 +53,22 @@ class MemoryBuffer:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._items: deque[Outgoing] = deque()
+        self._items: deque[tuple[int, Outgoing]] = deque()
+        self._next_id = 0
 
     def push(self, item: Outgoing) -> int:
-        self._items.append(item)
+        self._items.append((self._next_id, item))
+        self._next_id += 1
         if len(self._items) > self.capacity:
             self._items.popleft()
             return 1
         return 0
 
-    def peek(self, n: int) -> list[Outgoing]:
+    def peek(self, n: int) -> list[tuple[int, Outgoing]]:
         return [self._items[i] for i in range(min(n, len(self._items)))]
 
-    def pop(self, n: int) -> None:
-        for _ in range(min(n, len(self._items))):
+    def ack(self, last_id: int) -> None:
+        while self._items and self._items[0][0] <= last_id:
             self._items.popleft()
 
     def __len__(self) -> int:
@@ -97,17 +99,17 @@ class DiskBuffer:
         )
         self._len += 1
         if self._len > self.capacity:
-            self.pop(1)
+            self._db.execute("DELETE FROM outbox WHERE id = (SELECT MIN(id) FROM outbox)")
+            self._len -= 1
             return 1
         return 0
 
-    def peek(self, n: int) -> list[Outgoing]:
-        rows = self._db.execute("SELECT topic, payload, t_enqueue FROM outbox ORDER BY id LIMIT ?", (n,))
-        return [Outgoing(topic, bytes(payload), t) for topic, payload, t in rows]
+    def peek(self, n: int) -> list[tuple[int, Outgoing]]:
+        rows = self._db.execute("SELECT id, topic, payload, t_enqueue FROM outbox ORDER BY id LIMIT ?", (n,))
+        return [(i, Outgoing(topic, bytes(payload), t)) for i, topic, payload, t in rows]
 
-    def pop(self, n: int) -> None:
-        self._db.execute("DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?)", (n,))
-        self._len = max(0, self._len - n)
+    def ack(self, last_id: int) -> None:
+        self._len -= self._db.execute("DELETE FROM outbox WHERE id <= ?", (last_id,)).rowcount
 
     def __len__(self) -> int:
         return self._len
