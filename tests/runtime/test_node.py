@@ -49,3 +49,18 @@ def test_node_from_table_uses_its_config_class():
     assert (node.name, node.config.channels) == ("x", 2)
     with pytest.raises(ConfigError):
         _N.from_table({"nope": 1}, name="x")
+
+
+def test_checkpoint_round_trips_arrays_and_plain_values(tmp_path):
+    import numpy as np
+
+    from stream.runner import load_state, save_state
+
+    state = {"node": {"centroids": np.arange(6, dtype=np.float32).reshape(2, 3), "count": np.int64(7), "n": [1, 2]},
+             "seq_in": {"capture\x00mic0": 41}}
+    save_state(tmp_path / "s.msgpack", state)
+    back = load_state(tmp_path / "s.msgpack")
+    np.testing.assert_array_equal(back["node"]["centroids"], state["node"]["centroids"])
+    assert back["node"]["centroids"].dtype == np.float32
+    assert (back["node"]["count"], back["node"]["n"], back["seq_in"]) == (7, [1, 2], {"capture\x00mic0": 41})
+    assert not (tmp_path / "s.tmp").exists()  # written atomically
