@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
+import os
 import time
 from multiprocessing.connection import Connection
 
@@ -52,10 +53,11 @@ def level(seq: int) -> dict:
             "t_publish": now, "node": "loudness", "duration": 0.1, "rms_dbfs": -23.4, "peak_dbfs": -6.1}
 
 
-async def phase(port: int, url: str, count: int, rate: float | None) -> tuple[float, float, list[float]]:
+async def phase(port: int, url: str, count: int, rate: float | None) -> tuple[float, float, float, list[float]]:
     """Publish `count` events (at `rate`/s, or flat out).
 
-    Returns events/s acknowledged by the broker, events/s received by the subscriber, and each event's latency (s).
+    Returns events/s acknowledged by the broker, events/s received by the subscriber, CPU seconds of this process
+    (the sink) per event, and each event's latency (s).
     """
     ctx = mp.get_context("spawn")
     here, there = ctx.Pipe()
@@ -65,6 +67,7 @@ async def phase(port: int, url: str, count: int, rate: float | None) -> tuple[fl
     sink = MqttSink(MqttConfig(url=url, stream="bench", discovery=False, buffer_size=count + 1))
     await sink.start()
     sent: dict[int, float] = {}
+    cpu0 = time.process_time()
     t0 = time.time()
     for seq in range(count):
         event = level(seq)
@@ -77,12 +80,13 @@ async def phase(port: int, url: str, count: int, rate: float | None) -> tuple[fl
     while sink.buffered:
         await asyncio.sleep(0.001)
     acked = time.time() - t0
+    cpu = (time.process_time() - cpu0) / count
     got = await asyncio.to_thread(here.recv)
     assert [s for s, _ in got] == list(range(count)), f"subscriber got {len(got)} of {count} events"
     received = max(t for _, t in got) - t0
     await sink.stop()
     child.join()
-    return count / acked, count / received, [t - sent[s] for s, t in got]
+    return count / acked, count / received, cpu, [t - sent[s] for s, t in got]
 
 
 async def main() -> None:
@@ -91,15 +95,16 @@ async def main() -> None:
     parser.add_argument("--rates", default="100,1000")
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     with Broker() as broker:
-        acked, received, _ = await phase(broker.port, broker.url, args.events, None)
+        acked, received, cpu, _ = await phase(broker.port, broker.url, args.events, None)
         print(f"flat out, {args.events} events: {acked:,.0f} events/s acknowledged by the broker (QoS 1), "
-              f"{received:,.0f} events/s received by one QoS-1 subscriber")
+              f"{received:,.0f} events/s received by one QoS-1 subscriber; sink CPU {1e6 * cpu:.0f} us/event")
         print("| rate (events/s) | events | p50 (ms) | p99 (ms) | max (ms) |")
         print("|---|---|---|---|---|")
         for target in map(float, args.rates.split(",")):
             n = int(target * args.seconds)
-            _, _, lat = await phase(broker.port, broker.url, n, target)
+            _, _, _, lat = await phase(broker.port, broker.url, n, target)
             p50, p99, worst = (1e3 * np.percentile(lat, q) for q in (50, 99, 100))
             print(f"| {target:,.0f} | {n} | {p50:.2f} | {p99:.2f} | {worst:.2f} |")
 
