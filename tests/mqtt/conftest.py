@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
+import datetime
+import ipaddress
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiomqtt
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from stream.broker import Broker
 
@@ -64,21 +69,33 @@ def record():  # noqa: ANN201 - the `recording` context manager, for tests
 
 
 def make_certificates(folder: Path) -> dict[str, Path]:
-    """A throwaway CA, a server certificate for 127.0.0.1 and a client certificate (EC P-256, one day)."""
+    """A throwaway CA, a server certificate for 127.0.0.1, a client certificate and an unrelated self-signed one."""
+    now = datetime.datetime.now(datetime.timezone.utc)
 
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+    def issue(name: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name | None = None,
+              issuer_key: ec.EllipticCurvePrivateKey | None = None, ip: str | None = None) -> x509.Certificate:
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer or subject)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), critical=True))
+        if ip:
+            builder = builder.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]),
+                                            critical=False)
+        return builder.sign(issuer_key or key, hashes.SHA256())
 
-    for name in ("ca", "server", "client", "stranger"):
-        openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", f"{name}.key")
-    openssl("req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=stream test CA", "-days", "1", "-out", "ca.pem")
-    openssl("req", "-x509", "-new", "-key", "stranger.key", "-subj", "/CN=stranger", "-days", "1",
-            "-out", "stranger.pem")
-    (folder / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
-    for name, extra in (("server", ["-extfile", "san.cnf"]), ("client", [])):
-        openssl("req", "-new", "-key", f"{name}.key", "-subj", f"/CN={name}", "-out", f"{name}.csr")
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-                "-days", "1", "-out", f"{name}.pem", *extra)
+    def write(name: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> None:
+        (folder / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        (folder / f"{name}.key").write_bytes(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+
+    keys = {name: ec.generate_private_key(ec.SECP256R1()) for name in ("ca", "server", "client", "stranger")}
+    ca = issue("stream test CA", keys["ca"])
+    write("ca", ca, keys["ca"])
+    write("server", issue("server", keys["server"], ca.subject, keys["ca"], ip="127.0.0.1"), keys["server"])
+    write("client", issue("client", keys["client"], ca.subject, keys["ca"]), keys["client"])
+    write("stranger", issue("stranger", keys["stranger"]), keys["stranger"])
     return {name: folder / name for name in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key",
                                              "stranger.pem")}
 
