@@ -237,7 +237,7 @@ class MqttSink(Sink):
             await asyncio.to_thread(self._broker.start)
             self.where = endpoint(self.config, self._broker.url)
             log.warning("no MQTT broker configured: started an embedded mosquitto at %s", self._broker.url)
-        self._task = asyncio.create_task(self._run(), name=f"mqtt-sink-{self.client_id}")
+        self._task = asyncio.create_task(self._run(self.where), name=f"mqtt-sink-{self.client_id}")
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._first_attempt.wait(), self.config.connect_timeout_s)
         if self._error:
@@ -259,7 +259,11 @@ class MqttSink(Sink):
         self._wake.set()
 
     async def stop(self, flush_s: float = 2.0) -> None:
-        """Deliver what is buffered (up to `flush_s` seconds), say `offline`, disconnect, stop an embedded broker."""
+        """Deliver what is buffered (up to `flush_s` seconds), say `offline`, disconnect, stop an embedded broker.
+
+        What is still undelivered then stays on disk with `buffer_path` (sent on the next start); an in-memory
+        buffer's rest is lost, logged and counted as dropped.
+        """
         if self._task:
             deadline = time.monotonic() + flush_s
             while not self._idle.is_set() and self.connected and time.monotonic() < deadline:
@@ -268,6 +272,10 @@ class MqttSink(Sink):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._buffer and not self.config.buffer_path:
+            log.warning("MQTT sink stopped with %d undelivered events (broker %s); they are lost",
+                        len(self._buffer), self.where)
+            DROPPED.labels(**self._labels).inc(len(self._buffer))
         self._buffer.close()
         if self._broker:
             await asyncio.to_thread(self._broker.close)
@@ -275,13 +283,13 @@ class MqttSink(Sink):
 
     # -- sender task ---------------------------------------------------------------------------------------------
 
-    async def _run(self) -> None:
-        assert self.where is not None
+    async def _run(self, where: Endpoint) -> None:
+        """Connect, run sessions, reconnect with exponential backoff; end only on a refusal (or cancel)."""
         backoff = 0.05
         will = aiomqtt.Will(self.availability, b"offline", qos=1, retain=True)
         while True:
             try:
-                async with client(self.config, self.where, client_id=self.client_id, will=will) as mqtt:
+                async with client(self.config, where, client_id=self.client_id, will=will) as mqtt:
                     self.connected = True
                     CONNECTED.labels(**self._labels).set(1)
                     RECONNECTS.labels(**self._labels).inc()
@@ -297,12 +305,12 @@ class MqttSink(Sink):
                         with contextlib.suppress(aiomqtt.MqttError, asyncio.CancelledError):
                             await asyncio.shield(mqtt.publish(self.availability, b"offline", qos=1, retain=True))
             except (aiomqtt.MqttError, OSError) as exc:  # OSError: TLS files that cannot be loaded
-                self._error = refusal(self.where, exc)
+                self._error = refusal(where, exc)
                 self._first_attempt.set()
                 if self._error:
                     log.error("%s", self._error)
                     return
-                log.warning("MQTT broker %s: %s; retrying in %.2f s", self.where, exc or type(exc).__name__, backoff)
+                log.warning("MQTT broker %s: %s; retrying in %.2f s", where, exc or type(exc).__name__, backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.config.reconnect_max_s)
 
