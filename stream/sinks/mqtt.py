@@ -16,6 +16,18 @@ Assistant's birth message (`homeassistant/status` = `online`) triggers a re-anno
 A broker that refuses our credentials is a configuration error, not an outage: `start()` raises `BrokerError`
 naming the broker and the cause, and `publish` keeps raising it (the runtime counts it; other sinks go on).
 With no URL, the sink starts an embedded mosquitto (`stream.broker`) on a free port and logs its URL.
+
+In a graph TOML (fields of `MqttConfig`):
+
+    [[sinks]]
+    kind = "mqtt"
+    url = "mqtts://homeassistant.local:8883"   # leave out for an embedded broker
+    stream = "mic0"
+    username = "stream"
+    password = "secret"
+    ca_file = "/etc/stream/ca.pem"
+    rules = ["Smoke alarm", "Dog barking"]     # one HA binary_sensor each
+    buffer_path = "/var/lib/stream/mqtt-outbox.sqlite"
 """
 
 from __future__ import annotations
