@@ -75,8 +75,6 @@ _REFUSED = {
     134: "bad user name or password: check the username/password in the graph or the URL",
     135: "not authorized: wrong or missing username/password, or this user may not connect",
     133: "client identifier not valid: set a different client_id",
-    5: "not authorized: wrong or missing username/password, or this user may not connect",
-    4: "bad user name or password: check the username/password in the graph or the URL",
     132: "unsupported protocol version",
 }
 
