@@ -223,6 +223,7 @@ class MqttSink(Sink):
         self._tracker = States(config.base_topic)
         self._states: dict[str, str] = {}
         self._dirty: set[str] = set()
+        self._strangers: set[Any] = set()  # stream ids of events that are not ours (warned once each)
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()  # set while the sender has nothing left to send
         self._announce = False
@@ -257,6 +258,11 @@ class MqttSink(Sink):
         """File `event` for delivery (never waits on the network); raises the broker's refusal if there was one."""
         if self._error:
             raise self._error
+        if event.get("stream") != self.config.stream and event.get("stream") not in self._strangers:
+            self._strangers.add(event.get("stream"))
+            log.warning("MQTT sink announces stream %r to Home Assistant, but got an event of stream %r: it goes to "
+                        "its topics without discovery or availability (set `stream` in the sink's table)",
+                        self.config.stream, event.get("stream"))
         states = self._tracker.update(event)
         dropped = self._buffer.push(Outgoing(event_topic(self.config.base_topic, event), encode(event), time.time()))
         if dropped:
