@@ -10,8 +10,8 @@ Retained states (active speaker, alert ON/OFF, tempo) are not queued: the latest
 re-sent after each window and on every (re)connect, so a broker without persistence gets them back too.
 
 On connect, in order: delete discovery configs of entities we no longer have, announce ours, publish `online`
-on the availability topic (its last will says `offline`), then drain the buffer, every state re-sent after the
-first window (so a replayed backlog never overwrites a newer state). Home
+on the availability topic (its last will says `offline`), then drain the buffer, re-sending every current state
+after the first window. Home
 Assistant's birth message (`homeassistant/status` = `online`) triggers a re-announce.
 
 A broker that refuses our credentials is a configuration error, not an outage: `start()` raises `BrokerError`
