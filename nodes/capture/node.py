@@ -4,8 +4,10 @@ Output: kind "pcm", data float32 [block frames, channels] at `rate` Hz, `t_captu
 time of the block's first sample. The last block of a file is zero-padded to full size; its
 `meta["valid_frames"]` says how many frames are real.
 
-    [nodes.mic]
+    [[nodes]]
+    name = "capture"
     kind = "capture"
+    [nodes.config]
     source = "device"   # "device" | "file" | "signal"
     device = "pulse"    # index or (part of a) name from `stream devices`; omit for the default input
     rate = 16000
@@ -26,7 +28,6 @@ from nodes.capture.sources import DeviceSource, FileSource, SignalSource, Source
 from stream.errors import ConfigError
 from stream.message import Message
 from stream.node import Source as SourceNode
-
 
 
 @dataclass(frozen=True)

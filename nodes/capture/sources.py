@@ -2,8 +2,8 @@
 
 Each source yields `Block(samples float32 [frames, channels], t_capture_ns)` at its own native rate and channel
 count; `conform.Conformer` brings them to the graph's format. Stamps are on the `time.monotonic_ns()` clock:
-a device stamps from PortAudio's ADC time, a file or the test signal from its start time plus the sample offset,
-so a file played at real-time pace looks exactly like live audio downstream.
+a device stamps from block arrival times (`clock.ArrivalClock`), a file or the test signal from its start time
+plus the sample offset, so a file played at real-time pace looks exactly like live audio downstream.
 """
 
 from __future__ import annotations
