@@ -7,7 +7,8 @@ farther than ``delta_new`` from every free centroid opens a new global speaker; 
 speech in the window (mean activity >= ``rho_update``) move their centroid.
 
 Differences from diart: enrolled speakers are pre-seeded centroids with fixed names that only accept a local
-speaker whose similarity reaches ``identify_threshold`` (so unknown voices never get a name), and labels are
+speaker whose similarity reaches ``identify_threshold`` (so unknown voices never get a name) and are matched
+before the anonymous ones (a name wins once the voice is recognised), and labels are
 fixed at creation, so a restored state (``load_state_dict``) keeps every label.
 """
 
@@ -32,7 +33,7 @@ class ClusteringConfig:
     rho_update: float = 0.05  # [0, 1] min mean activity over the window for its embedding to move a centroid
     delta_new: float = 1.0  # [0, 2] cosine distance above which a local speaker opens a new global speaker
     max_speakers: int = 20  # >= 1, most global speakers (enrolled ones included)
-    identify_threshold: float = 0.5  # [-1, 1] min cosine similarity to give a local speaker an enrolled name
+    identify_threshold: float = 0.45  # [-1, 1] min cosine similarity to give a local speaker an enrolled name
 
     def __post_init__(self) -> None:
         checks = {
@@ -119,13 +120,19 @@ class OnlineClustering:
         long = activity[:, active].mean(axis=0) >= cfg.rho_update
         mapping: dict[int, int] = {}
         if self.centroids is not None:
+            # enrolled speakers first (a name wins over an anonymous label made from the same voice earlier),
+            # then the anonymous ones with what is left
             dist = cosine_distance(emb, self.centroids)
             named = np.asarray(self.named)
-            allowed = np.where(named[None, :], dist <= 1.0 - cfg.identify_threshold, dist <= cfg.delta_new)
-            for row, col in constrained_assignment(dist, allowed).items():
-                mapping[int(active[row])] = col
-                if long[row]:
-                    self.centroids[col] += emb[row]
+            for allowed in (named[None, :] & (dist <= 1.0 - cfg.identify_threshold),
+                            ~named[None, :] & (dist <= cfg.delta_new)):
+                allowed = allowed.copy()
+                allowed[[i for i, a in enumerate(active) if a in mapping]] = False
+                allowed[:, list(mapping.values())] = False
+                for row, col in constrained_assignment(dist, allowed).items():
+                    mapping[int(active[row])] = col
+                    if long[row]:
+                        self.centroids[col] += emb[row]
         for row in np.flatnonzero([a not in mapping for a in active]):
             mapping[int(active[row])] = self._new_or_closest(emb[row], set(mapping.values()))
         return {k: v for k, v in mapping.items() if v >= 0}

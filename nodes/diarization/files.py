@@ -101,14 +101,18 @@ def diarize_file(path: Path, analyzer: WindowAnalyzer, config: DiarizationConfig
     diarizer = OnlineDiarizer(config, enrolled, keep_windows=refine)
     buffer = WindowBuffer(config.geometry)
     pending: list[np.ndarray] = []
+    done = [0]  # windows through the models so far
 
     def run(windows: list[np.ndarray]) -> None:
         batch_windows = np.stack(windows)
+        first, done[0] = done[0], done[0] + len(windows)
         padded = np.concatenate([batch_windows, np.zeros((batch - len(windows), batch_windows.shape[1]), np.float32)])
         activity, model_activity = (a[: len(windows)] for a in analyzer.segment(padded))
         plans = [diarizer.plan(a) for a in activity]
         todo = [i for i, p in enumerate(plans) if p.embed]
-        embeddings = dict(zip(todo, analyzer.embed(batch_windows[todo], model_activity[todo]))) if todo else {}
+        paddings = [buffer.padding(first + i) for i in todo]
+        embeddings = (dict(zip(todo, analyzer.embed(batch_windows[todo], model_activity[todo], paddings)))
+                      if todo else {})
         for i, (a, p) in enumerate(zip(activity, plans)):
             diarizer(a, embeddings.get(i), p)
 

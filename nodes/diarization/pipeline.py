@@ -54,6 +54,10 @@ class WindowBuffer:
         self.buffer = np.zeros(self.window - self.step, np.float32)
         self.samples = 0  # real samples pushed so far
 
+    def padding(self, index: int) -> int:
+        """Samples of silence before time 0 at the start of window ``index``."""
+        return max(0, self.window - (index + 1) * self.step)
+
     def push(self, samples: np.ndarray) -> list[np.ndarray]:
         self.samples += len(samples)
         self.buffer = np.concatenate([self.buffer, np.asarray(samples, np.float32)])

@@ -66,10 +66,20 @@ def eigengap_spectral(embeddings: np.ndarray, max_speakers: int, seed: int = 0) 
     return np.unique(labels, return_inverse=True)[1]
 
 
+MAX_CLUSTERED = 2000  # embeddings clustered directly; beyond, an even subsample is clustered (memory ~ n^2)
+
+
 def cluster(embeddings: np.ndarray, config: RefineConfig) -> np.ndarray:
-    if config.method == "ahc":
-        return ahc(embeddings, config.ahc_threshold)
-    return eigengap_spectral(embeddings, config.max_speakers)
+    """Cluster index per row. Long recordings cluster an evenly spaced subsample, then every row joins the
+    nearest cluster centroid, so memory stays bounded (an hour has ~14 000 local-speaker embeddings)."""
+    sample = np.linspace(0, len(embeddings) - 1, min(len(embeddings), MAX_CLUSTERED)).round().astype(int)
+    picked = embeddings[sample]
+    labels = (ahc(picked, config.ahc_threshold) if config.method == "ahc"
+              else eigengap_spectral(picked, config.max_speakers))
+    if len(sample) == len(embeddings):
+        return labels
+    centroids = np.stack([unit(picked[labels == k]).mean(axis=0) for k in range(labels.max() + 1)])
+    return np.argmin(cosine_distance(embeddings, centroids), axis=1)
 
 
 def viterbi_binarize(probs: np.ndarray, switch_prob: float, onset: float) -> np.ndarray:

@@ -38,11 +38,12 @@ def pooling_weights(activity: np.ndarray, overlap_weight: float) -> np.ndarray:
     return activity * np.where(overlapped, overlap_weight, 1.0)
 
 
-@partial(jax.jit, static_argnums=3)
-def _embed_speakers(params: Params, feats: jax.Array, weights: jax.Array, cfg: CampplusConfig) -> jax.Array:
-    """fbank [B, T, 80], weights [B, S, T] -> embeddings [B, S, 192]: one trunk pass, S poolings."""
-    b, t = feats.shape[:2]
-    x = frame_features(params, feats, jnp.full((b,), t), cfg)  # [B, C, ceil(T/2)]
+@partial(jax.jit, static_argnums=4)
+def _embed_speakers(params: Params, feats: jax.Array, lengths: jax.Array, weights: jax.Array,
+                    cfg: CampplusConfig) -> jax.Array:
+    """fbank [B, T, 80] (valid frames first), lengths [B], weights [B, S, T] -> [B, S, 192]: one trunk, S poolings."""
+    b = feats.shape[0]
+    x = frame_features(params, feats, lengths, cfg)  # [B, C, ceil(T/2)]
     s = weights.shape[1]
     w = weights[:, :, ::2].reshape(b * s, -1)
     mean, std = weighted_stats(jnp.repeat(x, s, axis=0), w)
@@ -71,23 +72,32 @@ class WindowAnalyzer:
         self.to_grid = interpolation_matrix(seg_centres, grid_centres).astype(np.float32)
         self.to_fbank = interpolation_matrix(seg_centres, fbank_centres).astype(np.float32)
 
-    def features(self, windows: np.ndarray) -> np.ndarray:
-        """[B, samples] -> [B, T, 80] per-window mean-subtracted fbank."""
-        feats = np.stack([fbank(w.astype(np.float64) * PCM_SCALE, self.fbank_config) for w in windows])
-        return feats - feats.mean(axis=1, keepdims=True)
-
     def segment(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """[B, samples] -> (activity on the grid [B, frames_per_window, 3], model-frame activity [B, frames, 3])."""
         activity, _ = segment(self.seg_params, windows)  # 0/1 per model frame
         return np.einsum("ts,bsk->btk", self.to_grid, activity), activity
 
-    def embed(self, windows: np.ndarray, activity: np.ndarray) -> np.ndarray:
-        """[B, samples] + model-frame activity [B, frames, 3] -> [B, 3, 192]; NaN for never-active speakers."""
+    def embed(self, windows: np.ndarray, activity: np.ndarray, padding: list[int]) -> np.ndarray:
+        """[B, samples] + model-frame activity [B, frames, 3] -> [B, 3, 192]; NaN for never-active speakers.
+
+        ``padding[b]`` samples at the start of window b are the silence before the stream began: they are cut
+        off (the valid audio moves to the front, the rest is masked), so they never reach CAM++'s mean
+        normalisation or its context masks.
+        """
         weights = np.swapaxes(pooling_weights(np.einsum("ts,bsk->btk", self.to_fbank, activity),
                                               self.overlap_weight), 1, 2).astype(np.float32)
-        feats = self.features(windows).astype(np.float32)
-        # one window per call: a single compiled shape, and CAM++ on CPU is no faster per window in batches
-        emb = np.concatenate([np.asarray(_embed_speakers(self.emb_params, jnp.asarray(feats[i:i + 1]),
-                                                         jnp.asarray(weights[i:i + 1]), CampplusConfig()))
-                              for i in range(len(windows))])
+        total = weights.shape[-1]
+        out = []
+        for window, w, pad in zip(windows, weights, padding):  # one window per call: a single compiled shape
+            feats = fbank(window[pad:].astype(np.float64) * PCM_SCALE, self.fbank_config)
+            feats -= feats.mean(axis=0)
+            n = len(feats)
+            skip = total - n  # fbank frames lost to the padding
+            padded_feats = np.zeros((1, total, feats.shape[1]), np.float32)
+            padded_feats[0, :n] = feats
+            shifted = np.zeros((1, w.shape[0], total), np.float32)
+            shifted[0, :, :n] = w[:, skip:]
+            out.append(np.asarray(_embed_speakers(self.emb_params, jnp.asarray(padded_feats), jnp.asarray([n]),
+                                                  jnp.asarray(shifted), CampplusConfig())))
+        emb = np.concatenate(out)
         return np.where((activity.max(axis=1) > 0)[..., None], emb, np.nan)
