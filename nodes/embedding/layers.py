@@ -25,9 +25,11 @@ def conv1d(x: jax.Array, w: jax.Array, stride: int = 1, dilation: int = 1, paddi
     )
 
 
-def conv2d(x: jax.Array, w: jax.Array, stride: tuple[int, int] = (1, 1)) -> jax.Array:
-    """[B, Cin, F, T] * [Cout, Cin, kF, kT] -> [B, Cout, F', T'], padding kernel//2 on both axes."""
+def conv2d(x: jax.Array, w: jax.Array, stride: tuple[int, int] = (1, 1), pad_time: bool = True) -> jax.Array:
+    """[B, Cin, F, T] * [Cout, Cin, kF, kT] -> [B, Cout, F', T'], padding kernel//2 on F (and on T if `pad_time`)."""
     pads = [((k - 1) // 2, (k - 1) // 2) for k in w.shape[2:]]
+    if not pad_time:
+        pads[1] = (0, 0)
     return jax.lax.conv_general_dilated(
         x, w, window_strides=stride, padding=pads,
         dimension_numbers=("NCHW", "OIHW", "NCHW"), precision=jax.lax.Precision.HIGHEST,
