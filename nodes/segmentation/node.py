@@ -157,7 +157,7 @@ class SegmentationNode(Node[SegmentationConfig]):
         while batch <= c.max_batch:  # every batch shape, then one embedding: no compile while live
             _, model_activity = self.analyzer.segment(silence[:batch])
             batch *= 2
-        self.analyzer.embed(silence[:1], np.ones_like(model_activity[:1]))
+        self.analyzer.embed(silence[:1], np.ones_like(model_activity[:1]), [0])
 
     async def process(self, msg: Message, port: str = "") -> list[Message]:
         h = msg.header
@@ -197,7 +197,9 @@ class SegmentationNode(Node[SegmentationConfig]):
         activity, model_activity = self.analyzer.segment(windows)
         plans = [self.streams[p.stream].planner(a) for p, a in zip(todo, activity)]  # in window order per stream
         embed = [i for i, plan in enumerate(plans) if plan.embed]
-        embeddings = dict(zip(embed, self.analyzer.embed(windows[embed], model_activity[embed]))) if embed else {}
+        padding = [self.streams[todo[i].stream].buffer.padding(todo[i].k) for i in embed]  # silence before time 0
+        embeddings = (dict(zip(embed, self.analyzer.embed(windows[embed], model_activity[embed], padding)))
+                      if embed else {})
         g = self.config.geometry
         out = []
         for i, (p, plan) in enumerate(zip(todo, plans)):
