@@ -134,7 +134,8 @@ class OnlineDiarizer:
         if self.keep_windows:
             self.records.append(WindowRecord((self.windows + 1) * g.frames_per_step - g.frames_per_window,
                                              activity.astype(np.float32),
-                                             embeddings.astype(np.float32) if plan.embed else None, plan.continues))
+                                             embeddings.astype(np.float32) if plan.embed else None, plan.continues,
+                                             dict(mapping)))
         self.windows += 1
         return self._track(probs, first)
 

@@ -1,8 +1,13 @@
 """Refinement pass: with the whole stream seen, re-cluster every stored window embedding and re-segment.
 
-1. Cluster all (window, local speaker) embeddings at once: agglomerative (average linkage on cosine distance,
-   cut at ``ahc_threshold``) or spectral (normalised Laplacian, number of speakers from the largest eigengap).
-2. Map each window's local speakers to clusters with the same one-to-one constraint as the online pass.
+1. Speaker centroids from all (window, local speaker) embeddings, by one of ``METHODS``:
+   - "online" (default): the online speakers, each centroid re-estimated from every embedding the online pass
+     gave it (weighted by speech in the window), so early decisions made on little speech get revised;
+   - "ahc": agglomerative clustering from scratch (average linkage on cosine distance, cut at ``ahc_threshold``);
+   - "spectral": spectral clustering, number of speakers from the largest eigengap of the normalised Laplacian.
+   On the 12 AMI clips (bench/RESULTS.md) "online" scores best: the constrained online assignment already
+   respects cannot-link within each window, which clustering from scratch ignores.
+2. Map each window's local speakers to the nearest centroids, one-to-one (as in the online pass).
 3. Overlap-add all windows covering each frame (every window is available now, so latency is unlimited).
 4. Smooth each speaker's frame probabilities with a two-state HMM (Viterbi): a state change costs
    ``log(switch_prob)``, which removes blips shorter than a few frames without a fixed minimum duration.
@@ -20,16 +25,16 @@ from nodes.diarization.aggregation import hamming
 from nodes.diarization.clustering import constrained_assignment, cosine_distance, unit
 from stream.errors import ConfigError
 
-METHODS = ("ahc", "spectral")
+METHODS = ("online", "ahc", "spectral")
 
 
 @dataclass(frozen=True)
 class RefineConfig:
-    method: str = "ahc"  # "ahc" | "spectral"
+    method: str = "online"  # "online" | "ahc" | "spectral", see the module docstring
     ahc_threshold: float = 0.65  # [0, 2] cosine distance at which agglomerative clustering stops merging
     max_speakers: int = 20  # spectral: largest number of speakers the eigengap may choose
     switch_prob: float = 1e-3  # (0, 1) HMM probability of changing state from one frame to the next
-    onset: float = 0.45  # [0, 1] frame probability that counts as speech for the HMM's emission
+    onset: float = 0.5  # [0, 1] frame probability that counts as speech for the HMM's emission
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -115,25 +120,36 @@ class WindowRecord:
     activity: np.ndarray  # [frames_per_window, local] probabilities on the output grid
     embeddings: np.ndarray | None  # [local, dim], NaN rows for inactive local speakers; None if stitched
     continues: dict[int, int]  # local -> the previous window's local speaker it continues
+    online: dict[int, int]  # local -> global speaker given by the online pass
+
+
+def centroids_of(records: list[WindowRecord], keys: list[tuple[int, int]], emb: np.ndarray,
+                 config: RefineConfig) -> np.ndarray:
+    """[speakers, dim] unit centroids of the embeddings ``emb`` of (window, local) ``keys``."""
+    if config.method == "online":
+        labels = np.array([records[w].online.get(s, -1) for w, s in keys])
+        weights = np.array([records[w].activity[:, s].mean() for w, s in keys])
+    else:
+        labels, weights = cluster(emb, config), np.ones(len(keys))
+    found = [k for k in range(labels.max() + 1) if np.any(labels == k)]
+    return unit(np.stack([(weights[labels == k, None] * unit(emb[labels == k])).sum(axis=0) for k in found]))
 
 
 def assign_windows(records: list[WindowRecord], tau_active: float, config: RefineConfig) -> list[dict[int, int]]:
-    """Cluster all embedded active local speakers, one-to-one local -> cluster per window; stitched windows
-    inherit the mapping of the speakers they continue."""
+    """One-to-one local speaker -> refined speaker per embedded window; stitched windows inherit the mapping of
+    the speakers they continue."""
     keys = [(w, s) for w, r in enumerate(records) if r.embeddings is not None for s in range(r.activity.shape[1])
             if r.activity[:, s].max() >= tau_active and np.all(np.isfinite(r.embeddings[s]))]
     mappings: list[dict[int, int]] = [{} for _ in records]
     if not keys:
         return mappings
     emb = np.stack([records[w].embeddings[s] for w, s in keys]).astype(np.float64)
-    labels = cluster(emb, config)
-    centroids = np.stack([unit(emb[labels == k]).mean(axis=0) for k in range(labels.max() + 1)])
-    dist = cosine_distance(emb, centroids)
+    dist = cosine_distance(emb, centroids_of(records, keys, emb, config))
     rows_of: dict[int, list[int]] = {}
     for i, (w, _) in enumerate(keys):
         rows_of.setdefault(w, []).append(i)
     for w, rows in rows_of.items():
-        allowed = np.ones((len(rows), len(centroids)), bool)
+        allowed = np.ones((len(rows), dist.shape[1]), bool)
         for r, c in constrained_assignment(dist[rows], allowed).items():
             mappings[w][keys[rows[r]][1]] = c
     for w, record in enumerate(records):

@@ -10,11 +10,15 @@ import argparse
 import sys
 from pathlib import Path
 
+from stream.rttm import FormatError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("der", help="diarisation error rate (DER, JER) against RTTM/UEM references")
     p.add_argument("hypotheses", nargs="*", type=Path, metavar="RTTM",
-                   help="hypothesis RTTM files or folders of them (leave out with --audio)")
+                   help="hypothesis RTTM files or folders of them (leave out with --audio); in folders, "
+                   "<stem>.rttm files, or <stem>.refined.rttm with --refined")
+    p.add_argument("--refined", action="store_true", help="score the .refined.rttm files of the folders given")
     p.add_argument("--reference", type=Path, required=True, metavar="RTTM", help="reference RTTM (all files)")
     p.add_argument("--uem", type=Path, metavar="UEM", help="scored regions; without it, the whole reference")
     p.add_argument("--audio", nargs="+", type=Path, metavar="AUDIO",
@@ -28,10 +32,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _rttms(paths: list[Path], suffix: str) -> list[Path]:
+def _rttms(paths: list[Path], refined: bool) -> list[Path]:
+    """RTTM files given, or in the folders given: online ones (<stem>.rttm) or refined ones (<stem>.refined.rttm)."""
     out: list[Path] = []
     for path in paths:
-        out += sorted(path.glob(f"*{suffix}")) if path.is_dir() else [path]
+        if path.is_dir():
+            out += sorted(p for p in path.glob("*.rttm") if p.name.endswith(".refined.rttm") == refined)
+        elif path.is_file():
+            out.append(path)
+        else:
+            raise FormatError(f"{path}: no such RTTM file or folder")
     return out
 
 
@@ -53,12 +63,11 @@ def run(args: argparse.Namespace) -> int:
         out = args.out or Path(tempfile.mkdtemp(prefix="stream-der-"))
         code = diarize.run(argparse.Namespace(audio=args.audio, out=out, latency=args.latency, refine=args.refine,
                                               enrolled=args.enrolled, max_speakers=args.max_speakers))
-        runs[f"online, latency {args.latency:g} s"] = [p for p in _rttms([out], ".rttm")
-                                                       if not p.name.endswith(".refined.rttm")]
+        runs[f"online, latency {args.latency:g} s"] = _rttms([out], refined=False)
         if args.refine:
-            runs["refined"] = _rttms([out], ".refined.rttm")
+            runs["refined"] = _rttms([out], refined=True)
     else:
-        runs["hypothesis"] = _rttms(args.hypotheses, ".rttm")
+        runs["hypothesis"] = _rttms(args.hypotheses, refined=args.refined)
     for name, paths in runs.items():
         hypotheses = {uri: turns for p in paths for uri, turns in read_rttm(p).items()}
         # a file with no speech writes an empty RTTM: its uri is the file stem
