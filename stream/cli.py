@@ -26,6 +26,7 @@ COMMANDS = [
     "enroll",
     "verify",
     "identify",
+    "train_embedding",
 ]
 
 

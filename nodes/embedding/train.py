@@ -247,10 +247,12 @@ def _jitted_embed(kind: str) -> Callable[..., jax.Array]:
 def embed_utterances(kind: str, model_config: Any, model_params: dict, features: Sequence[np.ndarray]) -> np.ndarray:
     """Whole-utterance embeddings [N, embed_dim] of fbank arrays [T_i, F] (each mean-subtracted here).
 
-    x-vector: the utterance padded to a whole second (100 frames) with zero weights, so the jitted network is
-    compiled once per second of length. d-vector: GE2E's partial windows in batches of 8 (the last batch padded
+    x-vector: the utterance padded with zero weights to CAM++'s length buckets (100 * sqrt(2)^k frames), so the
+    jitted network compiles once per bucket. d-vector: GE2E's partial windows in batches of 8 (the last batch padded
     with repeats), their unit vectors averaged.
     """
+    from nodes.embedding.api import bucket_frames
+
     embed = _jitted_embed(kind)
     out = []
     for feats in features:
@@ -259,18 +261,16 @@ def embed_utterances(kind: str, model_config: Any, model_params: dict, features:
             window = model_config.window
             starts = dvector.partial_starts(len(feats), window)
             length = min(len(feats), window)
-            count = -(-len(starts) // 8) * 8
-            starts = np.resize(starts, count)
-            windows = np.zeros((count, window, feats.shape[1]), np.float32)
-            for i, s in enumerate(starts):
+            padded = np.resize(starts, -(-len(starts) // 8) * 8)  # batches of 8 partials: few shapes to compile
+            windows = np.zeros((len(padded), window, feats.shape[1]), np.float32)
+            for i, s in enumerate(padded):
                 windows[i, :length] = feats[s : s + length]
-            weights = np.zeros((count, window), np.float32)
+            weights = np.zeros((len(padded), window), np.float32)
             weights[:, :length] = 1.0
-            partials = np.asarray(embed(model_params, windows, weights))[: len(dvector.partial_starts(len(feats), window))]
-            partials /= np.linalg.norm(partials, axis=1, keepdims=True)
-            out.append(partials.mean(axis=0))
+            partials = np.asarray(embed(model_params, windows, weights))[: len(starts)]
+            out.append((partials / np.linalg.norm(partials, axis=1, keepdims=True)).mean(axis=0))
         else:
-            padded = -(-len(feats) // 100) * 100
+            padded = bucket_frames(len(feats))
             batch = np.zeros((1, padded, feats.shape[1]), np.float32)
             batch[0, : len(feats)] = feats
             weights = (np.arange(padded) < len(feats)).astype(np.float32)[None]
@@ -291,8 +291,10 @@ def load_features(paths: Sequence[Path]) -> list[np.ndarray]:
     return out
 
 
-def train(state: TrainState, files: Sequence[LabelledFile], out: Path, progress: bool = True) -> list[float]:
-    """Train `state` in place up to `train_config.steps` on `files`, checkpointing to `out`; returns the losses."""
+def train(state: TrainState, files: Sequence[LabelledFile], out: Path, progress: bool = True,
+          until: int | None = None) -> list[float]:
+    """Train `state` in place on `files` up to step `until` (default: all `train_config.steps`; a smaller value
+    trains a chunk of the run, to `--resume` later), checkpointing to `out`; returns the losses of the steps run."""
     from tqdm import tqdm
 
     cfg = state.train_config
@@ -306,15 +308,16 @@ def train(state: TrainState, files: Sequence[LabelledFile], out: Path, progress:
     classes = [np.array([i for i, f in enumerate(files) if index[f.speaker] == c]) for c in range(len(speakers))]
     features = load_features([f.path for f in files])
     step_fn = make_step(state)
+    last = cfg.steps if until is None else min(until, cfg.steps)
     losses = []
     with tqdm(total=cfg.steps, initial=state.step, disable=not progress, unit="step", desc=f"train {state.kind}") as bar:
-        while state.step < cfg.steps:
+        while state.step < last:
             crops, labels = crop_batch(features, classes, cfg, state.step)
             state.params, state.opt_state, loss, acc = step_fn(state.params, state.opt_state, crops, labels, state.step)
             state.step += 1
             losses.append(float(loss))
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}", acc=f"{float(acc):.2f}")
-            if state.step % cfg.checkpoint_every == 0 or state.step == cfg.steps:
+            if state.step % cfg.checkpoint_every == 0 or state.step == last:
                 save_checkpoint(state, out)
     return losses

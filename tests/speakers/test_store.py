@@ -64,3 +64,4 @@ def test_verify_and_identify(tmp_path):
     assert [d.name for d in decisions] == ["alice", UNKNOWN]
     assert decisions[0].score == pytest.approx(0.9 / np.hypot(0.9, 0.2))
     assert [d.accepted for d in verify(store, "bob", tests, threshold=0.5)] == [False, False]
+    assert decisions[1].candidate in {"alice", "bob"} and not decisions[1].accepted
