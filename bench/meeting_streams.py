@@ -1,0 +1,155 @@
+"""Concurrent live meeting streams on this machine (bench/RESULTS.md, "## Live meeting graph").
+
+N capture nodes (the 12 AMI clips in turn, looped, at real-time pace, `--block-ms` blocks) feed `--segmenters`
+multi-stream segmentation nodes (streams dealt round-robin; windows ready together batched up to `--max-batch`,
+waiting at most `--max-wait-ms`), then one diarization node (latency 0.5 s, step 0.5 s) and a JSONL sink. Once
+every node is up and `--warmup` seconds have passed, a steady window of `--seconds` is measured:
+- windows clustered in the window / expected (2 per stream per second);
+- window lag: capture of a window's end -> its receipt by the diarization node (p50/p99 from the histogram's
+  buckets, so "<= bucket bound"): how far the models run behind real time;
+- turn latency: capture of a turn's end -> its speaker.turn event published (p50/p99 of the events);
+- CPU: cores busy in the segmentation node(s) and in the whole graph; the load average of the machine.
+N is sustained when nothing was dropped, >= 98 % of the expected windows were clustered and p99 turn latency is
+under 2 s (0.5 s latency + 0.5 s step + 1 s slack). The loop stops at the first N that is not sustained.
+
+    .venv/bin/python -m bench.meeting_streams [--streams 1,4,8,12,16,20,24] [--embed-every 1] [--segmenters 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from stream.graph import Supervisor, load_graph
+from stream.paths import data_dir
+
+STEP_S = 0.5  # s between windows of a stream
+
+
+def graph_toml(n: int, args: argparse.Namespace, out: Path) -> str:
+    clips = sorted((data_dir() / "diarization" / "ami").glob("*.flac"))
+    parts = ["[graph]\nname = \"meeting-bench\"\nhwm = 5000\n[metrics]\nport = 0\n"]
+    for i in range(n):
+        parts.append(f'[[nodes]]\nname = "cap{i:02d}"\nkind = "capture"\nconfig = {{ source = "file", path = '
+                     f'"{clips[i % len(clips)]}", loop = true, realtime = true, block_ms = {args.block_ms}, '
+                     f'stream = "m{i:02d}" }}\n')
+    for k in range(args.segmenters):
+        inputs = ", ".join(f'"cap{i:02d}"' for i in range(k, n, args.segmenters))
+        parts.append(f'[[nodes]]\nname = "seg{k}"\nkind = "segmentation"\ninputs = [{inputs}]\nconfig = {{ '
+                     f'max_batch = {args.max_batch}, max_wait_ms = {args.max_wait_ms}, '
+                     f'embed_every = {args.embed_every} }}\n')
+    segs = ", ".join(f'"seg{k}"' for k in range(args.segmenters))
+    parts.append(f'[[nodes]]\nname = "diarization"\nkind = "diarization"\ninputs = [{segs}]\n'
+                 f'config = {{ latency = 0.5 }}\n[[sinks]]\nkind = "jsonl"\npath = "{out}"\n')
+    return "\n".join(parts)
+
+
+def snapshot(run_dir: Path, segmenters: int) -> dict:
+    """Windows clustered so far, messages dropped so far, buckets of the window lag histogram (read now)."""
+    reg = CollectorRegistry()
+    MultiProcessCollector(reg, path=str(run_dir / "metrics"))
+
+    def value(name: str, **labels: str) -> float:
+        return reg.get_sample_value(name, labels) or 0.0
+
+    return {"windows": value("stream_messages_total", node="diarization", result="ok"),
+            "dropped": sum(value("stream_messages_total", node=node, result="dropped")
+                           for node in [*(f"seg{k}" for k in range(segmenters)), "diarization"]),
+            "lag": buckets(reg, "stream_transport_latency_seconds", node="diarization")}
+
+
+def buckets(reg: CollectorRegistry, name: str, **labels: str) -> np.ndarray:
+    """[(upper bound s, cumulative count)] of a histogram's buckets."""
+    rows = [(float(s.labels["le"]), s.value) for metric in reg.collect() for s in metric.samples
+            if s.name == f"{name}_bucket" and all(s.labels.get(k) == v for k, v in labels.items())]
+    return np.array(sorted(rows))
+
+
+def bucket_quantile(start: np.ndarray, end: np.ndarray, q: float) -> float:
+    """Upper bound of the bucket holding quantile q of the observations made between two snapshots."""
+    counts = end[:, 1] - (start[:, 1] if len(start) else 0)
+    if counts[-1] <= 0:
+        return float("nan")
+    return float(end[np.searchsorted(counts, q * counts[-1]), 0])
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            t = psutil.Process(pid).cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += t.user + t.system
+    return total
+
+
+async def measure(folder: Path, n: int, args: argparse.Namespace) -> tuple[bool, str]:
+    out = folder / "events.jsonl"
+    (folder / "g.toml").write_text(graph_toml(n, args, out))
+    supervisor = Supervisor(load_graph(folder / "g.toml"), folder / "run")
+    run = asyncio.ensure_future(supervisor.run())
+    while len(supervisor.states) < len(supervisor.graph.nodes) or set(supervisor.states.values()) != {"ready"}:
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(args.warmup)
+    seg_pids = [supervisor.procs[f"seg{k}"].pid for k in range(args.segmenters)]
+    all_pids = [p.pid for p in supervisor.procs.values()]
+    snap0, t0 = snapshot(folder / "run", args.segmenters), time.time()
+    cpu_seg0, cpu_all0 = cpu_seconds(seg_pids), cpu_seconds(all_pids)
+    await asyncio.sleep(args.seconds)
+    snap1, t1 = snapshot(folder / "run", args.segmenters), time.time()
+    cpu_seg, cpu_all = (cpu_seconds(seg_pids) - cpu_seg0) / (t1 - t0), (cpu_seconds(all_pids) - cpu_all0) / (t1 - t0)
+    load = os.getloadavg()[0]
+    supervisor.stopping.set()
+    await run
+    windows, dropped = snap1["windows"] - snap0["windows"], snap1["dropped"]
+    lag0, lag1 = snap0["lag"], snap1["lag"]
+    expected = n * (t1 - t0) / STEP_S
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    turns = np.array([e["t_publish"] - (e["t_capture"] + e["stop"] - e["start"]) for e in events
+                      if e["type"] == "speaker.turn" and t0 <= e["t_publish"] < t1])
+    p50, p99 = np.percentile(turns, [50, 99]) if len(turns) else (float("nan"), float("inf"))
+    ok = dropped == 0 and windows >= 0.98 * expected and p99 < 2.0
+    line = (f"| {n} | {windows:.0f}/{expected:.0f} | {dropped:.0f} | {bucket_quantile(lag0, lag1, 0.5):.2f} | "
+            f"{bucket_quantile(lag0, lag1, 0.99):.2f} | {len(turns)} | {p50:.2f} | {p99:.2f} | {cpu_seg:.2f} | "
+            f"{cpu_all:.2f} | {load:.0f} | {'yes' if ok else 'no'} |")
+    return ok, line
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--streams", default="1,4,8,12,16,20,24", help="stream counts to try, in order")
+    parser.add_argument("--seconds", type=float, default=20.0, help="steady window per stream count, s")
+    parser.add_argument("--warmup", type=float, default=10.0, help="s after every node is ready before measuring")
+    parser.add_argument("--segmenters", type=int, default=1, help="segmentation node processes")
+    parser.add_argument("--max-batch", type=int, default=16, help="windows per model call (power of two)")
+    parser.add_argument("--max-wait-ms", type=float, default=100.0, help="ms a window may wait for a batch")
+    parser.add_argument("--embed-every", type=int, default=1, help="embed at least every this many windows")
+    parser.add_argument("--block-ms", type=float, default=100.0, help="capture block, ms")
+    args = parser.parse_args()
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; {vars(args)}")
+    print("| streams | windows clustered/expected | dropped | window lag p50 s (<=) | p99 s (<=) | turns | "
+          "turn latency p50 s | p99 s | segmentation cores busy | graph cores busy | load | sustained |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-meeting-") as tmp:
+        for n in (int(x) for x in args.streams.split(",")):
+            folder = Path(tmp) / f"n{n}"
+            folder.mkdir()
+            ok, line = await measure(folder, n, args)
+            print(line, flush=True)
+            if not ok:
+                break
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
