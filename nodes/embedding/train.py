@@ -58,7 +58,7 @@ class TrainConfig:
 
     steps: int = 1500
     batch: int = 64  # crops per step
-    crop_frames: int = 160  # frames per training crop (1.6 s at 10 ms, the d-vector window); shorter files are repeated to fill it
+    crop_frames: int = 160  # frames per crop (1.6 s, the d-vector window); shorter files are repeated to fill it
     lr: float = 2e-3  # peak learning rate (AdamW), after a linear warm-up, then cosine decay to 1 %
     warmup: int = 100  # steps of learning-rate warm-up
     weight_decay: float = 1e-4
@@ -96,7 +96,9 @@ def labelled_files(folder: Path) -> list[LabelledFile]:
     return files
 
 
-def aam_logits(embeddings: jax.Array, weights: jax.Array, labels: jax.Array, margin: jax.Array, scale: float) -> jax.Array:
+def aam_logits(
+    embeddings: jax.Array, weights: jax.Array, labels: jax.Array, margin: jax.Array, scale: float
+) -> jax.Array:
     """AAM-softmax logits [B, C]: s * cos(theta + m) for each row's label, s * cos(theta) elsewhere.
 
     Where theta + m would pass pi (cos no longer decreasing) the target logit becomes cos(theta) - m * sin(m),
@@ -112,8 +114,11 @@ def aam_logits(embeddings: jax.Array, weights: jax.Array, labels: jax.Array, mar
     return scale * jnp.where(target, with_margin, cos)
 
 
-def crop_batch(features: Sequence[np.ndarray], classes: Sequence[np.ndarray], cfg: TrainConfig, step: int) -> tuple[np.ndarray, np.ndarray]:
-    """The batch of `step`: (crops [batch, crop_frames, F] mean-subtracted, labels [batch]); a function of seed and step.
+def crop_batch(
+    features: Sequence[np.ndarray], classes: Sequence[np.ndarray], cfg: TrainConfig, step: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The batch of `step`: (crops [batch, crop_frames, F] mean-subtracted, labels [batch]), a function of seed
+    and step only.
 
     `classes[c]` lists the indices into `features` of class c's files.
     """
@@ -131,7 +136,8 @@ def crop_batch(features: Sequence[np.ndarray], classes: Sequence[np.ndarray], cf
 
 
 def optimiser(cfg: TrainConfig) -> optax.GradientTransformation:
-    schedule = optax.warmup_cosine_decay_schedule(0.0, cfg.lr, min(cfg.warmup, cfg.steps // 2), cfg.steps, cfg.lr * 0.01)
+    warmup = min(cfg.warmup, cfg.steps // 2)
+    schedule = optax.warmup_cosine_decay_schedule(0.0, cfg.lr, warmup, cfg.steps, cfg.lr * 0.01)
     return optax.chain(optax.clip_by_global_norm(5.0), optax.adamw(schedule, weight_decay=cfg.weight_decay))
 
 
@@ -177,7 +183,9 @@ def make_step(state: TrainState) -> Callable[..., tuple[Any, Any, jax.Array, jax
         return loss, jnp.mean(jnp.argmax(logits, axis=1) == labels)
 
     @jax.jit
-    def step(params: dict, opt_state: Any, crops: jax.Array, labels: jax.Array, step: jax.Array) -> tuple[Any, Any, jax.Array, jax.Array]:
+    def step(
+        params: dict, opt_state: Any, crops: jax.Array, labels: jax.Array, step: jax.Array
+    ) -> tuple[Any, Any, jax.Array, jax.Array]:
         margin = cfg.margin * jnp.minimum(1.0, step / max(cfg.margin_warmup, 1))
         (loss, acc), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, crops, labels, margin)
         updates, opt_state = opt.update(grads, opt_state, params)
@@ -231,7 +239,8 @@ def load_checkpoint(path: Path) -> TrainState:
         raise ModelError(f"{path} is not a readable `stream train-embedding` checkpoint ({exc})") from exc
     if meta.get("format") != FORMAT:
         raise ModelError(f"{path} has checkpoint format {meta.get('format')!r}; this version reads {FORMAT}")
-    params = unflatten({k.removeprefix("params/"): jnp.asarray(v) for k, v in arrays.items() if k.startswith("params/")})
+    params = unflatten({k.removeprefix("params/"): jnp.asarray(v) for k, v in arrays.items()
+                        if k.startswith("params/")})
     state = TrainState(kind, model_config, train_config, list(meta["classes"]), params, None, int(meta["step"]))
     skeleton = optimiser(train_config).init(params)
     leaves = [jnp.asarray(arrays[f"opt/{i}"]) for i in range(len(jax.tree_util.tree_leaves(skeleton)))]
@@ -310,7 +319,8 @@ def train(state: TrainState, files: Sequence[LabelledFile], out: Path, progress:
     step_fn = make_step(state)
     last = cfg.steps if until is None else min(until, cfg.steps)
     losses = []
-    with tqdm(total=cfg.steps, initial=state.step, disable=not progress, unit="step", desc=f"train {state.kind}") as bar:
+    bar = tqdm(total=cfg.steps, initial=state.step, disable=not progress, unit="step", desc=f"train {state.kind}")
+    with bar:
         while state.step < last:
             crops, labels = crop_batch(features, classes, cfg, state.step)
             state.params, state.opt_state, loss, acc = step_fn(state.params, state.opt_state, crops, labels, state.step)

@@ -79,7 +79,7 @@ def _layer_norm(x: jax.Array, p: Params, eps: float = 1e-5) -> jax.Array:
 
 
 def embed(params: Params, feats: jax.Array, weights: jax.Array | None = None) -> jax.Array:
-    """fbank [B, T, feat_dim] (utterance-mean-subtracted), frame weights [B, T] (1 valid, 0 padding) -> [B, embed_dim]."""
+    """fbank [B, T, feat_dim] (utterance mean subtracted), weights [B, T] (1 valid, 0 padding) -> [B, embed_dim]."""
     if weights is None:
         weights = jnp.ones(feats.shape[:2], feats.dtype)
     mask = weights[:, :, None]

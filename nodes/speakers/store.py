@@ -54,7 +54,9 @@ class SpeakerStore:
         meta_path = path / "store.json"
         if not meta_path.is_file():
             if not create:
-                raise ConfigError(f"no enrolment store at {path}: enrol a speaker first (`stream enroll NAME AUDIO --db {path}`)")
+                raise ConfigError(
+                    f"no enrolment store at {path}: enrol a speaker first (`stream enroll NAME AUDIO --db {path}`)"
+                )
             if model is None or dim is None:
                 raise ConfigError("creating a store needs the embedding model and its dimension")
             return cls(path, model, dim)
@@ -64,7 +66,9 @@ class SpeakerStore:
                 raise ConfigError(f"{meta_path} has format {meta.get('format')!r}; this version reads format {FORMAT}")
             store = cls(path, meta["model"], int(meta["dim"]))
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"{meta_path} is not a valid enrolment store ({exc}); re-create it with `stream enroll`") from exc
+            raise ConfigError(
+                f"{meta_path} is not a valid enrolment store ({exc}); re-create it with `stream enroll`"
+            ) from exc
         if (model is not None and store.model != model) or (dim is not None and dim != store.dim):
             wanted = f"{model} embeddings" + (f" ({dim}-d)" if dim is not None else "")
             raise ModelError(
@@ -85,7 +89,9 @@ class SpeakerStore:
     def _check(self, embeddings: np.ndarray, what: str) -> np.ndarray:
         embeddings = np.asarray(embeddings, dtype=np.float32)
         if embeddings.ndim != 2 or embeddings.shape[1] != self.dim or embeddings.shape[0] == 0:
-            raise ModelError(f"{what} must be [n >= 1, {self.dim}] {self.model} embeddings, got shape {embeddings.shape}")
+            raise ModelError(
+                f"{what} must be [n >= 1, {self.dim}] {self.model} embeddings, got shape {embeddings.shape}"
+            )
         if not np.all(np.isfinite(embeddings)):
             raise ModelError(f"{what} contain NaN or infinite values; check the audio they came from")
         return embeddings

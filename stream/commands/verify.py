@@ -1,4 +1,4 @@
-"""`stream verify AUDIO... --db DB --name NAME`: is each file spoken by NAME? Also `--calibrate TRIALS` the threshold."""
+"""`stream verify AUDIO... --db DB --name NAME`: is each file NAME speaking? `--calibrate TRIALS` sets the threshold."""
 
 from __future__ import annotations
 

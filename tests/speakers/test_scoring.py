@@ -19,7 +19,8 @@ def test_cosine_and_centroid_known_values():
 
 def test_s_norm_formula():
     """0.5 * ((0.5 - 0.1) / 0.2 + (0.5 - 0.3) / 0.1) = 0.5 * (2 + 2) = 2."""
-    out = s_norm(np.array([[0.5]]), CohortStats(np.array([0.1]), np.array([0.2])), CohortStats(np.array([0.3]), np.array([0.1])))
+    enrol, test = CohortStats(np.array([0.1]), np.array([0.2])), CohortStats(np.array([0.3]), np.array([0.1]))
+    out = s_norm(np.array([[0.5]]), enrol, test)
     assert out[0, 0] == pytest.approx(2.0)
 
 

@@ -46,7 +46,8 @@ def test_labelled_files(tmp_path):
 def held_out(data: Path) -> tuple[list[np.ndarray], np.ndarray]:
     """fbank of the test-other utterances of >= 4.5 s, frames 50..450 (4 s: one shape to compile), and speakers."""
     with open(data / "speakers" / "index.csv", newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r["subset"] == "librispeech_test-other" and float(r["duration_s"]) >= 4.5]
+        rows = [r for r in csv.DictReader(f)
+                if r["subset"] == "librispeech_test-other" and float(r["duration_s"]) >= 4.5]
     feats = [f[50:450] for f in load_features([data / "speakers" / r["path"] for r in rows])]
     return feats, np.array([r["speaker_id"] for r in rows])
 
@@ -97,7 +98,7 @@ def test_resumed_run_equals_uninterrupted_run(data, tmp_path):
     _cli(*common, "--out", str(tmp_path / "straight.npz"))
     _cli(*common, "--out", str(tmp_path / "resumed.npz"), "--until", "3")
     assert load_checkpoint(tmp_path / "resumed.npz").step == 3
-    printed = _cli("train-embedding", "--data", str(folder), "--model", "xvector", "--out", str(tmp_path / "resumed.npz"), "--resume")
+    printed = _cli(*common[:5], "--out", str(tmp_path / "resumed.npz"), "--resume")
     assert "from step 3 to 6" in printed
     straight, resumed = load_checkpoint(tmp_path / "straight.npz"), load_checkpoint(tmp_path / "resumed.npz")
     assert resumed.step == 6
