@@ -65,25 +65,25 @@ class SpeakerStore:
             if meta.get("format") != FORMAT:
                 raise ConfigError(f"{meta_path} has format {meta.get('format')!r}; this version reads format {FORMAT}")
             store = cls(path, meta["model"], int(meta["dim"]))
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            if (model is not None and store.model != model) or (dim is not None and dim != store.dim):
+                wanted = f"{model} embeddings" + (f" ({dim}-d)" if dim is not None else "")
+                raise ModelError(
+                    f"enrolment store {path} holds {store.model} embeddings ({store.dim}-d) and cannot score "
+                    f"{wanted}: pass --model {store.model}, or use another --db for {model}"
+                )
+            with np.load(path / "embeddings.npz") as data:
+                for name, files in meta["speakers"].items():
+                    store.speakers[name] = data[name]
+                    store.sources[name] = list(files)
+            if meta.get("cohort"):
+                store.cohort = np.load(path / "cohort.npy")
+                store.cohort_sources = list(meta["cohort"])
+            if meta.get("threshold"):
+                store.threshold = Threshold(**meta["threshold"])
+        except (OSError, KeyError, TypeError, ValueError) as exc:  # JSONDecodeError is a ValueError
             raise ConfigError(
-                f"{meta_path} is not a valid enrolment store ({exc}); re-create it with `stream enroll`"
+                f"enrolment store {path} is incomplete or corrupt ({exc!r}); re-create it with `stream enroll`"
             ) from exc
-        if (model is not None and store.model != model) or (dim is not None and dim != store.dim):
-            wanted = f"{model} embeddings" + (f" ({dim}-d)" if dim is not None else "")
-            raise ModelError(
-                f"enrolment store {path} holds {store.model} embeddings ({store.dim}-d) and cannot score {wanted}: "
-                f"pass --model {store.model}, or use another --db for {model}"
-            )
-        with np.load(path / "embeddings.npz") as data:
-            for name, files in meta["speakers"].items():
-                store.speakers[name] = data[name]
-                store.sources[name] = list(files)
-        if meta.get("cohort"):
-            store.cohort = np.load(path / "cohort.npy")
-            store.cohort_sources = list(meta["cohort"])
-        if meta.get("threshold"):
-            store.threshold = Threshold(**meta["threshold"])
         return store
 
     def _check(self, embeddings: np.ndarray, what: str) -> np.ndarray:

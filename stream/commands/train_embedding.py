@@ -93,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.model}: {len(files)} files, {len(state.classes)} speakers, from step {state.step} to {cfg.steps}")
     if args.eval:
         eval_files = labelled_files(args.eval)
+        shared = {f.speaker for f in eval_files} & set(state.classes)
+        if shared:
+            raise ConfigError(f"--eval shares {len(shared)} speakers with the training data (e.g. {min(shared)}); "
+                              "evaluate on speakers the network never saw")
         eval_features = load_features([f.path for f in eval_files])
         if state.step == 0:
             print(f"random weights: {evaluate(state, eval_files, eval_features)}")

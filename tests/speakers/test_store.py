@@ -65,3 +65,13 @@ def test_verify_and_identify(tmp_path):
     assert decisions[0].score == pytest.approx(0.9 / np.hypot(0.9, 0.2))
     assert [d.accepted for d in verify(store, "bob", tests, threshold=0.5)] == [False, False]
     assert decisions[1].candidate in {"alice", "bob"} and not decisions[1].accepted
+
+
+def test_corrupt_store_is_a_clear_error(tmp_path):
+    _store(tmp_path)
+    (tmp_path / "db" / "embeddings.npz").write_bytes(b"not a zip")
+    with pytest.raises(ConfigError, match="incomplete or corrupt"):
+        SpeakerStore.open(tmp_path / "db")
+    (tmp_path / "db" / "store.json").write_text("{")
+    with pytest.raises(ConfigError, match="incomplete or corrupt"):
+        SpeakerStore.open(tmp_path / "db")
