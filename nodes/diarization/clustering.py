@@ -131,7 +131,7 @@ class OnlineClustering:
                 allowed[:, list(mapping.values())] = False
                 for row, col in constrained_assignment(dist, allowed).items():
                     mapping[int(active[row])] = col
-                    if long[row]:
+                    if long[row] and not named[col]:  # enrolled voices stay as enrolled: no drift
                         self.centroids[col] += emb[row]
         for row in np.flatnonzero([a not in mapping for a in active]):
             mapping[int(active[row])] = self._new_or_closest(emb[row], set(mapping.values()))
