@@ -71,7 +71,9 @@ class WindowBuffer:
         pending = len(self.buffer) - (self.window - self.step)
         if pending <= 0:
             return []
-        return self.push(np.zeros(self.step - pending, np.float32))
+        windows = self.push(np.zeros(self.step - pending, np.float32))
+        self.samples -= self.step - pending  # silence, not stream audio
+        return windows
 
     @property
     def duration(self) -> float:

@@ -220,3 +220,19 @@ def test_diarizer_restart_mid_stream_keeps_labels_and_turns():
     restarted.finish(len(steps) * g.step)
     assert restarted.turns() == whole.turns()
     assert len({t.label for t in whole.turns()}) == len(set(steps) - {3})
+
+
+def test_window_buffer_pads_start_and_end_with_silence():
+    from nodes.diarization.pipeline import WindowBuffer
+
+    g = WindowGeometry(duration=1.0, step=0.5)
+    buffer = WindowBuffer(g)
+    audio = np.arange(1, 16000 * 1.2 + 1, dtype=np.float32)  # 1.2 s, no zeros
+    windows = buffer.push(audio[:5000]) + buffer.push(audio[5000:]) + buffer.flush()
+    assert len(windows) == 3  # windows end at 0.5, 1.0 and 1.5 s
+    assert buffer.duration == pytest.approx(1.2)
+    assert buffer.padding(0) == 8000 and buffer.padding(1) == 0
+    np.testing.assert_array_equal(windows[0][:8000], 0)
+    np.testing.assert_array_equal(windows[0][8000:], audio[:8000])
+    np.testing.assert_array_equal(windows[2][:11200], audio[8000:])
+    np.testing.assert_array_equal(windows[2][11200:], 0)
