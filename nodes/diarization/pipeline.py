@@ -160,14 +160,20 @@ class OnlineDiarizer:
         return self.tracker.turns(self.labels)
 
     def refined_turns(self, t_end: float) -> list[Turn]:
-        """The refinement pass over every kept window: re-clustered, re-aggregated, HMM-smoothed turns."""
+        """The refinement pass over every kept window: re-clustered, re-aggregated, HMM-smoothed turns.
+
+        Refined speakers keep their online labels (names included) when the refinement starts from the online
+        speakers; re-clustering from scratch labels them SPEAKER_k afresh.
+        """
         g = self.config.geometry
         frames = round(t_end / g.resolution)
-        active = refine(self.records, frames, self.config.clustering.tau_active, self.config.refine)
+        active, sources = refine(self.records, frames, self.config.clustering.tau_active, self.config.refine)
+        labels = [self.labels[k] for k in sources] if sources is not None else None
         turns = []
         for k in range(active.shape[1]):
             edges = np.flatnonzero(np.diff(np.r_[0, active[:, k].astype(int), 0]))
-            turns += [Turn(s * g.resolution, min(e * g.resolution, t_end), f"SPEAKER_{k}")
+            label = labels[k] if labels else f"SPEAKER_{k}"
+            turns += [Turn(s * g.resolution, min(e * g.resolution, t_end), label)
                       for s, e in zip(edges[::2], edges[1::2])]
         return sorted(turns)
 

@@ -124,27 +124,31 @@ class WindowRecord:
 
 
 def centroids_of(records: list[WindowRecord], keys: list[tuple[int, int]], emb: np.ndarray,
-                 config: RefineConfig) -> np.ndarray:
-    """[speakers, dim] unit centroids of the embeddings ``emb`` of (window, local) ``keys``."""
+                 config: RefineConfig) -> tuple[np.ndarray, list[int] | None]:
+    """[speakers, dim] unit centroids of the embeddings ``emb`` of (window, local) ``keys``, and for the "online"
+    method the online speaker each centroid stands for (so refined speakers keep their online labels)."""
     if config.method == "online":
         labels = np.array([records[w].online.get(s, -1) for w, s in keys])
         weights = np.array([records[w].activity[:, s].mean() for w, s in keys])
     else:
         labels, weights = cluster(emb, config), np.ones(len(keys))
     found = [k for k in range(labels.max() + 1) if np.any(labels == k)]
-    return unit(np.stack([(weights[labels == k, None] * unit(emb[labels == k])).sum(axis=0) for k in found]))
+    centroids = unit(np.stack([(weights[labels == k, None] * unit(emb[labels == k])).sum(axis=0) for k in found]))
+    return centroids, (found if config.method == "online" else None)
 
 
-def assign_windows(records: list[WindowRecord], tau_active: float, config: RefineConfig) -> list[dict[int, int]]:
-    """One-to-one local speaker -> refined speaker per embedded window; stitched windows inherit the mapping of
-    the speakers they continue."""
+def assign_windows(records: list[WindowRecord], tau_active: float,
+                   config: RefineConfig) -> tuple[list[dict[int, int]], list[int] | None]:
+    """One-to-one local speaker -> refined speaker per embedded window (stitched windows inherit the mapping of
+    the speakers they continue), and the online speaker of each refined one ("online" method only)."""
     keys = [(w, s) for w, r in enumerate(records) if r.embeddings is not None for s in range(r.activity.shape[1])
             if r.activity[:, s].max() >= tau_active and np.all(np.isfinite(r.embeddings[s]))]
     mappings: list[dict[int, int]] = [{} for _ in records]
     if not keys:
-        return mappings
+        return mappings, []
     emb = np.stack([records[w].embeddings[s] for w, s in keys]).astype(np.float64)
-    dist = cosine_distance(emb, centroids_of(records, keys, emb, config))
+    centroids, sources = centroids_of(records, keys, emb, config)
+    dist = cosine_distance(emb, centroids)
     rows_of: dict[int, list[int]] = {}
     for i, (w, _) in enumerate(keys):
         rows_of.setdefault(w, []).append(i)
@@ -155,7 +159,7 @@ def assign_windows(records: list[WindowRecord], tau_active: float, config: Refin
     for w, record in enumerate(records):
         if record.embeddings is None and w > 0:
             mappings[w] = {s: mappings[w - 1][p] for s, p in record.continues.items() if p in mappings[w - 1]}
-    return mappings
+    return mappings, sources
 
 
 def aggregate_offline(records: list[WindowRecord], mappings: list[dict[int, int]], num_frames: int) -> np.ndarray:
@@ -176,8 +180,12 @@ def aggregate_offline(records: list[WindowRecord], mappings: list[dict[int, int]
     return num / np.maximum(den, 1e-12)[:, None]
 
 
-def refine(records: list[WindowRecord], num_frames: int, tau_active: float, config: RefineConfig) -> np.ndarray:
-    """[num_frames, speakers] bool activity of the refined diarisation."""
-    probs = aggregate_offline(records, assign_windows(records, tau_active, config), num_frames)
-    return np.stack([viterbi_binarize(probs[:, k], config.switch_prob, config.onset)
-                     for k in range(probs.shape[1])], axis=1) if probs.shape[1] else probs.astype(bool)
+def refine(records: list[WindowRecord], num_frames: int, tau_active: float,
+           config: RefineConfig) -> tuple[np.ndarray, list[int] | None]:
+    """[num_frames, speakers] bool activity of the refined diarisation, and each refined speaker's online
+    speaker ("online" method; None otherwise)."""
+    mappings, sources = assign_windows(records, tau_active, config)
+    probs = aggregate_offline(records, mappings, num_frames)
+    active = (np.stack([viterbi_binarize(probs[:, k], config.switch_prob, config.onset)
+                        for k in range(probs.shape[1])], axis=1) if probs.shape[1] else probs.astype(bool))
+    return active, sources
