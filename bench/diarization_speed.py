@@ -24,16 +24,21 @@ import soundfile as sf
 from stream.paths import data_dir
 
 
-def diarize(inputs: list[Path], out: Path) -> tuple[float, list[float], float]:
-    """(wall s, per-file RTFs, peak RSS MiB of the child) of one `stream diarize --refine` process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+def diarize(inputs: list[Path], out: Path) -> tuple[float, list[float], float, float]:
+    """(wall s, per-file RTFs, peak RSS MiB, CPU s) of one `stream diarize --refine` process.
+
+    CPU seconds (user + system) say what the run costs when other processes share the cores: on an idle
+    2-core machine the wall time is at least CPU / 2.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "stream.cli", "diarize", *map(str, inputs), "--out", str(out),
                            "--refine"], capture_output=True, text=True, check=True)
     wall = time.perf_counter() - start
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     rtfs = [float(m) for m in re.findall(r"RTF ([0-9.]+)", proc.stdout)]
-    return wall, rtfs, max(rss, before) / 1024
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return wall, rtfs, after.ru_maxrss / 1024, cpu
 
 
 def run() -> None:
@@ -45,11 +50,11 @@ def run() -> None:
     clips = sorted(ami.glob("*.flac"))
     audio = sum(sf.info(str(c)).duration for c in clips)
     with tempfile.TemporaryDirectory() as tmp:
-        wall, rtfs, rss = diarize([ami], Path(tmp) / "ami")
+        wall, rtfs, rss, cpu = diarize([ami], Path(tmp) / "ami")
         durations = [sf.info(str(c)).duration for c in clips]
         per_file = sum(r * d for r, d in zip(rtfs, durations)) / audio
         print(f"12 AMI clips ({audio:.0f} s): RTF {per_file:.3f} (files only), {wall / audio:.3f} end to end "
-              f"({wall:.1f} s wall), peak RSS {rss:.0f} MiB")
+              f"({wall:.1f} s wall, {cpu:.0f} CPU s = {cpu / audio:.3f} CPU s per audio s), peak RSS {rss:.0f} MiB")
         if args.hour:
             long = Path(tmp) / "long.flac"
             waves = [sf.read(str(c), dtype="float32")[0] for c in clips]
@@ -60,8 +65,9 @@ def run() -> None:
                     for w in waves:
                         f.write(w[: target - written])
                         written += min(len(w), target - written)
-            wall, rtfs, rss = diarize([long], Path(tmp) / "long")
-            print(f"{args.minutes:g}-minute file: RTF {rtfs[0]:.3f} ({wall:.0f} s wall), peak RSS {rss:.0f} MiB")
+            wall, rtfs, rss, cpu = diarize([long], Path(tmp) / "long")
+            print(f"{args.minutes:g}-minute file: RTF {rtfs[0]:.3f} ({wall:.0f} s wall, {cpu / (args.minutes * 60):.3f} "
+                  f"CPU s per audio s), peak RSS {rss:.0f} MiB (max over this and the earlier run)")
 
 
 if __name__ == "__main__":
