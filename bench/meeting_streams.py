@@ -36,6 +36,11 @@ from stream.paths import data_dir
 STEP_S = 0.5  # s between windows of a stream
 
 
+def segmenters(n: int, args: argparse.Namespace) -> int:
+    """Segmentation node processes for n streams (never more than streams)."""
+    return min(n, args.segmenters)
+
+
 def graph_toml(n: int, args: argparse.Namespace, out: Path) -> str:
     clips = sorted((data_dir() / "diarization" / "ami").glob("*.flac"))
     parts = ["[graph]\nname = \"meeting-bench\"\nhwm = 5000\n[metrics]\nport = 0\n"]
@@ -43,12 +48,12 @@ def graph_toml(n: int, args: argparse.Namespace, out: Path) -> str:
         parts.append(f'[[nodes]]\nname = "cap{i:02d}"\nkind = "capture"\nconfig = {{ source = "file", path = '
                      f'"{clips[i % len(clips)]}", loop = true, realtime = true, block_ms = {args.block_ms}, '
                      f'stream = "m{i:02d}" }}\n')
-    for k in range(args.segmenters):
-        inputs = ", ".join(f'"cap{i:02d}"' for i in range(k, n, args.segmenters))
+    for k in range(segmenters(n, args)):
+        inputs = ", ".join(f'"cap{i:02d}"' for i in range(k, n, segmenters(n, args)))
         parts.append(f'[[nodes]]\nname = "seg{k}"\nkind = "segmentation"\ninputs = [{inputs}]\nconfig = {{ '
                      f'max_batch = {args.max_batch}, max_wait_ms = {args.max_wait_ms}, '
                      f'embed_every = {args.embed_every} }}\n')
-    segs = ", ".join(f'"seg{k}"' for k in range(args.segmenters))
+    segs = ", ".join(f'"seg{k}"' for k in range(segmenters(n, args)))
     parts.append(f'[[nodes]]\nname = "diarization"\nkind = "diarization"\ninputs = [{segs}]\n'
                  f'config = {{ latency = 0.5 }}\n[[sinks]]\nkind = "jsonl"\npath = "{out}"\n')
     return "\n".join(parts)
@@ -102,12 +107,12 @@ async def measure(folder: Path, n: int, args: argparse.Namespace) -> tuple[bool,
     while len(supervisor.states) < len(supervisor.graph.nodes) or set(supervisor.states.values()) != {"ready"}:
         await asyncio.sleep(0.2)
     await asyncio.sleep(args.warmup)
-    seg_pids = [supervisor.procs[f"seg{k}"].pid for k in range(args.segmenters)]
+    seg_pids = [supervisor.procs[f"seg{k}"].pid for k in range(segmenters(n, args))]
     all_pids = [p.pid for p in supervisor.procs.values()]
-    snap0, t0 = snapshot(folder / "run", args.segmenters), time.time()
+    snap0, t0 = snapshot(folder / "run", segmenters(n, args)), time.time()
     cpu_seg0, cpu_all0 = cpu_seconds(seg_pids), cpu_seconds(all_pids)
     await asyncio.sleep(args.seconds)
-    snap1, t1 = snapshot(folder / "run", args.segmenters), time.time()
+    snap1, t1 = snapshot(folder / "run", segmenters(n, args)), time.time()
     cpu_seg, cpu_all = (cpu_seconds(seg_pids) - cpu_seg0) / (t1 - t0), (cpu_seconds(all_pids) - cpu_all0) / (t1 - t0)
     load = os.getloadavg()[0]
     supervisor.stopping.set()
