@@ -20,7 +20,7 @@ import soundfile as sf
 
 from nodes.embedding.api import _embed, embed, load_campplus, waveform_fbank
 from nodes.embedding.campplus import CampplusConfig
-from nodes.embedding.incremental import IncrementalConfig, IncrementalEmbedder, _step
+from nodes.embedding.incremental import IncrementalConfig, IncrementalEmbedder, _step, init_state
 from nodes.speakers.scoring import cosine
 from stream.commands.eval_eer import verification_scores
 from stream.paths import data_dir
@@ -28,13 +28,14 @@ from stream.paths import data_dir
 SR = 16000
 
 
-def per_call_s(fn, repeats: int = 20) -> float:
+def per_call_s(fn, repeats: int = 20) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of all threads) per call: CPU time is the cost, robust to a busy machine."""
     jax.block_until_ready(fn())
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(repeats):
         out = fn()
     jax.block_until_ready(out)
-    return (time.perf_counter() - start) / repeats
+    return (time.perf_counter() - start) / repeats, (time.process_time() - cpu) / repeats
 
 
 def main() -> None:
@@ -54,14 +55,17 @@ def main() -> None:
     start = time.perf_counter()
     inc.warmup()
     compile_inc = time.perf_counter() - start
-    lengths, weights = jnp.full((1,), win), jnp.ones((1, win))
-    full_s = per_call_s(lambda: _embed(params, jnp.asarray(feats), lengths, weights, cfg))
-    chunk = jnp.asarray(feats[:, :hop])
-    inc_s = per_call_s(lambda: _step(params, inc.state, chunk, jnp.full((1,), win), cfg))
     print(f"compile: full window {compile_full:.1f} s, incremental step {compile_inc:.1f} s")
-    print(f"per step (one stream): full recompute {1e3 * full_s:.1f} ms, incremental {1e3 * inc_s:.1f} ms, "
-          f"ratio {full_s / inc_s:.2f}x; real-time factor per stream {inc_s / inc_cfg.step_s:.3f} (incremental), "
-          f"{full_s / inc_cfg.step_s:.3f} (full)")
+    for streams in (1, 8):  # one stream alone, and 8 streams batched in one call
+        many = jnp.asarray(np.repeat(feats, streams, 0))
+        full_s, full_cpu = per_call_s(lambda: _embed(params, many, jnp.full((streams,), win),
+                                                     jnp.ones((streams, win)), cfg))
+        state = init_state(params, cfg, inc_cfg, streams)
+        inc_s, inc_cpu = per_call_s(lambda: _step(params, state, many[:, :hop], jnp.full((streams,), win), cfg))
+        print(f"per step, {streams} stream(s), wall: full recompute {1e3 * full_s:.1f} ms, incremental "
+              f"{1e3 * inc_s:.1f} ms (ratio {full_s / inc_s:.2f}x); CPU: {1e3 * full_cpu:.1f} ms vs "
+              f"{1e3 * inc_cpu:.1f} ms (ratio {full_cpu / inc_cpu:.2f}x); real-time factor per stream "
+              f"{inc_s / inc_cfg.step_s / streams:.3f} incremental, {full_s / inc_cfg.step_s / streams:.3f} full")
 
     # JAX vs PyTorch on the same 10 s input.
     try:
@@ -77,16 +81,13 @@ def main() -> None:
         ref = campplus_reference(source_path("campplus"))
         x10 = np.random.default_rng(1).standard_normal((1, 1000, 80)).astype(np.float32)
         embed(params, x10)
-        jax_s = per_call_s(lambda: _embed(params, jnp.asarray(x10), jnp.full((1,), 1000), jnp.ones((1, 1000)), cfg), 5)
+        jax_s, jax_cpu = per_call_s(
+            lambda: _embed(params, jnp.asarray(x10), jnp.full((1,), 1000), jnp.ones((1, 1000)), cfg), 5)
         with torch.no_grad():
             tx = torch.from_numpy(x10 - x10.mean(1, keepdims=True))
-            ref(tx)
-            start = time.perf_counter()
-            for _ in range(5):
-                ref(tx)
-            torch_s = (time.perf_counter() - start) / 5
-        print(f"10 s utterance: JAX {1e3 * jax_s:.0f} ms, PyTorch {1e3 * torch_s:.0f} ms, "
-              f"PyTorch/JAX time ratio {torch_s / jax_s:.2f}")
+            torch_s, torch_cpu = per_call_s(lambda: ref(tx), 5)
+        print(f"10 s utterance: JAX {1e3 * jax_s:.0f} ms wall / {1e3 * jax_cpu:.0f} ms CPU, PyTorch "
+              f"{1e3 * torch_s:.0f} ms wall / {1e3 * torch_cpu:.0f} ms CPU; PyTorch/JAX wall ratio {torch_s / jax_s:.2f}")
     except ImportError as exc:
         print(f"PyTorch reference unavailable ({exc})")
 

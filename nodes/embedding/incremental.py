@@ -20,7 +20,10 @@ The exact approximation (everything else is the same arithmetic as `campplus.for
 3. CAM context: a CAM layer gates a step's frames with the mean of its activations over the window ending at
    that step (the full model uses the mean of the whole current window; with `window_s` <= 2 s the window is one
    100-frame CAM segment, so segment mean = window mean and the context is twice the window mean).
-bench/RESULTS.md ("Speaker embeddings") measures the effect: cosine to full recompute and EER.
+CAM++ stacks ~60 non-causal convolutions, so the missing right context at every step boundary travels far: a
+step costs ~1/4 of a full recompute, but the cosine to it is only ~0.86 (bench/RESULTS.md, "Speaker
+embeddings", has cosine, EER and cost; recomputing the newest 1 s every step lifts the cosine to ~0.98 but costs
+as much as a full recompute, so that variant was dropped).
 """
 
 from __future__ import annotations
@@ -46,8 +49,8 @@ HEAD_BLOCKS = (("res1", 2), ("res2", 1), ("res3", 2), ("res4", 1))  # FCM residu
 class IncrementalConfig:
     """Window and step of the sliding embeddings (seconds; step must be a multiple of 20 ms, window of step)."""
 
-    window_s: float = 2.0  # [0.5, 2.0] audio each embedding describes
-    step_s: float = 0.5  # [0.1, window_s] time between embeddings
+    window_s: float = 2.0  # [0.2, 2.0] audio each embedding describes
+    step_s: float = 0.5  # [0.02, window_s] time between embeddings
 
     def __post_init__(self) -> None:
         step, window = self.step_frames, self.window_frames
