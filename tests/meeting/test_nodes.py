@@ -6,7 +6,7 @@ are rebuilt from their checkpointed state (msgpack round trip, as the runtime do
 
 Guards: per stream, the turns equal `diarize_file` on that excerpt alone (same labels, boundaries within one
 20 ms frame): state never leaks between streams, batching and restarts change nothing; and model calls were
-shared (a single `process` call returned windows of both streams).
+shared (a single `process` call returned windows of both streams) and nothing compiled after `setup`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ import soundfile as sf
 from nodes.diarization.files import diarize_file
 from nodes.diarization.node import DiarizationNode
 from nodes.diarization.pipeline import DiarizationConfig
+from nodes.diarization.windows import _embed_speakers
 from nodes.segmentation.node import SegmentationConfig, SegmentationNode
+from nodes.segmentation.segment import _forward
 from stream.message import Message
 from stream.runner import load_state, save_state
 
@@ -43,6 +45,7 @@ async def test_two_streams_batched_and_restarted_equal_file_mode(tmp_path, data)
     dia = DiarizationNode()
     await seg.setup()
     await dia.setup()
+    compiled = _forward._cache_size(), _embed_speakers._cache_size()
     shared = False
     blocks = len(audio[CLIPS[0]]) // BLOCK
     for b in range(blocks):
@@ -59,6 +62,7 @@ async def test_two_streams_batched_and_restarted_equal_file_mode(tmp_path, data)
         await dia.process(window)
     await dia.close()
     assert shared
+    assert (_forward._cache_size(), _embed_speakers._cache_size()) == compiled  # setup compiled every shape used
 
     speakers = {}
     for clip in CLIPS:
