@@ -40,7 +40,7 @@ def per_call_s(fn, repeats: int = 20) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--utterances", type=int, default=351)
+    parser.add_argument("--utterances", type=int, default=351, help="0: timings only")
     args = parser.parse_args()
     params = load_campplus()
     cfg, inc_cfg = CampplusConfig(), IncrementalConfig()
@@ -91,6 +91,8 @@ def main() -> None:
     except ImportError as exc:
         print(f"PyTorch reference unavailable ({exc})")
 
+    if args.utterances == 0:  # timings only
+        return
     # Quality: cosine to full recompute, EER with each utterance's last window.
     with open(data_dir() / "speakers" / "index.csv", newline="") as f:
         rows = list(csv.DictReader(f))[: args.utterances]

@@ -46,7 +46,7 @@ def test_campplus_subset_eer(data, campplus_params):
     scores = cosine(emb, emb)[i, j]
     result = verification_scores(scores[spk[i] == spk[j]], scores[spk[i] != spk[j]])
     assert result.targets == 450
-    assert result.eer <= 2.0  # measured 0.9 % on these 3.5 s crops
+    assert result.eer <= 0.2  # measured 0.011 % (one error) on these 3.5 s crops; full set: 0.051 %
 
 
 def test_eval_eer_command_writes_det(tmp_path, data, capsys):
