@@ -16,6 +16,11 @@ T); padded frames never influence a row's result.
 Shapes are bucketed so a running stream never recompiles: T is padded up to the next of 100 * sqrt(2)^k frames and
 B up to a power of two; each new bucket compiles once (~10 s for CAM++ on 2 CPU cores, see bench/RESULTS.md).
 Embeddings are raw (not length-normalised); compare them with cosine similarity.
+
+Lower-level pieces for other poolings (e.g. one trunk pass, several speakers' weights): `campplus.frame_features`
+(fbank -> [B, 512, T/2] frame activations), `layers.weighted_stats` and `campplus.pooled_embedding`.
+`embed_feature_list` embeds utterances of different lengths in padded batches; `check_features` is the
+bad-input check (too short, silent, NaN) every entry point applies.
 """
 
 from __future__ import annotations
