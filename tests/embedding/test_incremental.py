@@ -71,5 +71,7 @@ def test_config_is_checked():
         IncrementalConfig(step_s=0.015)
     with pytest.raises(ConfigError, match="whole number of steps"):
         IncrementalConfig(window_s=1.9, step_s=0.4)
-    with pytest.raises(ConfigError, match="2.0"):
-        IncrementalConfig(window_s=3.0)
+    with pytest.raises(ConfigError, match=r"\[0.2, 10\]"):
+        IncrementalConfig(window_s=12.0)
+    with pytest.raises(ConfigError, match="must fit in window_s"):
+        IncrementalConfig(window_s=1.0, step_s=0.5, context_s=0.6)
