@@ -51,6 +51,10 @@ REALTIME_FACTOR = Gauge(
     multiprocess_mode="livemax",
 )
 SINK_ERRORS = Counter("stream_sink_errors", "Events a sink failed to publish.", ["sink"])
+CAPTURE_PROBLEMS = Counter(
+    "stream_capture_problems", "Input blocks a capture device spoiled: overflow (device dropped samples), "
+    "dropped (the node fell behind), nonfinite (NaN/inf samples, replaced by silence).", ["node", "problem"],
+)
 
 
 def mark_dead(pid: int, directory: Path) -> None:

@@ -67,7 +67,7 @@ class CaptureNode(SourceNode[CaptureConfig]):
         """The configured block source; errors (no file, no device) surface here, before `ready`."""
         c = self.config
         if c.source == "device":
-            return DeviceSource(c.device, channels=c.channels, block_ms=c.block_ms)
+            return DeviceSource(c.device, channels=c.channels, block_ms=c.block_ms, node=self.name)
         if c.source == "file":
             return FileSource(c.path, block_ms=c.block_ms, realtime=c.realtime, loop=c.loop, timeline=self.timeline)
         return SignalSource(c.rate, block_ms=c.block_ms, realtime=c.realtime, timeline=self.timeline)

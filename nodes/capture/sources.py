@@ -23,6 +23,7 @@ from nodes.capture import testsignal
 from nodes.capture.clock import ArrivalClock
 from nodes.capture.conform import Block, check_finite, check_rate
 from stream.errors import AudioError
+from stream.metrics import CAPTURE_PROBLEMS
 
 log = logging.getLogger(__name__)
 
@@ -158,19 +159,23 @@ class DeviceSource:
     """Live input through PortAudio (sounddevice) at the device's default rate.
 
     The PortAudio callback thread stamps each block (`clock.ArrivalClock`) and hands it to the event loop's
-    queue. Overflows (the device dropped samples) and blocks dropped because the node fell more than `queue_s`
-    behind are counted, never hidden.
+    queue. Overflows (the device dropped samples), blocks dropped because the node fell more than `queue_s`
+    behind, and blocks with NaN/inf samples (replaced by silence: a live input must not stop over one bad
+    block) are counted in `stream_capture_problems_total{node,problem}`, never hidden.
     """
 
-    def __init__(self, device: str | int | None, channels: int = 1, block_ms: float = 20.0, queue_s: float = 2.0):
+    def __init__(self, device: str | int | None, channels: int = 1, block_ms: float = 20.0, queue_s: float = 2.0,
+                 node: str = "capture"):
         self.info = find_input_device(device)
         self.device = self.info["index"]
         self.rate = check_rate(int(self.info["default_samplerate"]), f"device {self.info['name']}")
         self.channels = min(channels, int(self.info["max_input_channels"]))
         self.block_frames = block_frames(self.rate, block_ms)
         self.queue_blocks = max(1, round(queue_s * 1000 / block_ms))
+        self.node = node
         self.overflows = 0  # callbacks that reported an input overflow
         self.dropped = 0  # blocks dropped because the consumer fell behind
+        self.nonfinite = 0  # blocks with NaN/inf samples, passed on as silence
 
     async def blocks(self) -> AsyncIterator[Block]:
         import sounddevice as sd
@@ -182,6 +187,7 @@ class DeviceSource:
             if queue.full():
                 queue.get_nowait()
                 self.dropped += 1
+                CAPTURE_PROBLEMS.labels(node=self.node, problem="dropped").inc()
             queue.put_nowait(block)
 
         clock = ArrivalClock(self.rate)
@@ -190,6 +196,7 @@ class DeviceSource:
             arrival_ns = time.monotonic_ns()
             if status.input_overflow:
                 self.overflows += 1
+                CAPTURE_PROBLEMS.labels(node=self.node, problem="overflow").inc()
                 clock.reset()
             loop.call_soon_threadsafe(put, Block(indata.copy(), clock.stamp(frames, arrival_ns)))
 
@@ -212,5 +219,11 @@ class DeviceSource:
             log.info("capturing from %r at %d Hz, %d channel(s)", self.info["name"], self.rate, self.channels)
             while True:
                 block = await queue.get()
-                check_finite(block.samples, f"input device {self.info['name']!r}")
+                if not np.isfinite(block.samples).all():
+                    if not self.nonfinite:
+                        log.warning("input device %r delivered NaN/inf samples: replaced by silence, counted in "
+                                    "stream_capture_problems_total", self.info["name"])
+                    self.nonfinite += 1
+                    CAPTURE_PROBLEMS.labels(node=self.node, problem="nonfinite").inc()
+                    block = Block(np.nan_to_num(block.samples, nan=0.0, posinf=0.0, neginf=0.0), block.t_capture_ns)
                 yield block
