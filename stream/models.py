@@ -96,6 +96,15 @@ def convert(name: str, force: bool = False) -> Path:
     return out
 
 
+def flatten(tree: Params, prefix: str = "") -> dict[str, np.ndarray]:
+    """Nested dicts -> {"a/b/c": array}: the inverse of `unflatten`, the layout of our weight files."""
+    flat: dict[str, np.ndarray] = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        flat.update(flatten(value, path + "/") if isinstance(value, dict) else {path: np.asarray(value)})
+    return flat
+
+
 def unflatten(flat: dict[str, np.ndarray]) -> Params:
     """"a/b/c" keys -> nested dicts."""
     tree: Params = {}

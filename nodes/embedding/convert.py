@@ -16,6 +16,7 @@ from nodes.embedding.campplus import CampplusConfig
 from nodes.embedding.ecapa import AURALIS, VOXCELEB, EcapaConfig
 from stream.checkpoint import load_torch_checkpoint, state_dict
 from stream.errors import ModelError
+from stream.models import flatten
 
 BN_EPS = 1e-5
 
@@ -50,15 +51,6 @@ class _Taker:
             raise ModelError(f"{self.source}: {len(unused)} upstream tensors have no place in our model, "
                              f"e.g. {unused[:5]}; the checkpoint does not match the configuration")
         return flatten(tree)
-
-
-def flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
-    """Nested dicts -> {"a/b/c": array} (the inverse of `stream.models.unflatten`)."""
-    flat: dict[str, np.ndarray] = {}
-    for key, value in tree.items():
-        path = f"{prefix}{key}"
-        flat.update(flatten(value, path + "/") if isinstance(value, dict) else {path: value})
-    return flat
 
 
 def campplus_tree(tensors: dict[str, np.ndarray], cfg: CampplusConfig = CampplusConfig(),

@@ -32,7 +32,7 @@ import optax
 from nodes.diarization.files import audio_files
 from nodes.embedding import dvector, xvector
 from stream.errors import ConfigError, ModelError
-from stream.models import unflatten
+from stream.models import flatten, unflatten
 
 FORMAT = 1
 
@@ -194,16 +194,6 @@ def make_step(state: TrainState) -> Callable[..., tuple[Any, Any, jax.Array, jax
     return step
 
 
-def _flatten(tree: dict, prefix: str) -> dict[str, np.ndarray]:
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}/"))
-        else:
-            flat[f"{prefix}{key}"] = np.asarray(value)
-    return flat
-
-
 def save_checkpoint(state: TrainState, path: Path) -> None:
     """Write the state to `path` (.npz) atomically."""
     meta = {
@@ -214,7 +204,7 @@ def save_checkpoint(state: TrainState, path: Path) -> None:
         "classes": state.classes,
         "step": state.step,
     }
-    arrays = _flatten(state.params, "params/")
+    arrays = flatten(state.params, "params/")
     arrays.update({f"opt/{i}": np.asarray(leaf) for i, leaf in enumerate(jax.tree_util.tree_leaves(state.opt_state))})
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
