@@ -62,7 +62,7 @@ import zmq.asyncio
 
 from stream import metrics
 from stream.errors import ConfigError
-from stream.node import Source, parse_config, resolve
+from stream.node import Source, resolve
 from stream.paths import REPO_ROOT
 from stream.runner import EXIT_FATAL, NodeSpec
 

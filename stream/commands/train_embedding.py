@@ -59,7 +59,7 @@ def evaluate(state: object, files: list, features: list) -> str:
 
     from nodes.embedding.train import embed_utterances
     from nodes.speakers.scoring import cosine
-    from stream.commands.eval_eer import verification_scores
+    from nodes.speakers.metrics import verification_scores
 
     emb = embed_utterances(state.kind, state.model_config, state.params["model"], features)
     speakers = np.array([f.speaker for f in files])

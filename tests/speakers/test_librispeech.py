@@ -59,7 +59,6 @@ def run(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
         (tmp / folder).mkdir()
         return [_crop(data / "speakers" / r["path"], tmp / folder / Path(r["path"]).name) for r in subset]
 
-    cohort = crops(train_clean[:40], "cohort")
     calibration = crops(train_clean[40:80], "calibration")
     impostors = crops(train_clean[80:120], "impostors")
     db = tmp / "db"
