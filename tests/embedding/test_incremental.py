@@ -37,7 +37,7 @@ def test_windows_follow_full_recompute(embedder, campplus_params, speech, waves)
     windows = np.stack([np.pad(w, ((0, 150), (0, 0))) for w in (fb[:200], fb[50:250], fb[100:300], other)])
     full = embed(campplus_params, windows, lengths=np.full(4, 200))  # padded: shares the [4, 400] compiled shape
     sims = np.diag(cosine(inc[:3], full[:3]))
-    assert np.median(sims) >= 0.75  # set-wide median 0.86 (bench/RESULTS.md)
+    assert np.median(sims) >= 0.9  # 0.933 here; set-wide median 0.926 at context_s=0.5 (bench/RESULTS.md)
     assert sims.min() > cosine(inc, full[3:]).max()
 
 
