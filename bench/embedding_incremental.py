@@ -23,7 +23,8 @@ import soundfile as sf
 
 from nodes.embedding.api import _embed, embed, load_campplus, waveform_fbank
 from nodes.embedding.campplus import CampplusConfig, frame_features
-from nodes.embedding.incremental import IncrementalConfig, IncrementalEmbedder, compile_step, init_state, window_embedding
+from nodes.embedding.incremental import (IncrementalConfig, IncrementalEmbedder, compile_step, init_state,
+                                         window_embedding)
 from nodes.speakers.scoring import cosine
 from stream.commands.eval_eer import verification_scores
 from stream.paths import data_dir
@@ -103,7 +104,7 @@ def main() -> None:
         return
 
     # Quality: cosine to full recompute of the same windows, EER with each utterance's last window.
-    win, hop = IncrementalConfig().window_frames, IncrementalConfig().step_frames
+    win = IncrementalConfig().window_frames
     with open(data_dir() / "speakers" / "index.csv", newline="") as f:
         rows = list(csv.DictReader(f))[: args.utterances]
     waves, feats, speakers = [], [], []
@@ -159,7 +160,8 @@ def torch_speed(params, cfg: CampplusConfig) -> None:
             tx = torch.from_numpy(x10 - x10.mean(1, keepdims=True))
             torch_s, torch_cpu = per_call_s(lambda: ref(tx), 5, 1)
         print(f"10 s utterance: JAX {1e3 * jax_s:.0f} ms wall / {1e3 * jax_cpu:.0f} ms CPU, PyTorch "
-              f"{1e3 * torch_s:.0f} ms wall / {1e3 * torch_cpu:.0f} ms CPU; PyTorch/JAX wall ratio {torch_s / jax_s:.2f}")
+              f"{1e3 * torch_s:.0f} ms wall / {1e3 * torch_cpu:.0f} ms CPU; "
+              f"PyTorch/JAX wall ratio {torch_s / jax_s:.2f}")
     except ImportError as exc:
         print(f"PyTorch reference unavailable ({exc})")
 
