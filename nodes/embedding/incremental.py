@@ -22,9 +22,10 @@ The exact approximation (everything else is the same arithmetic as `campplus.for
    that step* subtracted; a full recompute subtracts the current window's mean from every frame.
 CAM++'s receptive field (~1.8 s of dilated convolutions plus window-wide context gates) covers nearly the whole
 window, so its embedding depends on where the window's edges are: no scheme that computes a frame's activations
-once and shares them between windows can follow it closely (bench/RESULTS.md, "Speaker embeddings", measures
-cosine, EER and cost against `context_s`, including the limit of unbounded real context). More context costs
-more: the step runs the trunk over context + step frames instead of the window's.
+once and shares them between windows can follow it closely: median cosine to a full recompute 0.86 / 0.90 / 0.93
+at `context_s` 0 / 0.2 / 0.5, and only 0.974 with unbounded real context on both sides. More context costs more:
+a step runs the trunk over context + step frames (2.9x / 2.5x / 1.6x cheaper than a 2 s window for one stream).
+bench/RESULTS.md, "Speaker embeddings", has these with EER and batched costs.
 """
 
 from __future__ import annotations
