@@ -59,6 +59,7 @@ def run(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
         (tmp / folder).mkdir()
         return [_crop(data / "speakers" / r["path"], tmp / folder / Path(r["path"]).name) for r in subset]
 
+    cohort = crops(train_clean[:40], "cohort")
     calibration = crops(train_clean[40:80], "calibration")
     impostors = crops(train_clean[80:120], "impostors")
     db = tmp / "db"
@@ -70,7 +71,7 @@ def run(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
     trials = tmp / "calibration.txt"
     trials.write_text("".join(f"0 calibration/{a.name} calibration/{b.name}\n"
                               for i, a in enumerate(calibration) for b in calibration[i + 1 :]))
-    printed = _stream("verify", "--db", str(db), "--calibrate", str(trials), "--cohort", str(tmp / "cohort"),
+    printed = _stream("verify", "--db", str(db), "--calibrate", str(trials), "--cohort", *map(str, cohort),
                       "--far", "0.01")
     lines = _stream("identify", *(str(f) for f, _ in targets), *map(str, impostors), "--db", str(db)).splitlines()
     identified = {line.split("\t")[0]: (line.split("\t")[1], float(line.split("\t")[2])) for line in lines}
