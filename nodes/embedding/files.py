@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nodes.diarization.files import read_blocks
+from nodes.capture.files import read_blocks
 from nodes.embedding.api import SAMPLE_RATE, check_features, embed_feature_list, waveform_fbank
 from stream.errors import AudioError
 from stream.models import Params
@@ -21,7 +21,7 @@ EMBEDDING_SIZE = 192
 
 def load_audio(path: Path) -> np.ndarray:
     """The whole file as 16 kHz mono float32 in [-1, 1] (channels averaged, resampled with soxr)."""
-    blocks = list(read_blocks(Path(path)))
+    blocks = list(read_blocks(Path(path), SAMPLE_RATE))
     return np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
 
 

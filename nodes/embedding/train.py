@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from nodes.diarization.files import audio_files
+from nodes.capture.files import audio_files
 from nodes.embedding import dvector, xvector
 from stream.errors import ConfigError, ModelError
 from stream.models import flatten, unflatten

@@ -55,7 +55,8 @@ def build(args: argparse.Namespace):  # -> (DiarizationConfig, WindowAnalyzer, e
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from nodes.diarization.files import audio_files, diarize_file, open_audio
+    from nodes.capture.files import audio_files, open_audio
+    from nodes.diarization.files import diarize_file
     from stream.errors import StreamError
     from stream.rttm import write_rttm
 

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from nodes.diarization.files import audio_files
+    from nodes.capture.files import audio_files
     from nodes.embedding.api import load_campplus
     from nodes.embedding.files import embed_files
 

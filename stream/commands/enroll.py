@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nodes.diarization.files import audio_files
+    from nodes.capture.files import audio_files
     from nodes.speakers.embeddings import DIM, embed_paths
     from nodes.speakers.store import SpeakerStore
 

@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def calibrate(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from nodes.diarization.files import audio_files
+    from nodes.capture.files import audio_files
     from nodes.speakers.calibration import calibrate, read_trials
     from nodes.speakers.embeddings import embed_paths
     from nodes.speakers.scoring import score
@@ -67,7 +67,7 @@ def calibrate(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nodes.diarization.files import audio_files
+    from nodes.capture.files import audio_files
     from nodes.speakers.decide import verify
     from nodes.speakers.embeddings import embed_paths
     from nodes.speakers.store import SpeakerStore
