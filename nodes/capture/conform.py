@@ -41,6 +41,21 @@ def check_finite(samples: np.ndarray, where: str) -> None:
         raise AudioError(f"{where} contains NaN or infinite samples: fix or re-encode the audio (e.g. with sox)")
 
 
+def check_model_audio(x: np.ndarray, sample_rate: int, *, model: str, rate: int, min_samples: int = 0) -> np.ndarray:
+    """Float audio in [-1, 1] at `rate` Hz, finite, at least `min_samples` long on its last axis, as float32;
+    else an AudioError naming `model` and the fix. Shapes are the caller's business."""
+    if sample_rate != rate:
+        raise AudioError(f"{model} needs {rate} Hz audio, got {sample_rate} Hz: resample it first")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise AudioError(f"{model} takes float audio in [-1, 1], got {x.dtype}: divide integer PCM by its full scale")
+    if x.shape[-1] < min_samples:
+        raise AudioError(f"{model} needs at least {min_samples} samples ({min_samples / rate:.3f} s), "
+                         f"got {x.shape[-1]}: pass longer audio")
+    if not np.isfinite(x).all():
+        raise AudioError("audio contains NaN or infinite samples: fix the source (a decoder or gain stage)")
+    return x.astype(np.float32, copy=False)
+
+
 def mix(samples: np.ndarray, channels: int) -> np.ndarray:
     """Down-mix [frames, n] float32 to mono (channel mean) or stereo (mono duplicated; first two of many).
 

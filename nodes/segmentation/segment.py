@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nodes.capture.conform import check_model_audio
 from nodes.segmentation.model import MIN_SAMPLES, NUM_CLASSES, SAMPLE_RATE, num_frames, pyannet
 from nodes.segmentation.powerset import NUM_SPEAKERS, to_multilabel
 from stream.errors import AudioError, ConfigError
@@ -24,23 +25,12 @@ Params = dict[str, Any]
 
 def check_waveforms(waveforms: np.ndarray, sample_rate: int, min_samples: int = MIN_SAMPLES) -> np.ndarray:
     """Validate [B, samples] (or [samples]) audio for the model; returns it as float32 [B, samples]."""
-    if sample_rate != SAMPLE_RATE:
-        raise AudioError(f"segmentation needs {SAMPLE_RATE} Hz audio, got {sample_rate} Hz: resample it first")
     x = np.asarray(waveforms)
     if x.ndim == 1:
         x = x[None]
     if x.ndim != 2:
         raise AudioError(f"segmentation takes mono audio as [batch, samples], got shape {x.shape}: down-mix it")
-    if not np.issubdtype(x.dtype, np.floating):
-        raise AudioError(f"segmentation takes float audio in [-1, 1], got {x.dtype}: divide integer PCM by its full scale")
-    if x.shape[1] < min_samples:
-        raise AudioError(
-            f"segmentation needs at least {min_samples} samples ({min_samples / SAMPLE_RATE:.3f} s), "
-            f"got {x.shape[1]}: pass a longer window"
-        )
-    if not np.isfinite(x).all():
-        raise AudioError("audio contains NaN or infinite samples: fix the source (a decoder or gain stage)")
-    return x.astype(np.float32, copy=False)
+    return check_model_audio(x, sample_rate, model="segmentation", rate=SAMPLE_RATE, min_samples=min_samples)
 
 
 @jax.jit

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nodes.capture.conform import check_model_audio
 from nodes.vad.model import CHUNK, CONTEXT, HIDDEN, SAMPLE_RATE, silero_sequence, silero_step
 from stream.errors import AudioError, ConfigError
 
@@ -94,18 +95,10 @@ def segments(events: list[SpeechEvent]) -> list[tuple[float, float]]:
 
 def check_audio(samples: np.ndarray, sample_rate: int, min_samples: int = 0) -> np.ndarray:
     """1-D float audio in [-1, 1] at 16 kHz, finite, at least `min_samples` long; else a clear AudioError."""
-    if sample_rate != SAMPLE_RATE:
-        raise AudioError(f"VAD needs {SAMPLE_RATE} Hz audio, got {sample_rate} Hz: resample it first")
     x = np.asarray(samples)
     if x.ndim != 1:
         raise AudioError(f"VAD takes mono audio as a 1-D array, got shape {x.shape}: down-mix it")
-    if not np.issubdtype(x.dtype, np.floating):
-        raise AudioError(f"VAD takes float audio in [-1, 1], got {x.dtype}: divide integer PCM by its full scale")
-    if len(x) < min_samples:
-        raise AudioError(f"VAD needs at least {min_samples} samples ({min_samples / SAMPLE_RATE:.3f} s), got {len(x)}")
-    if not np.isfinite(x).all():
-        raise AudioError("audio contains NaN or infinite samples: fix the source (a decoder or gain stage)")
-    return x.astype(np.float32, copy=False)
+    return check_model_audio(x, sample_rate, model="VAD", rate=SAMPLE_RATE, min_samples=min_samples)
 
 
 _step = jax.jit(silero_step)
