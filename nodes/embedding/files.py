@@ -13,6 +13,7 @@ import numpy as np
 
 from nodes.capture.files import read_blocks
 from nodes.embedding.api import SAMPLE_RATE, check_features, embed_feature_list, waveform_fbank
+from nodes.embedding.campplus import CampplusConfig
 from stream.errors import AudioError
 from stream.models import Params
 
@@ -26,11 +27,13 @@ def load_audio(path: Path) -> np.ndarray:
 
 
 def embed_files(params: Params, paths: list[Path], batch_size: int = 8,
-                progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, dict[int, str]]:
+                progress: Callable[[int], None] | None = None,
+                cfg: CampplusConfig = CampplusConfig()) -> tuple[np.ndarray, dict[int, str]]:
     """([N, 192] embeddings, {index: reason} of failed files); failed rows are NaN.
 
     Files are decoded one at a time; embeddings run in batches of similar length (`batch_size` rows).
-    `progress(n)` is called as files finish (failed ones at once, the others after each batch).
+    `progress(n)` is called as files finish (failed ones at once, the others after each batch); `cfg` is the
+    CAM++ definition (`api.campplus_config(name)`).
     """
     out = np.full((len(paths), EMBEDDING_SIZE), np.nan, np.float32)
     errors: dict[int, str] = {}
@@ -46,5 +49,5 @@ def embed_files(params: Params, paths: list[Path], batch_size: int = 8,
                 progress(1)
     rows = list(feats)
     if rows:
-        out[rows] = embed_feature_list(params, [feats[i] for i in rows], batch_size, progress)
+        out[rows] = embed_feature_list(params, [feats[i] for i in rows], batch_size, progress, cfg)
     return out, errors

