@@ -114,10 +114,24 @@ def _instance_norm(x: jax.Array, p: Params) -> jax.Array:
     return (x - mean) / jnp.sqrt(var + NORM_EPS) * p["weight"][:, None] + p["bias"][:, None]
 
 
-def sincnet(p: Params, waveforms: jax.Array) -> jax.Array:
-    """[B, samples] -> [B, frames, 60] local features."""
-    x = _instance_norm(waveforms[:, None, :], p["wav_norm"])
-    x = _conv1d(x, sinc_filters(p["filterbank"]["low_hz"], p["filterbank"]["band_hz"]), SINC_STRIDE)
+def sinc_responses(p: Params, audio: jax.Array) -> jax.Array:
+    """[B, samples] raw (un-normalised) audio -> [B, 80, frames] band-pass responses, one every 10 samples."""
+    return _conv1d(audio[:, None, :], sinc_filters(p["filterbank"]["low_hz"], p["filterbank"]["band_hz"]), SINC_STRIDE)
+
+
+def sincnet(p: Params, waveforms: jax.Array, responses: jax.Array) -> jax.Array:
+    """[B, samples] windows and their raw `sinc_responses` [B, 80, frames'] -> [B, frames, 60] local features.
+
+    The input instance norm is an affine map per window (x -> a x + c) and the filter bank is linear, so the
+    filters' response to the normalised window is a * response + c * sum(filter): the costliest convolution
+    runs on raw audio, which overlapping windows can share (`pyannet_rolling`).
+    """
+    mean = waveforms.mean(axis=-1)
+    var = jnp.mean(jnp.square(waveforms - mean[:, None]), axis=-1)
+    scale = p["wav_norm"]["weight"] / jnp.sqrt(var + NORM_EPS)  # [B]
+    shift = p["wav_norm"]["bias"] - mean * scale
+    gains = sinc_filters(p["filterbank"]["low_hz"], p["filterbank"]["band_hz"]).sum(axis=-1)  # [80, 1]
+    x = scale[:, None, None] * responses + shift[:, None, None] * gains[None]
     x = jax.nn.leaky_relu(_instance_norm(_max_pool3(jnp.abs(x)), p["norm0"]), LEAKY_SLOPE)
     for i in (1, 2):
         x = _conv1d(x, p[f"conv{i}"]["weight"]) + p[f"conv{i}"]["bias"][:, None]
@@ -128,11 +142,14 @@ def sincnet(p: Params, waveforms: jax.Array) -> jax.Array:
 def bilstm_layer(p: Params, x: jax.Array) -> jax.Array:
     """One bidirectional LSTM layer, [B, T, F] -> [B, T, 2H]; gates in torch order (input, forget, cell, output).
 
-    Both directions run in one scan: the backward direction reads the time-reversed input.
+    Both directions run in one scan: the backward direction reads the time-reversed input projections. The
+    input projections of both directions are one [B*T, F] x [F, 2*4H] matrix product (the layer's largest).
     """
     hidden = p["w_hh"].shape[-1]
-    both = jnp.stack([x, x[:, ::-1]])  # [2, B, T, F]
-    gates_in = jnp.einsum("dbtf,dgf->tdbg", both, p["w_ih"], precision="highest") + p["b"][None, :, None, :]
+    b, t, _ = x.shape
+    w_ih = p["w_ih"].reshape(-1, p["w_ih"].shape[-1])  # [2 * 4H, F]
+    g = jnp.matmul(x.reshape(b * t, -1), w_ih.T, precision="highest").reshape(b, t, 2, -1) + p["b"]
+    gates_in = jnp.stack([g[:, :, 0], g[:, ::-1, 1]], axis=1).transpose(2, 1, 0, 3)  # [T, 2, B, 4H]
 
     def step(carry: tuple[jax.Array, jax.Array], g_in: jax.Array) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
         h, c = carry
@@ -152,11 +169,31 @@ def _linear(p: Params, x: jax.Array) -> jax.Array:
     return jnp.einsum("...i,oi->...o", x, p["weight"], precision="highest") + p["bias"]
 
 
-def pyannet(params: Params, waveforms: jax.Array) -> jax.Array:
-    """[B, samples] at 16 kHz -> [B, num_frames(samples), 7] powerset log-probabilities."""
-    x = sincnet(params["sincnet"], waveforms)
+def _classify(params: Params, waveforms: jax.Array, responses: jax.Array) -> jax.Array:
+    x = sincnet(params["sincnet"], waveforms, responses)
     for layer in range(LSTM_LAYERS):
         x = bilstm_layer(params["lstm"][f"layer{layer}"], x)
     for layer in range(2):
         x = jax.nn.leaky_relu(_linear(params[f"linear{layer}"], x), LEAKY_SLOPE)
     return jax.nn.log_softmax(_linear(params["classifier"], x), axis=-1)
+
+
+def pyannet(params: Params, waveforms: jax.Array) -> jax.Array:
+    """[B, samples] at 16 kHz -> [B, num_frames(samples), 7] powerset log-probabilities."""
+    return _classify(params, waveforms, sinc_responses(params["sincnet"], waveforms))
+
+
+def pyannet_rolling(params: Params, audio: jax.Array, window: int, step: int) -> jax.Array:
+    """Every window of `window` samples every `step` samples of `audio` [samples] -> [windows, frames, 7].
+
+    Equal to `pyannet` on the stacked windows, but SincNet's filter bank runs once over the span instead of
+    once per window (`step` must be a multiple of its 10-sample stride): with 5 s windows every 0.5 s and 8 per
+    call, 4.7x less work for the largest convolution.
+    """
+    count = (audio.shape[0] - window) // step + 1
+    starts = [k * step for k in range(count)]
+    windows = jnp.stack([audio[s:s + window] for s in starts])
+    responses = sinc_responses(params["sincnet"], audio[None])[0]  # [80, span frames]
+    frames = (window - SINC_KERNEL) // SINC_STRIDE + 1
+    responses = jnp.stack([responses[:, s // SINC_STRIDE:s // SINC_STRIDE + frames] for s in starts])
+    return _classify(params, windows, responses)

@@ -9,6 +9,7 @@ run on the same slices.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import jax
@@ -16,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nodes.capture.conform import check_model_audio
-from nodes.segmentation.model import MIN_SAMPLES, NUM_CLASSES, SAMPLE_RATE, num_frames, pyannet
+from nodes.segmentation.model import MIN_SAMPLES, NUM_CLASSES, SAMPLE_RATE, SINC_STRIDE, num_frames, pyannet, pyannet_rolling
 from nodes.segmentation.powerset import NUM_SPEAKERS, to_multilabel
 from stream.errors import AudioError, ConfigError
 
@@ -38,6 +39,11 @@ def _forward(params: Params, waveforms: jax.Array) -> jax.Array:
     return pyannet(params, waveforms)
 
 
+@partial(jax.jit, static_argnums=(2, 3))
+def _forward_rolling(params: Params, audio: jax.Array, window: int, step: int) -> jax.Array:
+    return pyannet_rolling(params, audio, window, step)
+
+
 def segment(
     params: Params, waveforms: np.ndarray, sample_rate: int = SAMPLE_RATE, soft: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -48,6 +54,21 @@ def segment(
     """
     x = check_waveforms(waveforms, sample_rate)
     log_probs = _forward(params, jnp.asarray(x))
+    return np.asarray(to_multilabel(log_probs, soft)), np.asarray(log_probs)
+
+
+def segment_rolling(
+    params: Params, audio: np.ndarray, window: int, step: int, soft: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """`segment` of every `window`-sample window every `step` samples of 16 kHz `audio` [samples], in one call.
+
+    Consecutive windows share SincNet's filter bank (`model.pyannet_rolling`); one compile per span length.
+    """
+    if step % SINC_STRIDE or window < MIN_SAMPLES:
+        raise ConfigError(f"rolling segmentation needs a step that is a multiple of {SINC_STRIDE} samples and a "
+                          f"window of at least {MIN_SAMPLES} samples, got step {step}, window {window}")
+    x = check_waveforms(audio, SAMPLE_RATE, window)[0]
+    log_probs = _forward_rolling(params, jnp.asarray(x), window, step)
     return np.asarray(to_multilabel(log_probs, soft)), np.asarray(log_probs)
 
 
@@ -154,15 +175,19 @@ def segment_file(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Whole-file rolling segmentation, batched: window starts [N] s, activity [N, frames, 3], log-probs.
 
-    Same windows and numbers as feeding `audio` through `RollingSegmenter`; the last batch is zero-padded to
-    `batch` windows so only one shape is ever compiled.
+    Same windows and numbers as feeding `audio` through `RollingSegmenter` (within float rounding: consecutive
+    windows share SincNet's filter bank); the last batch is zero-padded to `batch` windows so only one shape is
+    ever compiled.
     """
-    windows = rolling_windows(check_waveforms(audio, config.sample_rate, config.window_samples)[0], config)
-    activity = np.zeros((len(windows), config.frames, NUM_SPEAKERS), np.float32)
-    log_probs = np.zeros((len(windows), config.frames, NUM_CLASSES), np.float32)
-    for first in range(0, len(windows), batch):
-        chunk = windows[first : first + batch]
-        padded = np.concatenate([chunk, np.zeros((batch - len(chunk), chunk.shape[1]), np.float32)])
-        a, lp = segment(params, padded, config.sample_rate, config.soft)
-        activity[first : first + len(chunk)], log_probs[first : first + len(chunk)] = a[: len(chunk)], lp[: len(chunk)]
-    return np.arange(len(windows)) * config.step, activity, log_probs
+    x = check_waveforms(audio, config.sample_rate, config.window_samples)[0]
+    count = (len(x) - config.window_samples) // config.step_samples + 1
+    span = config.window_samples + (batch - 1) * config.step_samples
+    activity = np.zeros((count, config.frames, NUM_SPEAKERS), np.float32)
+    log_probs = np.zeros((count, config.frames, NUM_CLASSES), np.float32)
+    for first in range(0, count, batch):
+        n = min(batch, count - first)
+        chunk = x[first * config.step_samples:][:span]
+        a, lp = segment_rolling(params, np.pad(chunk, (0, span - len(chunk))), config.window_samples,
+                                config.step_samples, config.soft)
+        activity[first:first + n], log_probs[first:first + n] = a[:n], lp[:n]
+    return np.arange(count) * config.step, activity, log_probs
