@@ -5,5 +5,8 @@
   points other nodes use (diarisation, enrolment, `stream embed`).
 - `ecapa`: SpeechBrain's ECAPA-TDNN, generic over its constructor arguments.
 - `convert`: upstream checkpoints -> our parameter trees, with explicit name tables.
-- `incremental`: sliding-window embeddings per stream that reuse work between steps.
+- `xvector`, `dvector`, `train`: the baselines and their AAM-softmax training (`stream train-embedding`).
+- `incremental`: sliding-window embeddings per stream that reuse work between steps, generic over the encoder:
+  `incremental_xvector` (exact, for an x-vector trained with a causal input) and `incremental_campplus`
+  (approximate).
 """

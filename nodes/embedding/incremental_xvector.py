@@ -63,8 +63,10 @@ class XVectorSteps:
                ) -> tuple[State, jax.Array, jax.Array]:
         n, s = self.cfg.mean_frames, fbank.shape[1]
         raw = jnp.concatenate([state["raw"], fbank], axis=1)  # [B, n + S, F], zeros before the stream
-        csum = jnp.cumsum(raw, axis=1)
-        sums = csum[:, n:] - csum[:, :s]  # frame n + j: the n raw frames j + 1 .. n + j
+        # Sum of the n raw frames up to new frame j: the ring's sum plus the running sum of (entering - leaving)
+        # frames, as a lower-triangular matmul (XLA's cumsum on CPU is quadratic in its length).
+        change = fbank - raw[:, :s]  # new frame j enters as raw frame j leaves
+        sums = state["raw"].sum(1, keepdims=True) + jnp.tril(jnp.ones((s, s))) @ change
         arrived = seen[:, None] - s + 1 + jnp.arange(s)[None, :]  # frames seen up to each new frame
         x = fbank - sums / jnp.minimum(arrived, n)[..., None]
         inputs = jnp.concatenate([state["input"], x], axis=1)  # [B, 2 * CONTEXT + S, F]
