@@ -131,9 +131,12 @@ def step(params: Params, state: State, fbank: jax.Array, seen: jax.Array, encode
     once `seen` >= window frames).
     """
     enc, out, valid = encoder.frames(params, state["encoder"], fbank, seen, inc)
-    w = valid[..., None].astype(out.dtype)
-    total, total2 = _push(state["sum"], (out * w).sum(1)), _push(state["sum2"], (out * out * w).sum(1))
-    count = _push(state["count"], valid.sum(1).astype(out.dtype))
+    w = valid.astype(out.dtype)
+    # Σx and Σx² in one contraction: as two reductions XLA recomputes the frame layers' last ops for each (2x cost).
+    sums = jnp.einsum("bn,bnc->bc", w, jnp.concatenate([out, out * out], axis=-1))
+    channels = out.shape[-1]
+    total, total2 = _push(state["sum"], sums[:, :channels]), _push(state["sum2"], sums[:, channels:])
+    count = _push(state["count"], w.sum(1))
     emb = encoder.embedding(params, *pooled_stats(total.sum(1), total2.sum(1), count.sum(1)))
     return {"encoder": enc, "sum": total, "sum2": total2, "count": count}, emb
 
