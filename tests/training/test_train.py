@@ -107,3 +107,23 @@ def test_resumed_run_equals_uninterrupted_run(data, tmp_path):
     with pytest.raises(SystemExit):
         main(["train-embedding", "--data", str(folder), "--model", "cnn", "--out", str(tmp_path / "x.npz")])
     assert main([*common, "--out", str(tmp_path / "straight.npz")]) == 1  # exists, no --resume
+
+
+def test_streamable_xvector_trains_on_causal_input(data, tmp_path):
+    """`--mean-s 1` makes an x-vector whose input is the causal 100-frame sliding mean subtraction: stored in the
+    checkpoint and used by `embed_utterances`; `--mean-s` is refused for the d-vector."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for src in sorted((data / "speakers" / "librispeech" / "librispeech_train-clean-100").glob("*.flac"))[:3]:
+        (folder / src.name).symlink_to(src)
+    common = ["train-embedding", "--data", str(folder), "--steps", "2", "--batch", "4"]
+    _cli(*common, "--model", "xvector", "--mean-s", "1", "--out", str(tmp_path / "x.npz"))
+    state = load_checkpoint(tmp_path / "x.npz")
+    assert state.model_config.mean_frames == 100
+    feats = load_features([next(folder.iterdir())])[0][:300]
+    emb = embed_utterances("xvector", state.model_config, state.params["model"], [feats])
+    direct = xvector.embed(state.params["model"], jnp.asarray(xvector.normalise(feats, state.model_config)[None]))
+    np.testing.assert_allclose(emb, direct, atol=1e-5)
+    centred = xvector.embed(state.params["model"], jnp.asarray((feats - feats.mean(0))[None]))
+    assert np.abs(emb - centred).max() > 1e-2  # not the utterance-mean input
+    assert main([*common, "--model", "dvector", "--mean-s", "1", "--out", str(tmp_path / "d.npz")]) == 1
