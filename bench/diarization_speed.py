@@ -1,60 +1,89 @@
 """Speed and memory of `stream diarize --refine`: RTF on the 12 AMI clips, and a 1-hour file (the clips looped).
 
 RTF = wall time / audio time, from the per-file summary lines (models loaded and compiled once, before the first
-file) and end to end (one process for all files, start-up and compilation included). Peak RSS of the process
-from getrusage. The 1-hour file is written to a temporary folder, never to the repository.
+file) and end to end (one process for all files, start-up and compilation included; run twice so the second run
+finds the compiled models in the persistent cache, as a user's second run does). CPU s = user + system of the
+process. Peak RSS from getrusage; the process's RSS is also sampled every `--sample-s` seconds (flat memory on long
+files). The load average of the machine is printed with each run: other jobs sharing the cores inflate wall times.
+The 1-hour file is written to a temporary folder, never to the repository.
 
-    .venv/bin/python bench/diarization_speed.py [--hour] [--minutes 60]
+    .venv/bin/python bench/diarization_speed.py [--hour] [--minutes 60] [--sample-s 30]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import psutil
 import soundfile as sf
 
 from stream.paths import data_dir
 
 
-def diarize(inputs: list[Path], out: Path) -> tuple[float, list[float], float, float]:
-    """(wall s, per-file RTFs, peak RSS MiB, CPU s) of one `stream diarize --refine` process.
+@dataclass(frozen=True)
+class Run:
+    wall: float  # s, whole process
+    rtfs: list[float]  # per file, from the summary lines
+    peak_mib: float  # peak RSS of the process
+    cpu: float  # s, user + system
+    rss_mib: list[float]  # RSS sampled every sample_s
+    load: tuple[float, float]  # 1-minute load average at start and end
 
-    CPU seconds (user + system) say what the run costs when other processes share the cores: on an idle
-    2-core machine the wall time is at least CPU / 2.
-    """
+
+def diarize(inputs: list[Path], out: Path, sample_s: float) -> Run:
+    """One `stream diarize --refine` process over `inputs`."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    load0 = os.getloadavg()[0]
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "stream.cli", "diarize", *map(str, inputs), "--out", str(out),
-                           "--refine"], capture_output=True, text=True, check=True)
+    proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "diarize", *map(str, inputs), "--out", str(out),
+                             "--refine"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    rss, watch = [], psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            rss.append(watch.memory_info().rss / 2**20)
+        except psutil.NoSuchProcess:
+            break
+        try:
+            proc.wait(timeout=sample_s)
+        except subprocess.TimeoutExpired:
+            pass
+    stdout, stderr = proc.communicate()
+    if proc.returncode:
+        raise SystemExit(f"stream diarize failed ({proc.returncode}):\n{stderr}")
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    rtfs = [float(m) for m in re.findall(r"RTF ([0-9.]+)", proc.stdout)]
+    rtfs = [float(m) for m in re.findall(r"RTF ([0-9.]+)", stdout)]
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    return wall, rtfs, after.ru_maxrss / 1024, cpu
+    return Run(wall, rtfs, after.ru_maxrss / 1024, cpu, rss, (load0, os.getloadavg()[0]))
 
 
 def run() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--hour", action="store_true", help="also run the long file")
     parser.add_argument("--minutes", type=float, default=60.0, help="length of the long file")
+    parser.add_argument("--sample-s", type=float, default=30.0, help="seconds between RSS samples")
     args = parser.parse_args()
     ami = data_dir() / "diarization" / "ami"
     clips = sorted(ami.glob("*.flac"))
-    audio = sum(sf.info(str(c)).duration for c in clips)
+    durations = [sf.info(str(c)).duration for c in clips]
+    audio = sum(durations)
     with tempfile.TemporaryDirectory() as tmp:
-        wall, rtfs, rss, cpu = diarize([ami], Path(tmp) / "ami")
-        durations = [sf.info(str(c)).duration for c in clips]
-        per_file = sum(r * d for r, d in zip(rtfs, durations)) / audio
-        print(f"12 AMI clips ({audio:.0f} s): RTF {per_file:.3f} (files only), {wall / audio:.3f} end to end "
-              f"({wall:.1f} s wall, {cpu:.0f} CPU s = {cpu / audio:.3f} CPU s per audio s), peak RSS {rss:.0f} MiB")
+        for attempt in ("first run", "second run (compiled models cached)"):
+            r = diarize([ami], Path(tmp) / "ami", args.sample_s)
+            per_file = sum(x * d for x, d in zip(r.rtfs, durations)) / audio
+            print(f"12 AMI clips ({audio:.0f} s), {attempt}: RTF {r.wall / audio:.3f} end to end ({r.wall:.1f} s "
+                  f"wall), {per_file:.3f} files only; {r.cpu:.1f} CPU s = {r.cpu / audio:.3f} CPU s per audio s; "
+                  f"peak RSS {r.peak_mib:.0f} MiB; load {r.load[0]:.1f} -> {r.load[1]:.1f}", flush=True)
         if args.hour:
             long = Path(tmp) / "long.flac"
             waves = [sf.read(str(c), dtype="float32")[0] for c in clips]
@@ -65,9 +94,15 @@ def run() -> None:
                     for w in waves:
                         f.write(w[: target - written])
                         written += min(len(w), target - written)
-            wall, rtfs, rss, cpu = diarize([long], Path(tmp) / "long")
-            print(f"{args.minutes:g}-minute file: RTF {rtfs[0]:.3f} ({wall:.0f} s wall, {cpu / (args.minutes * 60):.3f} "
-                  f"CPU s per audio s), peak RSS {rss:.0f} MiB (max over this and the earlier run)")
+            r = diarize([long], Path(tmp) / "long", args.sample_s)
+            seconds = args.minutes * 60
+            print(f"{args.minutes:g}-minute file: RTF {r.wall / seconds:.3f} end to end ({r.wall:.0f} s wall), "
+                  f"{r.rtfs[0]:.3f} file only; {r.cpu / seconds:.3f} CPU s per audio s; peak RSS {r.peak_mib:.0f} "
+                  f"MiB (max over all runs); load {r.load[0]:.1f} -> {r.load[1]:.1f}")
+            print(f"  RSS every {args.sample_s:g} s (MiB): " + " ".join(f"{x:.0f}" for x in r.rss_mib))
+            if r.rss_mib:
+                print(f"  RSS min/median/max: {min(r.rss_mib):.0f} / {np.median(r.rss_mib):.0f} / "
+                      f"{max(r.rss_mib):.0f} MiB")
 
 
 if __name__ == "__main__":
