@@ -22,7 +22,9 @@ from stream.errors import ConfigError
 class WindowGeometry:
     """Rolling-window contract shared by segmentation, aggregation and the file mode (seconds)."""
 
-    duration: float = 5.0  # window length the segmentation model sees
+    duration: float = 8.0  # window length the segmentation model sees. AMI favours long windows (5 / 8 / 10 s:
+    #   refined DER 33.7 / 29.6 / 30.4 %), fast turn-taking short ones (named-speaker test at 10 s: 80 % right):
+    #   bench/RESULTS.md, "Diarisation"
     step: float = 0.5  # hop between windows = how often the output advances
     latency: float = 0.5  # delay from a frame's time to its output, step <= latency <= duration
     resolution: float = 0.02  # output frame length; step must be a whole number of frames

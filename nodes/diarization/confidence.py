@@ -5,11 +5,11 @@ it is near 0; where the model hears speech in noise, laughter or breathing it is
 windows), the local speakers active in a window's last 0.5 s that overlap no reference speech anywhere in the
 window average a speech probability of 0.71 over their active frames (none above 0.89); the others 0.93. A local
 speaker whose active frames average less than ``MIN_SPEECH_CONFIDENCE`` is therefore dropped from the window
-before anything else sees it (planner, embeddings, clustering, aggregation, refinement). Online DER at 0.5 s
-latency 37.9 -> 34.5 % (false alarm 7.0 -> 3.6, confusion 10.5 -> 8.1, missed 20.4 -> 22.8), refined 32.3 -> 30.8
-(bench/RESULTS.md, "Diarisation"); 0.7 / 0.75 / 0.85 give 36.4 / 35.1 / 36.3 online. This pays with 5 s windows
-only: on 10 s windows (the length the model was trained on) it hears far fewer phantoms (false alarm 3.5 % at 0.5 s
-latency without the filter) and the filter gains 0.2-0.5 point at 0.7 and loses 0.4-1.0 at 0.8.
+before anything else sees it (planner, embeddings, clustering, aggregation, refinement). With the default 8 s
+windows (bench/RESULTS.md, "Diarisation"), online DER at latency 0.5 s / 5 s and refined: 35.3 / 30.9 / 29.6 %
+without the filter, 34.9 / 30.0 / 29.0 at 0.7, 32.9 / 29.2 / 29.0 at 0.75, 35.2 / 30.4 / 29.2 at 0.8. Longer
+windows hear fewer phantoms (10 s: the filter gains 0.2-0.5 point at 0.7 and loses 0.4-1.0 at 0.8); 5 s windows
+hear the most (0.8 there: 37.9 -> 34.5 online at 0.5 s).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 
 from nodes.segmentation.powerset import MAPPING
 
-MIN_SPEECH_CONFIDENCE = 0.8  # [0, 1] mean P(somebody speaks) over a local speaker's active frames to keep it
+MIN_SPEECH_CONFIDENCE = 0.75  # [0, 1] mean P(somebody speaks) over a local speaker's active frames to keep it
 _NOBODY = int(np.flatnonzero(MAPPING.sum(axis=1) == 0)[0])  # the powerset class of silence
 
 

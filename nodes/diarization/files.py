@@ -48,21 +48,21 @@ def diarize_file(path: Path, analyzer: WindowAnalyzer, config: DiarizationConfig
     start = time.perf_counter()
     diarizer = OnlineDiarizer(config, enrolled, keep_windows=refine)
     buffer = WindowBuffer(config.geometry)
+    ring = analyzer.new_ring()  # this stream's CAM++ trunk frames
     pending: list[np.ndarray] = []
     done = [0]  # windows through the models so far
 
     def run(windows: list[np.ndarray]) -> None:
-        batch_windows = np.stack(windows)
-        first, done[0] = done[0], done[0] + len(windows)
-        padded = np.concatenate([batch_windows, np.zeros((batch - len(windows), batch_windows.shape[1]), np.float32)])
-        activity, model_activity = (a[: len(windows)] for a in analyzer.segment(padded))
+        n = len(windows)
+        first, done[0] = done[0], done[0] + n
+        padded = np.zeros((batch, analyzer.samples), np.float32)
+        padded[:n] = windows
+        activity = analyzer.segment(padded)[:n]
         plans = [diarizer.plan(a) for a in activity]
-        todo = [i for i, p in enumerate(plans) if p.embed]
-        paddings = [buffer.padding(first + i) for i in todo]
-        embeddings = (dict(zip(todo, analyzer.embed(batch_windows[todo], model_activity[todo], paddings)))
-                      if todo else {})
-        for i, (a, p) in enumerate(zip(activity, plans)):
-            diarizer(a, embeddings.get(i), p)
+        embeddings = analyzer.embed(padded, activity, [buffer.padding(first + i) for i in range(n)], [ring] * n,
+                                    [p.embed for p in plans])
+        for a, e, p in zip(activity, embeddings, plans):
+            diarizer(a, e, p)
 
     for block in read_blocks(path, SAMPLE_RATE):
         pending += buffer.push(block)

@@ -160,20 +160,20 @@ class OnlineDiarizer:
         return self.tracker.turns(self.labels)
 
     def refined_turns(self, t_end: float) -> list[Turn]:
-        """The refinement pass over every kept window: re-clustered, re-aggregated, HMM-smoothed turns.
+        """The refinement pass over every kept window: re-clustered, re-aggregated, re-segmented turns.
 
-        Refined speakers keep their online labels (names included) when the refinement starts from the online
-        speakers; re-clustering from scratch labels them SPEAKER_k afresh.
+        Refined speakers take the label (name included) of the online speaker they overlap most; one without an
+        online counterpart gets the next unused SPEAKER_k.
         """
         g = self.config.geometry
         frames = round(t_end / g.resolution)
         active, sources = refine(self.records, frames, self.config.clustering.tau_active, self.config.refine)
-        labels = [self.labels[k] for k in sources] if sources is not None else None
+        fresh = iter(f"SPEAKER_{n}" for n in range(self.clustering.anonymous, self.clustering.anonymous + len(sources)))
+        labels = [self.labels[k] if k >= 0 else next(fresh) for k in sources]
         turns = []
         for k in range(active.shape[1]):
             edges = np.flatnonzero(np.diff(np.r_[0, active[:, k].astype(int), 0]))
-            label = labels[k] if labels else f"SPEAKER_{k}"
-            turns += [Turn(s * g.resolution, min(e * g.resolution, t_end), label)
+            turns += [Turn(s * g.resolution, min(e * g.resolution, t_end), labels[k])
                       for s, e in zip(edges[::2], edges[1::2])]
         return sorted(turns)
 

@@ -1,6 +1,6 @@
 """Stitching consecutive windows by their overlap, so most windows need no speaker embedding.
 
-Consecutive windows share ``duration - step`` seconds (4.5 of 5 s by default). A local speaker of the new window
+Consecutive windows share ``duration - step`` seconds (7.5 of 8 s by default). A local speaker of the new window
 whose activity over that overlap matches a local speaker of the previous window (intersection over union of
 active frames >= ``MIN_IOU`` and at least ``MIN_SHARED_S`` seconds in common) is the same voice, so it inherits
 that speaker's global label. A window with nobody active needs no embedding; otherwise it needs them only when one of its active local speakers continues

@@ -31,6 +31,7 @@ import numpy as np
 from nodes.diarization.aggregation import WindowGeometry
 from nodes.diarization.pipeline import SAMPLE_RATE, DiarizationConfig, WindowBuffer
 from nodes.diarization.stitching import EmbeddingPlanner, Plan
+from nodes.diarization.windows import TrunkRing, WindowAnalyzer
 from stream.errors import ConfigError, MessageError
 from stream.message import Message
 from stream.node import Node
@@ -107,22 +108,26 @@ class SegmentationConfig:
 
 
 class StreamWindows:
-    """Per-stream state: the rolling buffer, the embedding planner, the window count and the time base."""
+    """Per-stream state: the rolling buffer, the embedding planner, the CAM++ trunk ring, the window count and the
+    time base."""
 
     def __init__(self, config: SegmentationConfig, t0: tuple[int, float]) -> None:
         g = config.geometry
         self.buffer = WindowBuffer(g)
+        self.ring = TrunkRing(g.steps_per_window, g.frames_per_step)
         self.planner = EmbeddingPlanner(config.embed_every, config.tau_active, g.frames_per_step, g.resolution)
         self.windows = 0  # windows cut so far
         self.t0 = t0  # (capture ns, Unix s) of the stream's first sample
 
     def state_dict(self) -> dict[str, Any]:
         return {"buffer": self.buffer.buffer.copy(), "samples": self.buffer.samples, "planner":
-                self.planner.state_dict(), "windows": self.windows, "t0": list(self.t0)}
+                self.planner.state_dict(), "ring": self.ring.state_dict(), "windows": self.windows,
+                "t0": list(self.t0)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.buffer.buffer, self.buffer.samples = np.asarray(state["buffer"], np.float32), int(state["samples"])
         self.planner.load_state_dict(state["planner"])
+        self.ring.load_state_dict(state["ring"])
         self.windows, self.t0 = int(state["windows"]), (int(state["t0"][0]), float(state["t0"][1]))
 
 
@@ -145,19 +150,16 @@ class SegmentationNode(Node[SegmentationConfig]):
         self.pending: list[Pending] = []
 
     async def setup(self) -> None:
-        from nodes.diarization.windows import WindowAnalyzer
         from stream.models import load_params
 
         use_compile_cache()
         c = self.config
         self.analyzer = WindowAnalyzer(load_params("segmentation-3.0"), load_params("campplus"), c.geometry,
                                        c.overlap_weight)
-        silence = np.zeros((c.max_batch, self.analyzer.samples), np.float32)
         batch = 1
-        while batch <= c.max_batch:  # every batch shape, then one embedding: no compile while live
-            _, model_activity = self.analyzer.segment(silence[:batch])
+        while batch <= c.max_batch:  # every batch shape: no compile while live
+            self.analyzer.warmup(batch)
             batch *= 2
-        self.analyzer.embed(silence[:1], np.ones_like(model_activity[:1]), [0])
 
     async def process(self, msg: Message, port: str = "") -> list[Message]:
         h = msg.header
@@ -194,18 +196,18 @@ class SegmentationNode(Node[SegmentationConfig]):
         size = 1 << (len(todo) - 1).bit_length()  # next power of two: a compiled shape
         windows = np.zeros((size, self.analyzer.samples), np.float32)
         windows[: len(todo)] = [p.samples for p in todo]
-        activity, model_activity = self.analyzer.segment(windows)
-        plans = [self.streams[p.stream].planner(a) for p, a in zip(todo, activity)]  # in window order per stream
-        embed = [i for i, plan in enumerate(plans) if plan.embed]
-        padding = [self.streams[todo[i].stream].buffer.padding(todo[i].k) for i in embed]  # silence before time 0
-        embeddings = (dict(zip(embed, self.analyzer.embed(windows[embed], model_activity[embed], padding)))
-                      if embed else {})
+        activity = self.analyzer.segment(windows)
+        streams = [self.streams[p.stream] for p in todo]
+        plans = [s.planner(a) for s, a in zip(streams, activity)]  # in window order per stream
+        padding = [s.buffer.padding(p.k) for s, p in zip(streams, todo)]  # silence before time 0
+        embeddings = self.analyzer.embed(windows, activity, padding, [s.ring for s in streams],
+                                         [plan.embed for plan in plans])
         g = self.config.geometry
         out = []
         for i, (p, plan) in enumerate(zip(todo, plans)):
             t0_ns, t0_wall = self.streams[p.stream].t0
             t_end = (p.k + 1) * g.step
-            out.append(window_message(p.stream, p.k, activity[i], embeddings.get(i), plan,
+            out.append(window_message(p.stream, p.k, activity[i], embeddings[i], plan,
                                       (t0_ns + round(t_end * 1e9), t0_wall + t_end), p.audio_s, g))
         return out
 

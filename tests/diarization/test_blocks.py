@@ -7,7 +7,7 @@ import pytest
 
 from nodes.diarization.aggregation import DelayedAggregation, WindowGeometry, hamming
 from nodes.diarization.clustering import ClusteringConfig, OnlineClustering, unit
-from nodes.diarization.refine import ahc, eigengap_spectral, viterbi_binarize
+from nodes.diarization.refine import ahc, eigengap_spectral
 from nodes.diarization.turns import TurnConfig, TurnTracker
 from stream.errors import ConfigError
 from stream.rttm import Turn, read_rttm, read_uem, write_rttm, write_uem
@@ -114,7 +114,7 @@ def test_config_rejects_out_of_range():
     with pytest.raises(ConfigError, match="delta_new"):
         ClusteringConfig(delta_new=3.0)
     with pytest.raises(ConfigError, match="latency"):
-        WindowGeometry(latency=6.0)
+        WindowGeometry(latency=11.0)
 
 
 @pytest.mark.parametrize("latency", [0.5, 1.0, 2.5, 5.0])
@@ -169,12 +169,25 @@ def test_ahc_and_spectral_find_the_number_of_speakers():
         assert len(pairs) == 4  # one cluster per speaker, no mixing
 
 
-def test_viterbi_removes_blips_keeps_turns():
-    probs = np.r_[np.full(50, 0.1), np.full(2, 0.9), np.full(50, 0.1), np.full(60, 0.8), np.full(3, 0.3),
-                  np.full(60, 0.8)]
-    path = viterbi_binarize(probs, switch_prob=1e-3, onset=0.5)
-    assert not path[:102].any()
-    assert path[102:].all()
+def test_refine_counts_speakers_per_frame_and_drops_one_window_blips():
+    from nodes.diarization.refine import WindowRecord, speaker_count, top_speakers
+
+    n = 20  # frames per window; windows every 5 frames -> each frame is covered by 4 windows
+    truth = np.zeros((60, 2))
+    truth[10:30, 0] = truth[25:50, 1] = 1  # two speakers, overlapping on frames 25-29
+    records = []
+    for first in range(-15, 60, 5):
+        act = np.zeros((n, 2))
+        lo, hi = max(first, 0), min(first + n, 60)
+        act[lo - first:hi - first] = truth[lo:hi]
+        if first == 40:
+            act[15:, 0] = 1  # one window hears speaker 0 at its right edge (frames 55-59), no other does
+        records.append(WindowRecord(first, act, None, {}, {}))
+    count = speaker_count(records, 60)
+    assert np.array_equal(count, truth.sum(axis=1))
+    probs = np.stack([truth[:, 0] + 0.1, truth[:, 1] + 0.05], axis=1)
+    probs[55:, 0] = 0.3  # the blip survives a 0.25 threshold on the mean, not the count
+    assert np.array_equal(top_speakers(probs, count), truth.astype(bool))
 
 
 def test_rttm_and_uem_round_trip(tmp_path):

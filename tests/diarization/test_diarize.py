@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,9 +18,10 @@ from nodes.diarization.evaluate import score
 from stream.rttm import read_rttm, read_uem
 
 # Pooled over the 12 clips, no collar, overlap scored, UEM applied (bench/RESULTS.md has the measured values).
-ONLINE_DER_MAX = 39.0  # % (measured 37.9)
-REFINED_DER_MAX = 34.0  # % (measured 32.3)
-STEREO_CLIP = "dev00"
+ONLINE_DER_MAX = 35.0  # % (measured 32.9)
+REFINED_DER_MAX = 31.0  # % (measured 29.0)
+STEREO_CLIP = "trn06"  # per-clip DER of these 30 s clips can move by several points under a 48 dB SNR
+#   perturbation such as this resampling (dev00: 39.5 vs 37.6, trn03 5.1 vs 9.8; bench/RESULTS.md, "Diarisation")
 BAD = {  # file name -> what the error line must say
     "truncated.flac": "truncated or corrupt",
     "empty.wav": "no samples",

@@ -11,13 +11,12 @@ shared (a single `process` call returned windows of both streams) and nothing co
 
 from __future__ import annotations
 
-import numpy as np
 import soundfile as sf
 
 from nodes.diarization.files import diarize_file
 from nodes.diarization.node import DiarizationNode
 from nodes.diarization.pipeline import DiarizationConfig
-from nodes.diarization.windows import _embed_speakers
+from nodes.diarization.windows import _pool, _step_frames
 from nodes.segmentation.node import SegmentationConfig, SegmentationNode
 from nodes.segmentation.segment import _forward
 from stream.message import Message
@@ -45,7 +44,7 @@ async def test_two_streams_batched_and_restarted_equal_file_mode(tmp_path, data)
     dia = DiarizationNode()
     await seg.setup()
     await dia.setup()
-    compiled = _forward._cache_size(), _embed_speakers._cache_size()
+    compiled = _forward._cache_size(), _step_frames._cache_size(), _pool._cache_size()
     shared = False
     blocks = len(audio[CLIPS[0]]) // BLOCK
     for b in range(blocks):
@@ -62,7 +61,7 @@ async def test_two_streams_batched_and_restarted_equal_file_mode(tmp_path, data)
         await dia.process(window)
     await dia.close()
     assert shared
-    assert (_forward._cache_size(), _embed_speakers._cache_size()) == compiled  # setup compiled every shape used
+    assert (_forward._cache_size(), _step_frames._cache_size(), _pool._cache_size()) == compiled  # setup compiled every shape used
 
     speakers = {}
     for clip in CLIPS:
