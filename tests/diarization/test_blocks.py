@@ -204,7 +204,7 @@ def test_diarizer_restart_mid_stream_keeps_labels_and_turns():
     config = DiarizationConfig(clustering=ClusteringConfig(delta_new=0.6))
     g = config.geometry
     bank, rng = voices(3, seed=10), np.random.default_rng(11)
-    # a conversation on the grid: who talks in each 0.5 s step, then the 5 s windows that see it
+    # a conversation on the grid: who talks in each 0.5 s step, then the windows that see it
     steps = np.repeat(rng.integers(0, 4, size=30), 3)  # 3 == silence, turns of 1.5 s
     frames = np.zeros((len(steps) * g.frames_per_step, 3))
     for i, who in enumerate(steps):
