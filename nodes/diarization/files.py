@@ -1,13 +1,15 @@
 """File mode: read a recording block by block at 16 kHz mono and run the online chain over it, batching models.
 
-Memory stays flat for hours of audio: the file is read in blocks (`nodes.capture.files`) and only ``batch`` windows
-are held at once (plus a few kB per window kept for the refinement pass).
+Memory stays flat for hours of audio: the file is read in blocks (`nodes.capture.files`) and only two batches of
+windows are held at once (plus a few kB per window kept for the refinement pass).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,38 +46,58 @@ class FileResult:
 def diarize_file(path: Path, analyzer: WindowAnalyzer, config: DiarizationConfig,
                  enrolled: dict[str, np.ndarray] | None = None, refine: bool = False, batch: int = 8,
                  progress: Callable[[float], None] | None = None) -> FileResult:
-    """Run the online chain over one file (models batched ``batch`` windows at a time)."""
+    """Run the online chain over one file (models batched ``batch`` windows at a time).
+
+    Uses both cores: segmentation depends on the audio alone, so a worker thread segments the next batch while
+    this thread runs everything that must see the windows in order (planner, CAM++ trunk ring, clustering).
+    """
     start = time.perf_counter()
     diarizer = OnlineDiarizer(config, enrolled, keep_windows=refine)
     buffer = WindowBuffer(config.geometry)
     ring = analyzer.new_ring()  # this stream's CAM++ trunk frames
-    pending: list[np.ndarray] = []
-    done = [0]  # windows through the models so far
 
-    def run(windows: list[np.ndarray]) -> None:
-        n = len(windows)
-        first, done[0] = done[0], done[0] + n
+    def batches() -> Iterator[list[np.ndarray]]:
+        """The file's windows in order, ``batch`` at a time (the last batch may be short)."""
+        pending: list[np.ndarray] = []
+        for block in read_blocks(path, SAMPLE_RATE):
+            pending += buffer.push(block)
+            while len(pending) >= batch:
+                yield pending[:batch]
+                pending = pending[batch:]
+            if progress:
+                progress(buffer.duration)
+        pending += buffer.flush()
+        if buffer.samples == 0:
+            raise AudioError("the file has no samples")
+        for first in range(0, len(pending), batch):
+            yield pending[first:first + batch]
+
+    def segment(windows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(the batch zero-padded to ``batch`` windows, activity of the real ones); runs in the worker."""
         padded = np.zeros((batch, analyzer.samples), np.float32)
-        padded[:n] = windows
-        activity = analyzer.segment(padded)[:n]
+        padded[:len(windows)] = windows
+        return padded, analyzer.segment(padded, consecutive=True)[:len(windows)]
+
+    def cluster(first: int, padded: np.ndarray, activity: np.ndarray) -> None:
+        n = len(activity)
         plans = [diarizer.plan(a) for a in activity]
         embeddings = analyzer.embed(padded, activity, [buffer.padding(first + i) for i in range(n)], [ring] * n,
                                     [p.embed for p in plans])
         for a, e, p in zip(activity, embeddings, plans):
             diarizer(a, e, p)
 
-    for block in read_blocks(path, SAMPLE_RATE):
-        pending += buffer.push(block)
-        while len(pending) >= batch:
-            run(pending[:batch])
-            pending = pending[batch:]
-        if progress:
-            progress(buffer.duration)
-    pending += buffer.flush()
-    if buffer.samples == 0:
-        raise AudioError("the file has no samples")
-    for first in range(0, len(pending), batch):
-        run(pending[first:first + batch])
+    with ThreadPoolExecutor(1) as worker:
+        ahead: deque[tuple[int, Future]] = deque()  # at most two batches in flight: memory stays flat
+        first = 0
+        for windows in batches():
+            ahead.append((first, worker.submit(segment, windows)))
+            first += len(windows)
+            if len(ahead) > 1:
+                done, future = ahead.popleft()
+                cluster(done, *future.result())
+        while ahead:
+            done, future = ahead.popleft()
+            cluster(done, *future.result())
     diarizer.finish(buffer.duration)
     refined = diarizer.refined_turns(buffer.duration) if refine else None
     return FileResult(buffer.duration, diarizer.turns(), refined, time.perf_counter() - start)

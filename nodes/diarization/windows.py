@@ -29,7 +29,7 @@ from nodes.embedding.campplus import CampplusConfig, frame_features, pooled_embe
 from nodes.embedding.layers import weighted_stats
 from nodes.features.kaldi import FbankConfig, fbank
 from nodes.segmentation.model import FRAME_DURATION, FRAME_STEP, SAMPLE_RATE, num_frames
-from nodes.segmentation.segment import segment
+from nodes.segmentation.segment import segment, segment_rolling
 
 Params = dict[str, Any]
 PCM_SCALE = 32768.0  # CAM++ was trained on Kaldi fbank of int16-scaled audio
@@ -111,7 +111,9 @@ def _pool(params: Params, frames: jax.Array, weights: jax.Array) -> jax.Array:
 class WindowAnalyzer:
     """Models over batches of windows: ``segment`` every window, ``embed`` every window's newest step.
 
-    Each method compiles once per batch size: the live graph pads to powers of two, file mode to a fixed batch.
+    Each method compiles once per batch size: the live graph pads to powers of two, file mode to a fixed batch of
+    ``consecutive`` windows. (Baking CAM++'s weights into the compiled trunk as constants saves ~10 % of a trunk
+    call at this batch shape but adds ~200 MB of RSS per compiled shape: not done.)
     """
 
     def __init__(self, seg_params: Params, emb_params: Params, geometry: WindowGeometry,
@@ -121,6 +123,7 @@ class WindowAnalyzer:
         self.seg_params = jax.tree.map(jnp.asarray, seg_params)
         self.emb_params = jax.tree.map(jnp.asarray, emb_params)
         self.samples = round(geometry.duration * SAMPLE_RATE)
+        self.step_samples = round(geometry.step * SAMPLE_RATE)
         shift = round(FBANK.frame_shift_ms * SAMPLE_RATE / 1000)
         length = round(FBANK.frame_length_ms * SAMPLE_RATE / 1000)
         # the chunk ends at the window's end; its fbank frames tile [context | step] at the 10 ms shift
@@ -134,10 +137,18 @@ class WindowAnalyzer:
     def new_ring(self) -> TrunkRing:
         return TrunkRing(self.geometry.steps_per_window, self.geometry.frames_per_step)
 
-    def segment(self, windows: np.ndarray) -> np.ndarray:
+    def segment(self, windows: np.ndarray, consecutive: bool = False) -> np.ndarray:
         """[B, samples] -> local speaker activity on the grid [B, frames_per_window, 3] (0/1 per model frame,
-        interpolated), without the local speakers the model is unsure anybody speaks for (``drop_unsure``)."""
-        activity, log_probs = segment(self.seg_params, windows)
+        interpolated), without the local speakers the model is unsure anybody speaks for (``drop_unsure``).
+
+        ``consecutive``: window b + 1 starts one step after window b in one stream (file mode), so SincNet's
+        filter bank runs once over the audio they span (`segment_rolling`).
+        """
+        if consecutive:
+            span = np.concatenate([windows[0], *(w[-self.step_samples:] for w in windows[1:])])
+            activity, log_probs = segment_rolling(self.seg_params, span, self.samples, self.step_samples)
+        else:
+            activity, log_probs = segment(self.seg_params, windows)
         return np.einsum("ts,bsk->btk", self.to_grid, drop_unsure(activity, log_probs))
 
     def embed(self, windows: np.ndarray, activity: np.ndarray, paddings: list[int], rings: list[TrunkRing],
