@@ -21,7 +21,6 @@ Output, one message per window, kind "window", sr 0 (axis 0 is not time):
 
 from __future__ import annotations
 
-import ctypes
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -39,7 +38,6 @@ from stream.node import Node
 from stream.paths import cache_dir
 
 _DEFAULTS = DiarizationConfig()
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt(3) parameters
 
 
 def use_compile_cache() -> None:
@@ -47,20 +45,6 @@ def use_compile_cache() -> None:
     of recompiling for 5-20 s on a loaded machine."""
     jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "jax"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-
-
-def reuse_freed_memory(threshold_mib: int = 64) -> None:
-    """Let glibc's malloc keep freed blocks of up to ``threshold_mib`` MiB for reuse instead of handing them back to
-    the system. XLA:CPU allocates and frees multi-megabyte buffers on every model call (weights re-laid out,
-    activations); by default glibc maps each one afresh and the process page-faults it in again. Measured on
-    `stream diarize --refine` over the 12 AMI clips: system CPU 8.9 -> 3.2 s, total CPU -14 %, peak RSS +160 MB
-    (bench/RESULTS.md, "File-mode speed"). Does nothing where the C library is not glibc."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    libc.mallopt(_M_MMAP_THRESHOLD, threshold_mib << 20)
-    libc.mallopt(_M_TRIM_THRESHOLD, 2 * threshold_mib << 20)
 
 
 def mono_pcm(msg: Message, rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -169,7 +153,6 @@ class SegmentationNode(Node[SegmentationConfig]):
         from stream.models import load_params
 
         use_compile_cache()
-        reuse_freed_memory()
         c = self.config
         self.analyzer = WindowAnalyzer(load_params("segmentation-3.0"), load_params("campplus"), c.geometry,
                                        c.overlap_weight)

@@ -34,11 +34,10 @@ def build(args: argparse.Namespace):  # -> (DiarizationConfig, WindowAnalyzer, e
 
     from nodes.diarization.pipeline import DiarizationConfig
     from nodes.diarization.windows import WindowAnalyzer
-    from nodes.segmentation.node import reuse_freed_memory, use_compile_cache
+    from nodes.segmentation.node import use_compile_cache
     from stream.models import load_params
 
     use_compile_cache()  # a second run loads the compiled models from disk instead of compiling them again
-    reuse_freed_memory()
 
     config = DiarizationConfig()
     geometry = dataclasses.replace(config.geometry, latency=args.latency)
