@@ -25,7 +25,8 @@ def conv1d(x: jax.Array, w: jax.Array, stride: int = 1, dilation: int = 1, paddi
     )
 
 
-def conv1d_last(x: jax.Array, w: jax.Array, stride: int = 1, dilation: int = 1, padding: int | None = None) -> jax.Array:
+def conv1d_last(x: jax.Array, w: jax.Array, stride: int = 1, dilation: int = 1,
+                padding: int | None = None) -> jax.Array:
     """`conv1d` on channels-last [B, T, Cin] -> [B, T', Cout] (weights still [Cout, Cin, K]).
 
     XLA:CPU runs 1-D convolutions and 1x1 projections faster channels-last: CAM++'s D-TDNN takes 23 % less CPU.

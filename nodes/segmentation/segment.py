@@ -17,7 +17,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from nodes.capture.conform import check_model_audio
-from nodes.segmentation.model import MIN_SAMPLES, NUM_CLASSES, SAMPLE_RATE, SINC_STRIDE, num_frames, pyannet, pyannet_rolling
+from nodes.segmentation.model import (
+    MIN_SAMPLES,
+    NUM_CLASSES,
+    SAMPLE_RATE,
+    SINC_STRIDE,
+    num_frames,
+    pyannet,
+    pyannet_rolling,
+)
 from nodes.segmentation.powerset import NUM_SPEAKERS, to_multilabel
 from stream.errors import AudioError, ConfigError
 
