@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("audio", nargs="+", type=Path, metavar="AUDIO", help="audio files or folders")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the RTTM files")
     p.add_argument("--latency", type=float, default=0.5, metavar="S",
-                   help="output latency in seconds, a multiple of 0.5 in [0.5, 5] (default 0.5)")
+                   help="output latency in seconds, a multiple of 0.5 up to the 8 s window (default 0.5)")
     p.add_argument("--refine", action="store_true", help="also write <stem>.refined.rttm (offline refinement)")
     p.add_argument("--enrolled", type=Path, metavar="DB",
                    help="enrolment store (see `stream enroll`): its speakers are labelled by name")
