@@ -21,6 +21,7 @@ Refined speakers take the label of the online speaker whose (window, local speak
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -154,38 +155,41 @@ def assign_windows(records: list[WindowRecord], tau_active: float,
     return mappings
 
 
-def aggregate_offline(records: list[WindowRecord], mappings: list[dict[int, int]], num_frames: int) -> np.ndarray:
-    """[num_frames, speakers] Hamming-weighted mean over every window covering each frame."""
-    speakers = 1 + max((c for m in mappings for c in m.values()), default=-1)
-    num = np.zeros((num_frames, speakers))
+def overlap_add(records: list[WindowRecord], values: Iterable[np.ndarray], num_frames: int, width: int) -> np.ndarray:
+    """[num_frames, width] Hamming-weighted mean, over every window covering each frame, of the windows'
+    ``values`` (one [window frames, width] array per record, in order; a generator keeps memory flat)."""
+    num = np.zeros((num_frames, width))
     den = np.zeros(num_frames)
-    for record, mapping in zip(records, mappings):
-        n = len(record.activity)
-        taper = hamming(n)
-        lo, hi = max(record.first_frame, 0), min(record.first_frame + n, num_frames)
-        if hi <= lo:
-            continue
-        part = slice(lo - record.first_frame, hi - record.first_frame)
-        den[lo:hi] += taper[part]
-        for local, k in mapping.items():
-            num[lo:hi, k] += taper[part] * record.activity[part, local]
-    return num / np.maximum(den, 1e-12)[:, None]
-
-
-def speaker_count(records: list[WindowRecord], num_frames: int, onset: float = 0.5) -> np.ndarray:
-    """[num_frames] int: speakers talking per frame, the rounded Hamming-weighted mean over the windows covering
-    it of their number of local speakers above ``onset``."""
-    num, den = np.zeros(num_frames), np.zeros(num_frames)
-    for record in records:
+    for record, value in zip(records, values):
         n = len(record.activity)
         lo, hi = max(record.first_frame, 0), min(record.first_frame + n, num_frames)
         if hi <= lo:
             continue
         part = slice(lo - record.first_frame, hi - record.first_frame)
         taper = hamming(n)[part]
-        num[lo:hi] += taper * (record.activity[part] > onset).sum(axis=1)
+        num[lo:hi] += taper[:, None] * value[part]
         den[lo:hi] += taper
-    return np.floor(num / np.maximum(den, 1e-12) + 0.5).astype(int)
+    return num / np.maximum(den, 1e-12)[:, None]
+
+
+def aggregate_offline(records: list[WindowRecord], mappings: list[dict[int, int]], num_frames: int) -> np.ndarray:
+    """[num_frames, speakers] Hamming-weighted mean over every window covering each frame."""
+    speakers = 1 + max((c for m in mappings for c in m.values()), default=-1)
+
+    def on_speakers(record: WindowRecord, mapping: dict[int, int]) -> np.ndarray:
+        out = np.zeros((len(record.activity), speakers))
+        for local, k in mapping.items():
+            out[:, k] = record.activity[:, local]
+        return out
+
+    return overlap_add(records, (on_speakers(r, m) for r, m in zip(records, mappings)), num_frames, speakers)
+
+
+def speaker_count(records: list[WindowRecord], num_frames: int, onset: float = 0.5) -> np.ndarray:
+    """[num_frames] int: speakers talking per frame, the rounded Hamming-weighted mean over the windows covering
+    it of their number of local speakers above ``onset``."""
+    counts = ((r.activity > onset).sum(axis=1, keepdims=True) for r in records)
+    return np.floor(overlap_add(records, counts, num_frames, 1)[:, 0] + 0.5).astype(int)
 
 
 def top_speakers(probs: np.ndarray, count: np.ndarray) -> np.ndarray:
