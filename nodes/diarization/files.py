@@ -18,6 +18,7 @@ import numpy as np
 from nodes.capture.files import read_blocks
 from nodes.diarization.pipeline import SAMPLE_RATE, DiarizationConfig, OnlineDiarizer, WindowBuffer
 from nodes.diarization.windows import WindowAnalyzer
+from stream.allocator import release_freed_memory
 from stream.errors import AudioError
 from stream.rttm import Turn
 
@@ -46,7 +47,8 @@ class FileResult:
 def diarize_file(path: Path, analyzer: WindowAnalyzer, config: DiarizationConfig,
                  enrolled: dict[str, np.ndarray] | None = None, refine: bool = False, batch: int = 8,
                  progress: Callable[[float], None] | None = None) -> FileResult:
-    """Run the online chain over one file (models batched ``batch`` windows at a time).
+    """Run the online chain over one file (models batched ``batch`` windows at a time); thread-safe: `stream
+    diarize` runs two files at a time with one analyzer.
 
     Uses both cores: segmentation depends on the audio alone, so a worker thread segments the next batch while
     this thread runs everything that must see the windows in order (planner, CAM++ trunk ring, clustering).
@@ -85,6 +87,7 @@ def diarize_file(path: Path, analyzer: WindowAnalyzer, config: DiarizationConfig
                                     [p.embed for p in plans])
         for a, e, p in zip(activity, embeddings, plans):
             diarizer(a, e, p)
+        release_freed_memory()  # bounded RSS with `keep_freed_memory` (at most every few seconds)
 
     with ThreadPoolExecutor(1) as worker:
         ahead: deque[tuple[int, Future]] = deque()  # at most two batches in flight: memory stays flat

@@ -120,8 +120,8 @@ class WindowAnalyzer:
                  overlap_weight: float = 0.1, context_s: float = 1.0) -> None:
         self.geometry = geometry
         self.overlap_weight = overlap_weight
-        self.seg_params = jax.tree.map(jnp.asarray, seg_params)
-        self.emb_params = jax.tree.map(jnp.asarray, emb_params)
+        self.seg_params = jax.device_put(seg_params)  # one transfer: per-leaf jnp.asarray took ~1 s
+        self.emb_params = jax.device_put(emb_params)
         self.samples = round(geometry.duration * SAMPLE_RATE)
         self.step_samples = round(geometry.step * SAMPLE_RATE)
         shift = round(FBANK.frame_shift_ms * SAMPLE_RATE / 1000)

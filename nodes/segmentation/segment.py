@@ -141,7 +141,7 @@ class RollingSegmenter:
 
     def __init__(self, params: Params, config: RollingConfig = RollingConfig()) -> None:
         self.config = config
-        self._params = jax.tree.map(jnp.asarray, params)
+        self._params = jax.device_put(params)
         self.reset()
 
     def reset(self) -> None:

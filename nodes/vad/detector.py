@@ -109,7 +109,7 @@ class SileroStream:
     """Speech probability of each completed 512-sample chunk; model state carried across pushes."""
 
     def __init__(self, params: Params) -> None:
-        self._params = jax.tree.map(jnp.asarray, params)
+        self._params = jax.device_put(params)
         self.reset()
 
     def reset(self) -> None:
@@ -197,7 +197,7 @@ def speech_probabilities(params: Params, audio: np.ndarray, sample_rate: int = S
     padded = np.zeros(CONTEXT + count * CHUNK, np.float32)
     padded[CONTEXT : CONTEXT + len(x)] = x
     frames = np.lib.stride_tricks.sliding_window_view(padded, CONTEXT + CHUNK)[::CHUNK][:count]
-    params = jax.tree.map(jnp.asarray, params)
+    params = jax.device_put(params)
     state, probs = jnp.zeros((2, 1, HIDDEN), jnp.float32), []
     for first in range(0, count, _FILE_BLOCK):
         block = np.zeros((_FILE_BLOCK, CONTEXT + CHUNK), np.float32)

@@ -35,9 +35,11 @@ def build(args: argparse.Namespace):  # -> (DiarizationConfig, WindowAnalyzer, e
     from nodes.diarization.pipeline import DiarizationConfig
     from nodes.diarization.windows import WindowAnalyzer
     from nodes.segmentation.node import use_compile_cache
+    from stream.allocator import keep_freed_memory
     from stream.models import load_params
 
     use_compile_cache()  # a second run loads the compiled models from disk instead of compiling them again
+    keep_freed_memory()
 
     config = DiarizationConfig()
     geometry = dataclasses.replace(config.geometry, latency=args.latency)
@@ -55,40 +57,59 @@ def build(args: argparse.Namespace):  # -> (DiarizationConfig, WindowAnalyzer, e
     return config, analyzer, enrolled
 
 
+CONCURRENT_FILES = 2  # files in flight: one file's start and end (a model batch with nothing to overlap it)
+#   overlap the other's middle, so both cores stay busy on folders of short recordings (bench/RESULTS.md)
+
+
 def run(args: argparse.Namespace) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+    from queue import SimpleQueue
+
     from tqdm import tqdm
 
     from nodes.capture.files import audio_files, open_audio
-    from nodes.diarization.files import diarize_file
+    from nodes.diarization.files import FileResult, diarize_file
     from stream.errors import StreamError
     from stream.rttm import write_rttm
 
     config, analyzer, enrolled = build(args)
     args.out.mkdir(parents=True, exist_ok=True)
-    failed = 0
     try:
         files = audio_files(args.audio)
     except StreamError as exc:
         print(f"stream diarize: {exc}", file=sys.stderr)
         return 1
-    for path in files:
+    rows: SimpleQueue[int] = SimpleQueue()  # terminal rows for the progress bars of the files in flight
+    for row in range(CONCURRENT_FILES):
+        rows.put(row)
+
+    def one(path: Path) -> FileResult:
+        with open_audio(path) as f:
+            total, rate = f.frames / f.samplerate, f.samplerate
+        if rate < 16000:
+            print(f"{path}: note: {rate} Hz audio upsampled to 16000 Hz (narrow-band audio diarises worse)",
+                  file=sys.stderr)
+        row = rows.get()
         try:
-            with open_audio(path) as f:
-                total, rate = f.frames / f.samplerate, f.samplerate
-            if rate < 16000:
-                print(f"{path}: note: {rate} Hz audio upsampled to 16000 Hz (narrow-band audio diarises worse)",
-                      file=sys.stderr)
-            with tqdm(total=round(total, 1), unit="s", desc=path.name, leave=False,
+            with tqdm(total=round(total, 1), unit="s", desc=path.name, leave=False, position=row,
                       disable=not sys.stderr.isatty(), file=sys.stderr) as bar:
-                result = diarize_file(path, analyzer, config, enrolled, refine=args.refine,
-                                      progress=lambda t: bar.update(round(t, 1) - bar.n))
-        except StreamError as exc:
-            print(f"{path}: error: {exc}", file=sys.stderr)
-            failed += 1
-            continue
-        write_rttm(args.out / f"{path.stem}.rttm", path.stem, result.turns)
-        if result.refined is not None:
-            write_rttm(args.out / f"{path.stem}.refined.rttm", path.stem, result.refined)
-        print(f"{path}: {result.speakers} speakers, {result.speech:.1f} s speech of {result.duration:.1f} s, "
-              f"RTF {result.elapsed / max(result.duration, 1e-9):.3f}")
+                return diarize_file(path, analyzer, config, enrolled, refine=args.refine,
+                                    progress=lambda t: bar.update(round(t, 1) - bar.n))
+        finally:
+            rows.put(row)
+
+    failed = 0
+    with ThreadPoolExecutor(CONCURRENT_FILES) as pool:
+        for path, future in [(path, pool.submit(one, path)) for path in files]:  # reported in input order
+            try:
+                result = future.result()
+            except StreamError as exc:
+                print(f"{path}: error: {exc}", file=sys.stderr)
+                failed += 1
+                continue
+            write_rttm(args.out / f"{path.stem}.rttm", path.stem, result.turns)
+            if result.refined is not None:
+                write_rttm(args.out / f"{path.stem}.refined.rttm", path.stem, result.refined)
+            print(f"{path}: {result.speakers} speakers, {result.speech:.1f} s speech of {result.duration:.1f} s, "
+                  f"RTF {result.elapsed / max(result.duration, 1e-9):.3f}")
     return 1 if failed else 0
