@@ -32,6 +32,7 @@ from nodes.diarization.aggregation import WindowGeometry
 from nodes.diarization.pipeline import SAMPLE_RATE, DiarizationConfig, WindowBuffer
 from nodes.diarization.stitching import EmbeddingPlanner, Plan
 from nodes.diarization.windows import TrunkRing, WindowAnalyzer
+from stream.allocator import keep_freed_memory, release_freed_memory
 from stream.errors import ConfigError, MessageError
 from stream.message import Message
 from stream.node import Node
@@ -153,6 +154,7 @@ class SegmentationNode(Node[SegmentationConfig]):
         from stream.models import load_params
 
         use_compile_cache()
+        keep_freed_memory()  # model calls reuse heap pages instead of page-faulting fresh mmaps
         c = self.config
         self.analyzer = WindowAnalyzer(load_params("segmentation-3.0"), load_params("campplus"), c.geometry,
                                        c.overlap_weight)
@@ -190,6 +192,7 @@ class SegmentationNode(Node[SegmentationConfig]):
         while self.pending:
             todo, self.pending = self.pending[: self.config.max_batch], self.pending[self.config.max_batch:]
             out += self._batch(todo)
+        release_freed_memory()
         return out
 
     def _batch(self, todo: list[Pending]) -> list[Message]:

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 EPILOG = """outputs: DIR/<stem>.rttm, the online result at --latency (RTTM uri = file stem); with --refine also
 DIR/<stem>.refined.rttm, re-clustered and re-segmented with the whole file seen.
-Inputs: WAV/FLAC/OGG/MP3 at any rate and channel count (down-mixed, resampled to 16 kHz); folders are recursed."""
+Inputs: WAV/FLAC/OGG/MP3 at any rate and channel count (down-mixed, resampled to 16 kHz); folders are recursed.
+Two files are diarised at a time: a file's summary line gives its own wall time over its duration (RTF), the last
+line the throughput over all files."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -72,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from stream.errors import StreamError
     from stream.rttm import write_rttm
 
+    started = time.perf_counter()
     config, analyzer, enrolled = build(args)
     args.out.mkdir(parents=True, exist_ok=True)
     try:
@@ -98,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         finally:
             rows.put(row)
 
-    failed = 0
+    failed, audio = 0, 0.0
     with ThreadPoolExecutor(CONCURRENT_FILES) as pool:
         for path, future in [(path, pool.submit(one, path)) for path in files]:  # reported in input order
             try:
@@ -112,4 +116,9 @@ def run(args: argparse.Namespace) -> int:
                 write_rttm(args.out / f"{path.stem}.refined.rttm", path.stem, result.refined)
             print(f"{path}: {result.speakers} speakers, {result.speech:.1f} s speech of {result.duration:.1f} s, "
                   f"RTF {result.elapsed / max(result.duration, 1e-9):.3f}")
+            audio += result.duration
+    if len(files) > 1 and audio > 0:
+        done = time.perf_counter()
+        print(f"{len(files) - failed} of {len(files)} files, {audio:.1f} s of audio in {done - started:.1f} s "
+              f"(models loaded and compiled included): RTF {(done - started) / audio:.3f}")
     return 1 if failed else 0
