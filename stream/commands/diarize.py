@@ -64,7 +64,12 @@ CONCURRENT_FILES = 2  # files in flight: one file's start and end (a model batch
 #   overlap the other's middle, so both cores stay busy on folders of short recordings (bench/RESULTS.md)
 
 
+class _Stopped(Exception):
+    """Raised in a file's thread when the command is interrupted, so it ends at its next block of audio."""
+
+
 def run(args: argparse.Namespace) -> int:
+    import threading
     from concurrent.futures import ThreadPoolExecutor
     from queue import SimpleQueue
 
@@ -86,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     rows: SimpleQueue[int] = SimpleQueue()  # terminal rows for the progress bars of the files in flight
     for row in range(CONCURRENT_FILES):
         rows.put(row)
+    stop = threading.Event()  # set on the way out (Ctrl-C included): files in flight end at their next block
 
     def one(path: Path) -> FileResult:
         with open_audio(path) as f:
@@ -97,13 +103,19 @@ def run(args: argparse.Namespace) -> int:
         try:
             with tqdm(total=round(total, 1), unit="s", desc=path.name, leave=False, position=row,
                       disable=not sys.stderr.isatty(), file=sys.stderr) as bar:
-                return diarize_file(path, analyzer, config, enrolled, refine=args.refine,
-                                    progress=lambda t: bar.update(round(t, 1) - bar.n))
+
+                def progress(t: float) -> None:
+                    if stop.is_set():
+                        raise _Stopped
+                    bar.update(round(t, 1) - bar.n)
+
+                return diarize_file(path, analyzer, config, enrolled, refine=args.refine, progress=progress)
         finally:
             rows.put(row)
 
     failed, audio = 0, 0.0
-    with ThreadPoolExecutor(CONCURRENT_FILES) as pool:
+    pool = ThreadPoolExecutor(CONCURRENT_FILES)
+    try:
         for path, future in [(path, pool.submit(one, path)) for path in files]:  # reported in input order
             try:
                 result = future.result()
@@ -117,6 +129,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"{path}: {result.speakers} speakers, {result.speech:.1f} s speech of {result.duration:.1f} s, "
                   f"RTF {result.elapsed / max(result.duration, 1e-9):.3f}")
             audio += result.duration
+    finally:
+        stop.set()
+        pool.shutdown(cancel_futures=True)
     if len(files) > 1 and audio > 0:
         done = time.perf_counter()
         print(f"{len(files) - failed} of {len(files)} files, {audio:.1f} s of audio in {done - started:.1f} s "
