@@ -6,8 +6,10 @@ broken files: the same invocation a user would make on a folder with a few bad r
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -18,8 +20,8 @@ from nodes.diarization.evaluate import score
 from stream.rttm import read_rttm, read_uem
 
 # Pooled over the 12 clips, no collar, overlap scored, UEM applied (bench/RESULTS.md has the measured values).
-ONLINE_DER_MAX = 35.0  # % (measured 32.9)
-REFINED_DER_MAX = 31.0  # % (measured 29.0)
+ONLINE_DER_MAX = 35.0  # % (measured 32.6)
+REFINED_DER_MAX = 31.0  # % (measured 28.7)
 STEREO_CLIP = "trn06"  # per-clip DER of these 30 s clips can move by several points under a 48 dB SNR
 #   perturbation such as this resampling (dev00: 39.5 vs 37.6, trn03 5.1 vs 9.8; bench/RESULTS.md, "Diarisation")
 BAD = {  # file name -> what the error line must say
@@ -81,3 +83,24 @@ def test_bad_inputs_one_line_each_and_the_rest_completes(run):
     assert done == sorted([f"{p.stem}.rttm" for p in ami.glob("*.flac")] + ["phone8k.rttm", "stereo44k.rttm"])
     summaries = [line for line in proc.stdout.splitlines() if " speakers, " in line and "RTF" in line]
     assert len(summaries) == 14
+
+
+def test_interrupt_stops_the_batch(tmp_path, data):
+    """Ctrl-C (SIGINT) ends the files in flight at their next block and skips the rest: exit 130, no more RTTMs."""
+    clips = sorted((data / "diarization" / "ami").glob("*.flac"))
+    long = tmp_path / "in" / "long.flac"  # 6 minutes: the clips one after another
+    long.parent.mkdir()
+    sf.write(long, np.concatenate([sf.read(c, dtype="float32")[0] for c in clips]), 16000)
+    for i in range(1, 6):
+        (tmp_path / "in" / f"long{i}.flac").symlink_to(long)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "diarize", str(tmp_path / "in"), "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not out.exists() and time.monotonic() < deadline:  # the output folder appears once the models are loaded
+        time.sleep(0.2)
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    stdout, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert len(list(out.glob("*.rttm"))) < 6 and " speakers, " not in stdout
