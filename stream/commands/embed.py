@@ -39,7 +39,11 @@ def run(args: argparse.Namespace) -> int:
     from nodes.capture.files import audio_files
     from nodes.embedding.api import campplus_config, load_campplus
     from nodes.embedding.files import embed_files
+    from nodes.segmentation.node import use_compile_cache
+    from stream.allocator import keep_freed_memory
 
+    use_compile_cache()  # one compiled shape per length bucket: a second run loads them from disk
+    keep_freed_memory()
     paths = audio_files(args.audio)
     if not paths:
         print("stream embed: error: no audio files found in " + " ".join(map(str, args.audio)), file=sys.stderr)
