@@ -25,7 +25,6 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-import jax
 import numpy as np
 
 from nodes.diarization.aggregation import WindowGeometry
@@ -35,17 +34,10 @@ from nodes.diarization.windows import TrunkRing, WindowAnalyzer
 from stream.allocator import keep_freed_memory, release_freed_memory
 from stream.errors import ConfigError, MessageError
 from stream.message import Message
+from stream.models import use_compile_cache
 from stream.node import Node
-from stream.paths import cache_dir
 
 _DEFAULTS = DiarizationConfig()
-
-
-def use_compile_cache() -> None:
-    """Keep XLA executables on disk (STREAM_CACHE_DIR/jax), so a restarted model node warms up in ~0.5 s instead
-    of recompiling for 5-20 s on a loaded machine."""
-    jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "jax"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
 def mono_pcm(msg: Message, rate: int = SAMPLE_RATE) -> np.ndarray:

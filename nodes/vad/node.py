@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from nodes.segmentation.node import mono_pcm, use_compile_cache
+from nodes.segmentation.node import mono_pcm
 from nodes.vad.detector import SpeechEvent, VadConfig, VoiceActivityDetector
 from stream.message import Message
+from stream.models import use_compile_cache
 from stream.node import Node
 
 _DEFAULTS = VadConfig()

@@ -37,9 +37,8 @@ def build(args: argparse.Namespace):  # -> (DiarizationConfig, WindowAnalyzer, e
 
     from nodes.diarization.pipeline import DiarizationConfig
     from nodes.diarization.windows import WindowAnalyzer
-    from nodes.segmentation.node import use_compile_cache
     from stream.allocator import keep_freed_memory
-    from stream.models import load_params
+    from stream.models import load_params, use_compile_cache
 
     use_compile_cache()  # a second run loads the compiled models from disk instead of compiling them again
     keep_freed_memory()

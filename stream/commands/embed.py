@@ -39,8 +39,8 @@ def run(args: argparse.Namespace) -> int:
     from nodes.capture.files import audio_files
     from nodes.embedding.api import campplus_config, load_campplus
     from nodes.embedding.files import embed_files
-    from nodes.segmentation.node import use_compile_cache
     from stream.allocator import keep_freed_memory
+    from stream.models import use_compile_cache
 
     use_compile_cache()  # one compiled shape per length bucket: a second run loads them from disk
     keep_freed_memory()
