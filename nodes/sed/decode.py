@@ -130,7 +130,7 @@ class Decoder:
         edges = []
         for rule, s, raw, why in zip(self.rules, self.states, scores, gated):
             s.recent = (s.recent + [0.0 if why else float(raw)])[-rule.smooth:]
-            smoothed = float(np.median(s.recent))
+            smoothed = sorted(s.recent)[(len(s.recent) - 1) // 2]  # the lower middle while the window fills
             t = max(0.0, (k - len(s.recent) // 2) * self.hop) + self.onset_offset
             edges += self._step(rule, s, smoothed, t, decided)
         return edges
