@@ -27,6 +27,7 @@ COMMANDS = [
     "verify",
     "identify",
     "train_embedding",
+    "keys",
     "chords",
 ]
 
