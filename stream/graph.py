@@ -9,6 +9,11 @@ Graph format (see configs/demo.toml for a commented example):
     hwm = 1000              # messages buffered per socket before ZeroMQ drops (drops are counted downstream)
     max_streams = 64        # stream ids one node keeps state for (messages of more are rejected, counted)
     max_message_mb = 16.0   # frames over this many MiB are refused at the socket (counted)
+    plaintext_tcp = false   # allow tcp:// to/from other hosts without CURVE (a trusted private network only)
+
+    [curve]                 # encrypt and authenticate tcp:// endpoints across hosts (see stream/curve.py)
+    secret_key = "keys/this-host.key_secret"
+    authorized = "keys/authorized"
 
     [metrics]
     host = "127.0.0.1"      # one Prometheus endpoint for the whole graph
@@ -24,7 +29,7 @@ Graph format (see configs/demo.toml for a commented example):
     name = "loudness"
     kind = "loudness"
     inputs = ["capture"]    # upstream node names, or endpoints of nodes on other hosts ("tcp://host:port")
-    # endpoint = "tcp://0.0.0.0:5601"   # bind here instead of ipc://<run dir>/<name>.sock (other hosts)
+    # endpoint = "tcp://0.0.0.0:5601"   # bind here instead of ipc://<run dir>/<name>.sock (other hosts; needs [curve])
 
     [[sinks]]               # events of every node go to every sink (one "sinks" process)
     kind = "jsonl"          # zmq_pub | jsonl | console | mqtt | "package.module:Class"
@@ -65,6 +70,7 @@ import zmq
 import zmq.asyncio
 
 from stream import metrics
+from stream.curve import CurveKeys, is_loopback
 from stream.errors import ConfigError
 from stream.message import NAME_RULE, valid_name
 from stream.node import Source, resolve
@@ -74,7 +80,8 @@ from stream.runner import EXIT_FATAL, NodeSpec
 log = logging.getLogger(__name__)
 
 SINKS_NODE = "sinks"
-_GRAPH_KEYS = {"name", "checkpoint_s", "heartbeat_s", "hwm", "max_streams", "max_message_mb"}
+_GRAPH_KEYS = {"name", "checkpoint_s", "heartbeat_s", "hwm", "max_streams",
+               "max_message_mb", "plaintext_tcp"}
 _NODE_KEYS = {"name", "kind", "config", "inputs", "endpoint"}
 _ENDPOINT = re.compile(r"ipc://\S+|tcp://(\*|[\w.\-]+|\[[0-9a-fA-F:]+\]):\d{1,5}")
 MAX_CONTROL_BYTES = 4096  # a heartbeat is ~60 bytes; anything bigger on the control socket is refused
@@ -98,6 +105,8 @@ class Graph:
     checkpoint_s: float = 1.0
     heartbeat_s: float = 0.5
     hwm: int = 1000
+    plaintext_tcp: bool = False  # tcp:// beyond loopback without CURVE, explicitly allowed
+    curve: CurveKeys | None = None
     max_streams: int = 64
     max_message_mb: float = 16.0
 
@@ -140,9 +149,10 @@ def _typed(table: dict[str, Any], where: str, types: dict[str, type]) -> dict[st
         value = table[key]
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if not isinstance(value, kind) or isinstance(value, bool) or (kind is float and not math.isfinite(value)):
-            raise ConfigError(f"{where} {key} must be {'a number' if kind is float else f'a {kind.__name__}'}, "
-                              f"got {value!r}")
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool) \
+                or (kind is float and not math.isfinite(value)):
+            expected = {float: "a number", bool: "true or false"}.get(kind, f"a {kind.__name__}")
+            raise ConfigError(f"{where} {key} must be {expected}, got {value!r}")
         out[key] = value
     return out
 
@@ -155,7 +165,7 @@ def load_graph(path: Path) -> Graph:
         raise ConfigError(f"graph file {path} not found; see configs/demo.toml for an example") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"graph file {path} is not valid TOML: {exc}") from None
-    _table(raw, str(path), {"graph", "metrics", "nodes", "sinks"})
+    _table(raw, str(path), {"graph", "metrics", "nodes", "sinks", "curve"})
     head = _table(raw.get("graph", {}), "[graph]", _GRAPH_KEYS)
     met = _table(raw.get("metrics", {}), "[metrics]", {"host", "port"})
     entries = []
@@ -171,11 +181,12 @@ def load_graph(path: Path) -> Graph:
         entries.append(NodeEntry(SINKS_NODE, "stream.sinks.node:SinksNode", {"sinks": list(raw["sinks"])},
                                  tuple(e.name for e in entries)))
     head = _typed(head, "[graph]", {"name": str, "checkpoint_s": float, "heartbeat_s": float, "hwm": int,
-                                    "max_streams": int, "max_message_mb": float})
+                                    "max_streams": int, "max_message_mb": float, "plaintext_tcp": bool})
     met = _typed(met, "[metrics]", {"host": str, "port": int})
     graph = Graph(
         name=head.pop("name", Path(path).stem), nodes=tuple(entries),
-        metrics_host=met.get("host", "127.0.0.1"), metrics_port=met.get("port", 9464), **head,
+        metrics_host=met.get("host", "127.0.0.1"), metrics_port=met.get("port", 9464),
+        curve=CurveKeys.load(raw["curve"]) if "curve" in raw else None, **head,
     )
     check(graph)
     return graph
@@ -201,7 +212,26 @@ def check(graph: Graph) -> None:
             raise ConfigError(f"node {node.name!r} ({node.kind}): a source takes no inputs, any other node needs "
                               f"inputs = [upstream names]")
         cls.from_table(node.config, node.name)
+    _check_tcp(graph)
     _order(graph)
+
+
+def _check_tcp(graph: Graph) -> None:
+    """No tcp:// beyond loopback in the clear unless `plaintext_tcp`; with CURVE, a key for every tcp:// input."""
+    for node in graph.nodes:
+        sinks = node.config.get("sinks", ()) if node.name == SINKS_NODE else ()
+        sink_endpoints = [sink.get("endpoint", "") for sink in sinks if isinstance(sink, dict)]
+        for endpoint in (node.endpoint, *node.inputs, *sink_endpoints):
+            if not isinstance(endpoint, str) or not endpoint.startswith("tcp://"):
+                continue
+            curved = graph.curve is not None and endpoint not in sink_endpoints
+            if not (curved or graph.plaintext_tcp or is_loopback(endpoint)):
+                raise ConfigError(
+                    f"node {node.name!r}: {endpoint} is reachable from other hosts, unencrypted; add a [curve] table "
+                    "(keys from `stream keys`), or set [graph] plaintext_tcp = true on a trusted network only")
+            if curved and endpoint in node.inputs and endpoint not in graph.curve.servers:
+                raise ConfigError(f"node {node.name!r}: input {endpoint} has no publisher key; add it to [curve] "
+                                  f'servers: {{ "{endpoint}" = "PUBLISHER.key" }}')
 
 
 def _order(graph: Graph) -> list[str]:
@@ -262,9 +292,17 @@ class Supervisor:
             name=node.name, kind=node.kind, config=node.config, endpoint=self.endpoint(node)[0], inputs=inputs,
             subscribers=self.graph.subscribers(node.name), control=f"ipc://{self.run_dir / 'control.sock'}",
             state_path=str(self.run_dir / "state" / f"{node.name}.msgpack"), hwm=self.graph.hwm,
-            heartbeat_s=self.graph.heartbeat_s, checkpoint_s=self.graph.checkpoint_s,
+            heartbeat_s=self.graph.heartbeat_s, checkpoint_s=self.graph.checkpoint_s, curve=self._curve(node),
             max_streams=self.graph.max_streams, max_message_bytes=round(self.graph.max_message_mb * 2**20),
         )
+
+    def _curve(self, node: NodeEntry) -> dict[str, Any] | None:
+        """The node's keys; an input from a tcp:// node of this graph is served with this graph's own key."""
+        if self.graph.curve is None:
+            return None
+        own = {self.endpoint(self.graph.node(u))[1]: self.graph.curve.public
+               for u in node.inputs if "://" not in u and self.graph.node(u).endpoint}
+        return replace(self.graph.curve, servers={**self.graph.curve.servers, **own}).to_dict()
 
     async def run(self, duration_s: float | None = None) -> int:
         """Run until every node has finished (end of stream) or a stop; 0 if all ended cleanly."""

@@ -40,6 +40,7 @@ import zmq
 import zmq.asyncio
 
 from stream import metrics
+from stream.curve import CurveKeys, ZapHandler
 from stream.errors import MessageError, StreamError
 from stream.message import Message, Order, SeqTracker, decode
 from stream.node import Node, Source, resolve
@@ -70,6 +71,7 @@ class NodeSpec:
     ready_timeout_s: float = 30.0
     max_streams: int = 64  # stream ids one node keeps state for; messages of further ones are rejected (counted)
     max_message_bytes: int = 16 * 2**20  # frames over this are refused at the socket (counted as oversize)
+    curve: dict[str, Any] | None = None  # CurveKeys.to_dict() when the graph has a [curve] table
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -140,11 +142,13 @@ class Runner:
             self.tracker.load_state_dict(state["seq_in"])
             log.info("%s: restored checkpoint %s", self.spec.name, state_path)
         await self.node.setup()
-        self.pub = Publisher(self.ctx, self.spec.endpoint, self.spec.subscribers, self.spec.hwm)
+        curve = CurveKeys.from_dict(self.spec.curve) if self.spec.curve else None
+        zap = ZapHandler(self.ctx, curve.authorized) if curve else None
+        self.pub = Publisher(self.ctx, self.spec.endpoint, self.spec.subscribers, self.spec.hwm, curve, self.spec.name)
         await self.pub.wait_ready(self.spec.ready_timeout_s)
         for upstream, endpoint in self.spec.inputs.items():
             sock = subscribe(self.ctx, endpoint, self.spec.name, self.node.accepts, self.spec.hwm,
-                             int(self.spec.heartbeat_s * 1000), self.spec.max_message_bytes)
+                             int(self.spec.heartbeat_s * 1000), self.spec.max_message_bytes, curve)
             self.inputs[upstream] = Input(sock, endpoint)
         self.state = "ready"
         log.info("%s: ready", self.spec.name)
@@ -168,6 +172,8 @@ class Runner:
             for upstream in self.inputs.values():
                 upstream.close()
             self.pub.close()
+            if zap is not None:
+                zap.close()
             if self.control is not None:
                 self.control.close()
 
