@@ -87,7 +87,7 @@ def evaluate(rule: Rule, items: list[Item], onset_offset: float) -> dict[str, fl
             starts = []
             if item.kind == "clip" and item.cls == rule.name:
                 clips += 1
-            elif item.kind == "mix":
+            elif item.kind == "mix" and rule.name not in NON_ALERTS:
                 n_ref += sum(r == rule.name for _, _, r in item.refs)
             continue
         g = [gates([rule], lv) for lv in item.levels]
@@ -100,12 +100,12 @@ def evaluate(rule: Rule, items: list[Item], onset_offset: float) -> dict[str, fl
                 hits += bool(starts)
             elif not (rule.name in NON_ALERTS and item.cls in NON_ALERTS):
                 false += len(starts)
-        else:
+        elif rule.name not in NON_ALERTS:  # mixtures have speech in their beds and no speech/music references
             refs = [a for a, _, r in item.refs if r == rule.name]
             tp += onset_matches(refs, starts)
             n_ref += len(refs)
             n_est += len(starts)
-    f1 = 2 * tp / (n_ref + n_est) if n_ref + n_est else 1.0
+    f1 = 2 * tp / (n_ref + n_est) if n_ref + n_est else 0.0
     recall = hits / clips if clips else 1.0
     return {"recall": recall, "f1": f1, "false": false, "quiet": quiet,
             "objective": 0.5 * recall + 0.5 * f1 - 0.1 * false - 100 * quiet}

@@ -13,7 +13,7 @@ Mixtures (`mix`): per half, 20 one-minute mixtures. Each has a background bed (t
 at -35 dBFS, end to end with 50 ms fades; every other mixture also LibriSpeech speech at -35 dBFS in half its
 seconds) and 5 alert clips of that half (13 alert rules: no speech/music targets) at SNR 0, 10 or 20 dB (by
 mixture) over the bed, at random times at least 2 s apart. A clip's reference event spans its first to last
-10 ms frame within 30 dB of its loudest (sed_eval's format: `onset offset rule`, tab-separated). Also per half:
+10 ms frame within 20 dB of its loudest (sed_eval's format: `onset offset rule`, tab-separated). Also per half:
 every clip alone, with 1 s of silence either side (`clips/`, detection per clip and false alarms on negatives);
 and once: 10 minutes each of digital silence, pink noise at -30 dBFS and speech-free room tone (brown noise at
 -55 dBFS with 50 Hz mains hum), in `quiet/`.
@@ -99,7 +99,7 @@ def load(path: Path) -> np.ndarray:
     return x.mean(1)
 
 
-def active_span(x: np.ndarray, floor_db: float = 30.0) -> tuple[float, float]:
+def active_span(x: np.ndarray, floor_db: float = 20.0) -> tuple[float, float]:
     """(first, last) s of the 10 ms frames within `floor_db` of the clip's loudest frame."""
     n = len(x) // 160
     if n == 0:

@@ -20,6 +20,7 @@ COMMANDS = [
     "listen",
     "devices",
     "diarize",
+    "detect",
     "eval",
     "models",
     "embed",

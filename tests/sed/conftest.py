@@ -19,3 +19,13 @@ def class_names(models: Path) -> list[str]:
 @pytest.fixture(scope="session")
 def shipped(class_names) -> list[Rule]:
     return load_rules(DEFAULT_RULES, class_names)
+
+
+@pytest.fixture(scope="session")
+def yamnet():
+    """One JAX YAMNet per test session (compiled executables kept on disk for the node processes)."""
+    from nodes.sed.yamnet import load_yamnet
+    from stream.models import use_compile_cache
+
+    use_compile_cache()
+    return load_yamnet(max_batch=8)

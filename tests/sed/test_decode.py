@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nodes.sed.decode import Decoder, decode, events, gates, level, pool
+from nodes.sed.decode import ONSET_OFFSET, Decoder, decode, events, gates, level, pool
 from nodes.sed.rules import Rule
 
 HOP = 0.24
@@ -34,8 +34,8 @@ def test_sustained_sound_gives_one_event_with_centred_times():
     start, stop = edges
     assert (start.kind, stop.kind) == ("start", "stop")
     # the median first passes 0.5 at patch 6 (two of patches 4..6 high), centred on patch 5
-    assert start.onset == pytest.approx(5 * HOP + 0.5) and start.decided == pytest.approx(6 * HOP + 0.96)
-    assert stop.t == pytest.approx(15 * HOP + 0.5) and stop.score == pytest.approx(0.8)
+    assert start.onset == pytest.approx(5 * HOP + ONSET_OFFSET) and start.decided == pytest.approx(6 * HOP + 0.96)
+    assert stop.t == pytest.approx(15 * HOP + ONSET_OFFSET) and stop.score == pytest.approx(0.8)
 
 
 def test_hysteresis_keeps_one_event_through_a_dip_above_release():
