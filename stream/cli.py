@@ -20,6 +20,7 @@ COMMANDS = [
     "listen",
     "devices",
     "diarize",
+    "beats",
     "eval",
     "models",
     "embed",
