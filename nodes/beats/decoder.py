@@ -61,7 +61,7 @@ class StateSpace:
     phase_of: np.ndarray  # [S] frames since the beat
     first: np.ndarray  # [K] state index of phase 0
     last: np.ndarray  # [K] state index of phase T-1
-    beat: np.ndarray  # [S] bool: beat state
+    beat: np.ndarray  # [S] indices of the beat states
 
 
 def state_space(config: DecoderConfig, fps: float) -> StateSpace:
@@ -70,7 +70,7 @@ def state_space(config: DecoderConfig, fps: float) -> StateSpace:
     period_of = np.repeat(np.arange(len(periods)), periods)
     first = np.concatenate([[0], np.cumsum(periods)[:-1]])
     phase_of = np.arange(len(period_of)) - first[period_of]
-    beat = phase_of < np.maximum(1, periods[period_of] / config.beat_width)
+    beat = np.flatnonzero(phase_of < np.maximum(1, periods[period_of] / config.beat_width))
     return StateSpace(periods, period_of, phase_of, first, first + periods - 1, beat)
 
 
@@ -103,8 +103,9 @@ def tempogram(history: np.ndarray, periods: np.ndarray) -> np.ndarray:
 @dataclass
 class DecoderState:
     alpha: np.ndarray  # [S] filtered posterior
-    history: np.ndarray  # [W] recent observations for the tempogram
+    history: np.ndarray  # [W] recent observations for the tempogram (a ring: frame f at f % W)
     salience: np.ndarray  # [K] last tempogram
+    transitions: np.ndarray  # [K, K] tempo transition under that tempogram
     frame: int = 0  # frames seen
     last_beat: float = -1e9  # frame (fractional) of the last emitted beat
 
@@ -134,27 +135,29 @@ class BeatDecoder:
         sp = self.space
         alpha = (self.prior / sp.periods)[sp.period_of]
         window = max(int(self.config.tempogram_s * self.fps), 2 * int(sp.periods.max()) + 1)
-        self.state = DecoderState(alpha / alpha.sum(), np.zeros(window, np.float32), np.ones(len(sp.periods)))
+        salience = np.ones(len(sp.periods))
+        self.state = DecoderState(alpha / alpha.sum(), np.zeros(window, np.float32), salience,
+                                  self.tempo_transitions(salience))
 
-    def tempo_transitions(self) -> np.ndarray:
-        """The per-beat period transition given the current tempogram: drift, or a jump to a supported tempo."""
+    def tempo_transitions(self, salience: np.ndarray) -> np.ndarray:
+        """The per-beat period transition given a tempogram: drift, or a jump to a supported tempo."""
         c = self.config
-        target = self.prior * self.state.salience ** c.tempogram_power
-        target /= target.sum()
-        a = (1 - c.jump) * self.drift * (self.state.salience[None, :] ** c.tempogram_power) + c.jump * target
+        weight = salience ** c.tempogram_power
+        target = self.prior * weight
+        a = (1 - c.jump) * self.drift * weight[None, :] + c.jump * target / target.sum()
         return a / a.sum(axis=1, keepdims=True)
 
     def step(self, observations: np.ndarray) -> list[BeatFrame]:
         c, sp, s = self.config, self.space, self.state
         beats: list[BeatFrame] = []
-        transitions = self.tempo_transitions()
+        window = len(s.history)
         for o in np.asarray(observations, np.float32):
-            s.history = np.roll(s.history, -1)
-            s.history[-1] = o
-            if s.frame % c.tempogram_every == 0 and s.frame >= len(s.history) // 4:
-                s.salience = tempogram(s.history[-min(s.frame, len(s.history)):], sp.periods)
-                transitions = self.tempo_transitions()
-            wrapped = s.alpha[sp.last] @ transitions
+            s.history[s.frame % window] = o
+            if s.frame % c.tempogram_every == 0 and s.frame >= window // 4:
+                recent = np.roll(s.history, -(s.frame + 1) % window)[-min(s.frame + 1, window):]
+                s.salience = tempogram(recent, sp.periods)
+                s.transitions = self.tempo_transitions(s.salience)
+            wrapped = s.alpha[sp.last] @ s.transitions
             alpha = np.empty_like(s.alpha)
             alpha[1:] = s.alpha[:-1]
             alpha[sp.first] = wrapped

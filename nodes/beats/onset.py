@@ -75,7 +75,8 @@ class OnsetState:
     tail: np.ndarray  # the last window - hop samples (the next frame's start)
     previous: np.ndarray  # last frame's log-mel bands
     peaks: np.ndarray  # whitening peak follower per band
-    recent: np.ndarray  # last flux values, for the local mean
+    recent: np.ndarray  # last flux values (a ring), for the local mean
+    recent_sum: float = 0.0  # their sum
     peak: float = 0.0  # running peak of the mean-removed flux
     frames: int = 0  # frames produced so far
 
@@ -129,9 +130,10 @@ class OnsetDetector:
             logmel = np.log1p(c.compression * m)
             flux = float(np.maximum(logmel - s.previous, 0) @ self.weights) if s.frames else 0.0
             s.previous = logmel
-            s.recent = np.roll(s.recent, -1)
-            s.recent[-1] = flux
-            value = max(flux - float(s.recent.mean()), 0.0)
+            slot = s.frames % len(s.recent)
+            s.recent_sum += flux - float(s.recent[slot])
+            s.recent[slot] = flux
+            value = max(flux - s.recent_sum / len(s.recent), 0.0)
             s.peak = max(value, s.peak * self.peak_decay, 1e-6)
             out[i] = value / s.peak
             s.frames += 1
