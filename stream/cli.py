@@ -28,6 +28,8 @@ COMMANDS = [
     "verify",
     "identify",
     "train_embedding",
+    "keys",
+    "chords",
 ]
 
 

@@ -7,6 +7,11 @@ Graph format (see configs/demo.toml for a commented example):
     checkpoint_s = 1.0      # node state checkpoint period, s
     heartbeat_s = 0.5       # node -> supervisor heartbeat period, s; 10 missed = hung, killed and restarted
     hwm = 1000              # messages buffered per socket before ZeroMQ drops (drops are counted downstream)
+    plaintext_tcp = false   # allow tcp:// to/from other hosts without CURVE (a trusted private network only)
+
+    [curve]                 # encrypt and authenticate tcp:// endpoints across hosts (see stream/curve.py)
+    secret_key = "keys/this-host.key_secret"
+    authorized = "keys/authorized"
 
     [metrics]
     host = "127.0.0.1"      # one Prometheus endpoint for the whole graph
@@ -22,7 +27,7 @@ Graph format (see configs/demo.toml for a commented example):
     name = "loudness"
     kind = "loudness"
     inputs = ["capture"]    # upstream node names, or endpoints of nodes on other hosts ("tcp://host:port")
-    # endpoint = "tcp://0.0.0.0:5601"   # bind here instead of ipc://<run dir>/<name>.sock (other hosts)
+    # endpoint = "tcp://0.0.0.0:5601"   # bind here instead of ipc://<run dir>/<name>.sock (other hosts; needs [curve])
 
     [[sinks]]               # events of every node go to every sink (one "sinks" process)
     kind = "jsonl"          # zmq_pub | jsonl | console | mqtt | "package.module:Class"
@@ -61,6 +66,7 @@ import zmq
 import zmq.asyncio
 
 from stream import metrics
+from stream.curve import CurveKeys, is_loopback
 from stream.errors import ConfigError
 from stream.node import Source, resolve
 from stream.paths import REPO_ROOT
@@ -69,7 +75,7 @@ from stream.runner import EXIT_FATAL, NodeSpec
 log = logging.getLogger(__name__)
 
 SINKS_NODE = "sinks"
-_GRAPH_KEYS = {"name", "checkpoint_s", "heartbeat_s", "hwm"}
+_GRAPH_KEYS = {"name", "checkpoint_s", "heartbeat_s", "hwm", "plaintext_tcp"}
 _NODE_KEYS = {"name", "kind", "config", "inputs", "endpoint"}
 
 
@@ -91,6 +97,8 @@ class Graph:
     checkpoint_s: float = 1.0
     heartbeat_s: float = 0.5
     hwm: int = 1000
+    plaintext_tcp: bool = False  # tcp:// beyond loopback without CURVE, explicitly allowed
+    curve: CurveKeys | None = None
 
     def node(self, name: str) -> NodeEntry:
         return next(n for n in self.nodes if n.name == name)
@@ -116,7 +124,7 @@ def load_graph(path: Path) -> Graph:
         raise ConfigError(f"graph file {path} not found; see configs/demo.toml for an example") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"graph file {path} is not valid TOML: {exc}") from None
-    _table(raw, str(path), {"graph", "metrics", "nodes", "sinks"})
+    _table(raw, str(path), {"graph", "metrics", "nodes", "sinks", "curve"})
     head = _table(raw.get("graph", {}), "[graph]", _GRAPH_KEYS)
     met = _table(raw.get("metrics", {}), "[metrics]", {"host", "port"})
     entries = []
@@ -129,10 +137,13 @@ def load_graph(path: Path) -> Graph:
     if raw.get("sinks"):
         entries.append(NodeEntry(SINKS_NODE, "stream.sinks.node:SinksNode", {"sinks": list(raw["sinks"])},
                                  tuple(e.name for e in entries)))
+    if not isinstance(head.get("plaintext_tcp", False), bool):
+        raise ConfigError(f"[graph] plaintext_tcp must be true or false, got {head['plaintext_tcp']!r}")
     graph = Graph(
         name=head.get("name", Path(path).stem), nodes=tuple(entries),
         metrics_host=met.get("host", "127.0.0.1"), metrics_port=int(met.get("port", 9464)),
-        **{k: head[k] for k in ("checkpoint_s", "heartbeat_s", "hwm") if k in head},
+        curve=CurveKeys.load(raw["curve"]) if "curve" in raw else None,
+        **{k: head[k] for k in ("checkpoint_s", "heartbeat_s", "hwm", "plaintext_tcp") if k in head},
     )
     check(graph)
     return graph
@@ -152,7 +163,26 @@ def check(graph: Graph) -> None:
             raise ConfigError(f"node {node.name!r} ({node.kind}): a source takes no inputs, any other node needs "
                               f"inputs = [upstream names]")
         cls.from_table(node.config, node.name)
+    _check_tcp(graph)
     _order(graph)
+
+
+def _check_tcp(graph: Graph) -> None:
+    """No tcp:// beyond loopback in the clear unless `plaintext_tcp`; with CURVE, a key for every tcp:// input."""
+    for node in graph.nodes:
+        sinks = node.config.get("sinks", ()) if node.name == SINKS_NODE else ()
+        sink_endpoints = [sink.get("endpoint", "") for sink in sinks if isinstance(sink, dict)]
+        for endpoint in (node.endpoint, *node.inputs, *sink_endpoints):
+            if not isinstance(endpoint, str) or not endpoint.startswith("tcp://"):
+                continue
+            curved = graph.curve is not None and endpoint not in sink_endpoints
+            if not (curved or graph.plaintext_tcp or is_loopback(endpoint)):
+                raise ConfigError(
+                    f"node {node.name!r}: {endpoint} is reachable from other hosts, unencrypted; add a [curve] table "
+                    "(keys from `stream keys`), or set [graph] plaintext_tcp = true on a trusted network only")
+            if curved and endpoint in node.inputs and endpoint not in graph.curve.servers:
+                raise ConfigError(f"node {node.name!r}: input {endpoint} has no publisher key; add it to [curve] "
+                                  f'servers: {{ "{endpoint}" = "PUBLISHER.key" }}')
 
 
 def _order(graph: Graph) -> list[str]:
@@ -212,8 +242,16 @@ class Supervisor:
             name=node.name, kind=node.kind, config=node.config, endpoint=self.endpoint(node)[0], inputs=inputs,
             subscribers=self.graph.subscribers(node.name), control=f"ipc://{self.run_dir / 'control.sock'}",
             state_path=str(self.run_dir / "state" / f"{node.name}.msgpack"), hwm=self.graph.hwm,
-            heartbeat_s=self.graph.heartbeat_s, checkpoint_s=self.graph.checkpoint_s,
+            heartbeat_s=self.graph.heartbeat_s, checkpoint_s=self.graph.checkpoint_s, curve=self._curve(node),
         )
+
+    def _curve(self, node: NodeEntry) -> dict[str, Any] | None:
+        """The node's keys; an input from a tcp:// node of this graph is served with this graph's own key."""
+        if self.graph.curve is None:
+            return None
+        own = {self.endpoint(self.graph.node(u))[1]: self.graph.curve.public
+               for u in node.inputs if "://" not in u and self.graph.node(u).endpoint}
+        return replace(self.graph.curve, servers={**self.graph.curve.servers, **own}).to_dict()
 
     async def run(self, duration_s: float | None = None) -> int:
         """Run until every node has finished (end of stream) or a stop; 0 if all ended cleanly."""

@@ -50,6 +50,10 @@ REALTIME_FACTOR = Gauge(
     "stream_realtime_factor", "Processing time over audio duration of the last message (<1 keeps up).", ["node"],
     multiprocess_mode="livemax",
 )
+AUTH_REFUSED = Counter(
+    "stream_auth_refused", "Peers refused at a node's CURVE tcp:// output: key (client key not authorized), "
+    "handshake (no CURVE, or the wrong server key).", ["node", "reason"],
+)
 SINK_ERRORS = Counter("stream_sink_errors", "Events a sink failed to publish.", ["sink"])
 CAPTURE_PROBLEMS = Counter(
     "stream_capture_problems", "Input blocks a capture device spoiled: overflow (device dropped samples), "

@@ -34,6 +34,7 @@ import zmq
 import zmq.asyncio
 
 from stream import metrics
+from stream.curve import CurveKeys, ZapHandler
 from stream.errors import MessageError, StreamError
 from stream.message import Message, Order, SeqTracker, decode
 from stream.node import Node, Source, resolve
@@ -61,6 +62,7 @@ class NodeSpec:
     heartbeat_s: float = 0.5
     checkpoint_s: float = 1.0
     ready_timeout_s: float = 30.0
+    curve: dict[str, Any] | None = None  # CurveKeys.to_dict() when the graph has a [curve] table
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -131,12 +133,14 @@ class Runner:
             self.tracker.load_state_dict(state["seq_in"])
             log.info("%s: restored checkpoint %s", self.spec.name, state_path)
         await self.node.setup()
-        self.pub = Publisher(self.ctx, self.spec.endpoint, self.spec.subscribers, self.spec.hwm)
+        curve = CurveKeys.from_dict(self.spec.curve) if self.spec.curve else None
+        zap = ZapHandler(self.ctx, curve.authorized) if curve else None
+        self.pub = Publisher(self.ctx, self.spec.endpoint, self.spec.subscribers, self.spec.hwm, curve, self.spec.name)
         await self.pub.wait_ready(self.spec.ready_timeout_s)
         for upstream, endpoint in self.spec.inputs.items():
             self.subs[upstream] = subscribe(
                 self.ctx, endpoint, self.spec.name, self.node.accepts, self.spec.hwm,
-                int(self.spec.heartbeat_s * 1000),
+                int(self.spec.heartbeat_s * 1000), curve,
             )
         self.state = "ready"
         log.info("%s: ready", self.spec.name)
@@ -159,6 +163,8 @@ class Runner:
             for sock in self.subs.values():
                 sock.close()
             self.pub.close()
+            if zap is not None:
+                zap.close()
             if self.control is not None:
                 self.control.close()
 

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 import zmq
 import zmq.asyncio
 
+from stream.curve import CurveKeys, RefusalCounter
 from stream.message import Message, encode
 
 log = logging.getLogger(__name__)
@@ -39,11 +40,16 @@ def topic(kind: str, stream: str = "") -> bytes:
 class Publisher:
     """A node's output: bound XPUB that knows which subscribers have joined."""
 
-    def __init__(self, ctx: zmq.asyncio.Context, endpoint: str, subscribers: Iterable[str], hwm: int) -> None:
+    def __init__(self, ctx: zmq.asyncio.Context, endpoint: str, subscribers: Iterable[str], hwm: int,
+                 curve: CurveKeys | None = None, name: str = "") -> None:
         self.sock = ctx.socket(zmq.XPUB)
         self.sock.setsockopt(zmq.XPUB_VERBOSE, 1)
         self.sock.setsockopt(zmq.SNDHWM, hwm)
         self.sock.setsockopt(zmq.LINGER, 2000)
+        self.refusals: RefusalCounter | None = None
+        if curve is not None and endpoint.startswith("tcp://"):
+            curve.serve(self.sock)
+            self.refusals = RefusalCounter(self.sock, name)
         self.sock.bind(endpoint)
         self.expected = set(subscribers)
         self.joined: set[str] = set()
@@ -75,15 +81,21 @@ class Publisher:
 
     def close(self) -> None:
         self._watch.cancel()
+        if self.refusals is not None:
+            self.refusals.close()
         self.sock.close()
 
 
 def subscribe(
-    ctx: zmq.asyncio.Context, endpoint: str, name: str, kinds: Iterable[str], hwm: int, heartbeat_ms: int
+    ctx: zmq.asyncio.Context, endpoint: str, name: str, kinds: Iterable[str], hwm: int, heartbeat_ms: int,
+    curve: CurveKeys | None = None,
 ) -> zmq.asyncio.Socket:
     """A SUB connected to an upstream `endpoint`, subscribed to `kinds` (all when empty) and end-of-stream,
-    then to its ready token. ZeroMQ heartbeats drop a dead TCP peer, reconnection is automatic and quick."""
+    then to its ready token. ZeroMQ heartbeats drop a dead TCP peer, reconnection is automatic and quick.
+    With `curve`, a `tcp://` upstream is reached as a CURVE client that checks the publisher's key."""
     sock = ctx.socket(zmq.SUB)
+    if curve is not None and endpoint.startswith("tcp://"):
+        curve.connect_to(sock, endpoint)
     sock.setsockopt(zmq.RCVHWM, hwm)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.RECONNECT_IVL, 20)
