@@ -21,6 +21,7 @@ COMMANDS = [
     "devices",
     "diarize",
     "detect",
+    "beats",
     "eval",
     "models",
     "embed",
