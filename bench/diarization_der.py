@@ -82,7 +82,8 @@ def peer_hypotheses(cache: Path, set_name: str, uris: list[str]) -> dict[str, di
     """{peer: {uri: turns}} of the cached peer RTTMs of this set (peers with none are left out)."""
     out: dict[str, dict[str, list[Turn]]] = {}
     for peer in PEERS:
-        found = {uri: read_rttm(p).get(uri, []) for uri in uris if (p := cache / peer / set_name / f"{uri}.rttm").exists()}
+        paths = {uri: cache / peer / set_name / f"{uri}.rttm" for uri in uris}
+        found = {uri: read_rttm(p).get(uri, []) for uri, p in paths.items() if p.exists()}
         if found:
             out[peer] = found
     return out
@@ -113,9 +114,9 @@ def table(references: dict[str, dict[str, list[Turn]]], uems: dict[str, dict[str
                          f"{total.false_alarm:5.1f} {total.confusion:5.1f}  "
                          f"{f'{exact:.0f}% exact, {near:.0f}% ±1, worst {errors[worst]}':<26} {files:>5}")
             if s in TUNE_SETS or report_files:
-                detail += [(r.uri, k, f"{s:<11} {system:<12} {r.uri:<14} {r.der:6.1f} {r.missed:5.1f} {r.false_alarm:5.1f} "
-                           f"{r.confusion:5.1f}  {f'{_speakers(hyp[r.uri])} of {_speakers(refs[r.uri])}':<26}")
-                           for r in rows[:-1]]
+                detail += [(r.uri, k, f"{s:<11} {system:<12} {r.uri:<14} {r.der:6.1f} {r.missed:5.1f} "
+                                      f"{r.false_alarm:5.1f} {r.confusion:5.1f}  "
+                                      f"{_speakers(hyp[r.uri])} of {_speakers(refs[r.uri])}") for r in rows[:-1]]
         lines += [line for _, _, line in sorted(detail)]
         lines.append("")
     return "\n".join(lines)
