@@ -20,6 +20,8 @@ COMMANDS = [
     "listen",
     "devices",
     "diarize",
+    "detect",
+    "beats",
     "eval",
     "models",
     "embed",
@@ -27,6 +29,8 @@ COMMANDS = [
     "verify",
     "identify",
     "train_embedding",
+    "keys",
+    "chords",
 ]
 
 
