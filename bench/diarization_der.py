@@ -15,13 +15,14 @@ files at a time, as `stream diarize`. Peer rows come from the hypotheses ``bench
 set on the files all its systems have).
 
     nice -n 10 .venv/bin/python bench/diarization_der.py [--sets ami pyaa sim-tune sim-report sim-long]
-        [--sim /work/simdata] [--out DIR (keep our RTTMs)] [--per-file]
+        [--sim /work/simdata] [--out DIR (keep our RTTMs)] [--windows DIR (keep/replay model outputs)] [--per-file]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import pickle
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -48,11 +49,28 @@ def files_of(folder: Path, references: dict[str, list[Turn]]) -> list[Path]:
     return [p for p in audio_files([folder]) if p.stem in references]
 
 
-def diarize_sets(sets: dict[str, Path], references: dict[str, dict[str, list[Turn]]],
-                 out: Path | None) -> tuple[dict[str, dict[str, dict[str, list[Turn]]]], float, float]:
-    """{set: {system: {uri: turns}}} for our systems, the wall time and the audio seconds."""
-    from nodes.diarization.files import diarize_file_at
+def diarize_sets(sets: dict[str, Path], references: dict[str, dict[str, list[Turn]]], out: Path | None,
+                 windows: Path | None) -> tuple[dict[str, dict[str, dict[str, list[Turn]]]], float, float]:
+    """{set: {system: {uri: turns}}} for our systems, the wall time and the audio seconds.
+
+    With ``windows``, each file's model outputs are kept there (``<set>/<uri>.pkl``) and a later run replays them
+    through everything after the models (same output, seconds instead of minutes): for tuning the clustering.
+    """
+    from nodes.diarization.files import diarize_file_at, replay_windows
     from stream.commands.diarize import CONCURRENT_FILES, build
+
+    def one(s: str, path: Path) -> list:
+        kept = windows / s / f"{path.stem}.pkl" if windows else None
+        if kept and kept.exists():
+            with open(kept, "rb") as f:
+                duration, records = pickle.load(f)
+            return [replay_windows(records, duration, c, refine=(i == 0)) for i, c in enumerate(configs)]
+        results = diarize_file_at(path, analyzer, configs, None, True)
+        if kept:
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            with open(kept, "wb") as f:
+                pickle.dump((results[0].duration, results[0].windows), f)
+        return results
 
     config, analyzer, _ = build(argparse.Namespace(latency=LATENCIES[0], max_speakers=None, enrolled=None))
     configs = [dataclasses.replace(config, geometry=dataclasses.replace(config.geometry, latency=lat))
@@ -62,7 +80,7 @@ def diarize_sets(sets: dict[str, Path], references: dict[str, dict[str, list[Tur
     jobs = [(s, path) for s, folder in sets.items() for path in files_of(folder, references[s])]
     started, audio = time.perf_counter(), 0.0
     with ThreadPoolExecutor(CONCURRENT_FILES) as pool:
-        futures = [(s, path, pool.submit(diarize_file_at, path, analyzer, configs, None, True)) for s, path in jobs]
+        futures = [(s, path, pool.submit(one, s, path)) for s, path in jobs]
         for s, path, future in futures:
             results = future.result()
             audio += results[0].duration
@@ -133,6 +151,7 @@ def run() -> None:
     parser.add_argument("--sim", type=Path, default=Path("/work/simdata"), help="bench/simulate_meetings.py --out")
     parser.add_argument("--peers", type=Path, help="peer RTTM cache (default SIM/peers)")
     parser.add_argument("--out", type=Path, help="keep our hypothesis RTTMs here (<set>/<system>/<uri>.rttm)")
+    parser.add_argument("--windows", type=Path, help="keep / replay each file's model outputs here (tuning)")
     parser.add_argument("--per-file", action="store_true", help="per-file rows for the report sets too")
     parser.add_argument("--common", action="store_true",
                         help="score every system of a set on the files all of them have (peers still running)")
@@ -140,7 +159,7 @@ def run() -> None:
     folders = {s: f for s, f in set_folders(args.sim).items() if s in args.sets}
     references = {s: read_rttm(f / "reference.rttm") for s, f in folders.items()}
     uems = {s: read_uem(f / "reference.uem") for s, f in folders.items()}
-    hyps, wall, audio = diarize_sets(folders, references, args.out)
+    hyps, wall, audio = diarize_sets(folders, references, args.out, args.windows)
     for s in folders:
         hyps[s] |= peer_hypotheses(args.peers or args.sim / "peers", s, sorted(hyps[s]["refined"]))
         if args.common:

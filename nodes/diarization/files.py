@@ -10,13 +10,15 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from nodes.capture.files import read_blocks
 from nodes.diarization.pipeline import SAMPLE_RATE, DiarizationConfig, OnlineDiarizer, WindowBuffer
+from nodes.diarization.refine import WindowRecord
+from nodes.diarization.stitching import Plan
 from nodes.diarization.windows import WindowAnalyzer
 from stream.allocator import release_freed_memory
 from stream.errors import AudioError, ConfigError
@@ -28,6 +30,7 @@ class FileResult:
     turns: list[Turn]  # online output (what the live graph emits)
     refined: list[Turn] | None  # refinement pass, when asked for
     elapsed: float  # s of wall time
+    windows: list[WindowRecord] = field(default_factory=list)  # what the refinement saw (bench/train_plda.py)
 
     @property
     def speakers(self) -> int:
@@ -116,7 +119,8 @@ def diarize_file_at(path: Path, analyzer: WindowAnalyzer, configs: list[Diarizat
     for i, diarizer in enumerate(diarizers):
         diarizer.finish(buffer.duration)
         refined = diarizer.refined_turns(buffer.duration) if refine and i == 0 else None
-        results.append(FileResult(buffer.duration, diarizer.turns(), refined, time.perf_counter() - start))
+        results.append(FileResult(buffer.duration, diarizer.turns(), refined, time.perf_counter() - start,
+                                  diarizer.records))
     return results
 
 
@@ -129,3 +133,17 @@ def _check_same_models(configs: list[DiarizationConfig]) -> None:
     if not configs or any(models(c) != models(configs[0]) for c in configs):
         raise ConfigError("diarize_file_at: configs must share window, step, overlap_weight, embed_every and "
                          "tau_active (only what runs after the models may differ)")
+
+
+def replay_windows(windows: list[WindowRecord], duration: float, config: DiarizationConfig,
+                   refine: bool = False) -> FileResult:
+    """The chain after the models, fed with the windows an earlier pass kept (``FileResult.windows``): what
+    ``diarize_file`` returns for the same file under another clustering, latency or refinement config, without
+    running the models again (bench/diarization_der.py --windows)."""
+    start = time.perf_counter()
+    diarizer = OnlineDiarizer(config, keep_windows=refine)
+    for w in windows:
+        diarizer(w.activity, w.embeddings, Plan(w.embeddings is not None, w.continues))
+    diarizer.finish(duration)
+    refined = diarizer.refined_turns(duration) if refine else None
+    return FileResult(duration, diarizer.turns(), refined, time.perf_counter() - start, diarizer.records)

@@ -10,14 +10,14 @@ stream is padded with silence before time 0, so the first output comes after one
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from nodes.diarization.aggregation import DelayedAggregation, WindowGeometry
 from nodes.diarization.clustering import ClusteringConfig, OnlineClustering
-from nodes.diarization.refine import RefineConfig, WindowRecord, refine
+from nodes.diarization.refine import RefineConfig, WindowRecord, cluster, refine
 from nodes.diarization.stitching import EmbeddingPlanner, Plan
 from nodes.diarization.turns import TurnConfig, TurnEdge, TurnTracker
 from stream.rttm import Turn
@@ -102,7 +102,8 @@ class OnlineDiarizer:
                  keep_windows: bool = True) -> None:
         self.config = config
         self.keep_windows = keep_windows
-        self.clustering = OnlineClustering(config.clustering, enrolled)
+        online = replace(config.refine, method="ahc")  # re-clustering every few seconds: AHC, cheap and no model
+        self.clustering = OnlineClustering(config.clustering, enrolled, lambda emb: cluster(emb, online))
         self.aggregation = DelayedAggregation(config.geometry)
         self.tracker = TurnTracker(config.turns, config.geometry.resolution)
         self.planner = EmbeddingPlanner(config.embed_every, config.clustering.tau_active,
@@ -167,7 +168,8 @@ class OnlineDiarizer:
         """
         g = self.config.geometry
         frames = round(t_end / g.resolution)
-        active, sources = refine(self.records, frames, self.config.clustering.tau_active, self.config.refine)
+        active, sources = refine(self.records, frames, self.config.clustering.tau_active, self.config.refine,
+                                  g.resolution)
         fresh = iter(f"SPEAKER_{n}" for n in range(self.clustering.anonymous, self.clustering.anonymous + len(sources)))
         labels = [self.labels[k] if k >= 0 else next(fresh) for k in sources]
         turns = []

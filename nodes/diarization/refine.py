@@ -1,13 +1,16 @@
 """Refinement pass: with the whole stream seen, re-cluster every stored window embedding and re-segment.
 
-1. Speaker centroids from all (window, local speaker) embeddings, by one of ``METHODS``:
-   - "online" (default): the online speakers, each centroid re-estimated from every embedding the online pass
-     gave it (weighted by speech in the window), so early decisions made on little speech get revised;
-   - "ahc": agglomerative clustering from scratch (average linkage on cosine distance, cut at ``ahc_threshold``);
+1. Speaker centroids from all (window, local speaker) embeddings with at least ``min_speech`` s of activity,
+   clustered from scratch by one of ``METHODS``:
+   - "ahc" (default): agglomerative clustering (average linkage on cosine distance, cut at ``ahc_threshold``),
+     then clusters of fewer than ``min_cluster_size`` embeddings join the nearest larger one;
+   - "vbx": AHC over-clustering, then VBx in the PLDA space of ``nodes/diarization/plda/`` (``vbx.py``);
+   - "online": the online speakers, each centroid re-estimated from every embedding the online pass gave it;
    - "spectral": spectral clustering, number of speakers from the largest eigengap of the normalised Laplacian.
-   On the 12 AMI clips with 8 s windows (bench/RESULTS.md) "online" scores best (29.6 % DER vs 31.2 % for "ahc"):
-   the constrained online assignment already respects cannot-link within each window, which clustering from
-   scratch ignores, and named speakers keep their names.
+   Chosen on the simulated tune meetings (2-12 speakers, bench/simulate_meetings.py) and the AMI clips, never on
+   the report sets (bench/RESULTS.md, "Diarisation: speaker count"): "online" is best on the AMI clips (28.7 %) but
+   keeps whatever voices the online pass merged (45 % on the tune meetings); "ahc" at 0.7 is 31.3 / 33.3 %
+   there; "vbx" with the PLDA that 24 tune speakers allow is 33.0 / 34.5 %.
 2. Map each window's local speakers to the nearest centroids, one-to-one (as in the online pass).
 3. Overlap-add all windows covering each frame (every window is available now, so latency is unlimited).
 4. Reconstruct as pyannote does: the number of speakers talking in each frame is the (rounded, taper-weighted)
@@ -23,6 +26,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
@@ -30,22 +35,44 @@ from scipy.cluster.vq import kmeans2
 
 from nodes.diarization.aggregation import hamming
 from nodes.diarization.clustering import constrained_assignment, cosine_distance, unit
+from nodes.diarization.vbx import vbx
+from nodes.speakers.plda import Plda
 from stream.errors import ConfigError
 
-METHODS = ("online", "ahc", "spectral")
+METHODS = ("ahc", "vbx", "online", "spectral")
+PLDA_DIR = Path(__file__).parent / "plda"  # fitted by bench/train_plda.py on the simulated tune sessions
 
 
 @dataclass(frozen=True)
 class RefineConfig:
-    method: str = "online"  # "online" | "ahc" | "spectral", see the module docstring
-    ahc_threshold: float = 0.65  # [0, 2] cosine distance at which agglomerative clustering stops merging
+    method: str = "ahc"  # "ahc" | "vbx" | "online" | "spectral", see the module docstring
+    ahc_threshold: float = 0.7  # [0, 2] cosine distance at which agglomerative clustering stops merging ("ahc")
+    vbx_init_threshold: float = 0.7  # [0, 2] the AHC cut that initialises VBx
+    vbx_fa: float = 0.05  # (0, 1] VBx acoustic scaling: < 1 because overlapping windows' embeddings are not
+    #   independent
+    vbx_fb: float = 1.0  # > 0 VBx speaker prior scaling: larger keeps fewer, broader speakers
+    min_prior: float = 1e-3  # VBx speakers whose prior ends below this are dropped (their windows re-assigned)
+    min_speech: float = 1.0  # s of activity for a local speaker's embedding to be clustered (shorter ones are only
+    #   assigned to the clusters found): too little speech gives noisy embeddings that open phantom speakers
+    min_cluster_size: int = 4  # >= 1, clusters of fewer embeddings (one per local speaker and window) join the
+    #   nearest larger one
     max_speakers: int = 20  # spectral: largest number of speakers the eigengap may choose
+    plda: str = ""  # folder of the PLDA model for "vbx" ("" = the shipped one, nodes/diarization/plda/)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ConfigError(f"RefineConfig.method={self.method!r}; choose one of {', '.join(METHODS)}")
-        if not 0 <= self.ahc_threshold <= 2:
-            raise ConfigError(f"RefineConfig.ahc_threshold={self.ahc_threshold} must be in [0, 2]")
+        checks = {"ahc_threshold": 0 <= self.ahc_threshold <= 2, "vbx_init_threshold": 0 <= self.vbx_init_threshold <= 2,
+                  "vbx_fa": 0 < self.vbx_fa <= 1, "vbx_fb": self.vbx_fb > 0, "min_prior": 0 <= self.min_prior < 1,
+                  "min_speech": self.min_speech >= 0, "min_cluster_size": self.min_cluster_size >= 1}
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ConfigError(f"RefineConfig: out of range: {', '.join(f'{b}={getattr(self, b)}' for b in bad)}")
+
+
+@lru_cache(maxsize=4)
+def load_plda(folder: str) -> Plda:
+    return Plda.load(Path(folder) if folder else PLDA_DIR)
 
 
 def ahc(embeddings: np.ndarray, threshold: float) -> np.ndarray:
@@ -79,17 +106,46 @@ def eigengap_spectral(embeddings: np.ndarray, max_speakers: int, seed: int = 0) 
 MAX_CLUSTERED = 2000  # embeddings clustered directly; beyond, an even subsample is clustered (memory ~ n^2)
 
 
+def vbx_cluster(embeddings: np.ndarray, config: RefineConfig) -> np.ndarray:
+    """Cluster index per row: AHC over-clustering, then VBx in PLDA space; speakers VBx finds unneeded vanish."""
+    init = ahc(embeddings, config.vbx_init_threshold)
+    if init.max() == 0:
+        return init
+    plda = load_plda(config.plda)
+    gamma, prior = vbx(plda(embeddings), plda.phi, init, config.vbx_fa, config.vbx_fb)
+    kept = np.flatnonzero(prior >= max(config.min_prior, 1e-12))
+    labels = kept[np.argmax(gamma[:, kept], axis=1)]
+    return np.unique(labels, return_inverse=True)[1]
+
+
+CLUSTERERS = {"ahc": lambda emb, cfg: ahc(emb, cfg.ahc_threshold), "vbx": vbx_cluster,
+              "spectral": lambda emb, cfg: eigengap_spectral(emb, cfg.max_speakers)}
+
+
 def cluster(embeddings: np.ndarray, config: RefineConfig) -> np.ndarray:
     """Cluster index per row. Long recordings cluster an evenly spaced subsample, then every row joins the
     nearest cluster centroid, so memory stays bounded (an hour has ~14 000 local-speaker embeddings)."""
     sample = np.linspace(0, len(embeddings) - 1, min(len(embeddings), MAX_CLUSTERED)).round().astype(int)
     picked = embeddings[sample]
-    labels = (ahc(picked, config.ahc_threshold) if config.method == "ahc"
-              else eigengap_spectral(picked, config.max_speakers))
+    labels = absorb_small(picked, CLUSTERERS[config.method](picked, config), config.min_cluster_size)
     if len(sample) == len(embeddings):
         return labels
     centroids = np.stack([unit(picked[labels == k]).mean(axis=0) for k in range(labels.max() + 1)])
     return np.argmin(cosine_distance(embeddings, centroids), axis=1)
+
+
+def absorb_small(embeddings: np.ndarray, labels: np.ndarray, min_size: int) -> np.ndarray:
+    """Clusters of fewer than ``min_size`` rows join the nearest larger cluster (as pyannote's min_cluster_size):
+    a handful of windows is a noisy embedding or a cough, not a new participant. Indices renumbered from 0."""
+    sizes = np.bincount(labels)
+    big = np.flatnonzero(sizes >= min_size)
+    if len(big) == 0 or len(big) == len(sizes):
+        return np.unique(labels, return_inverse=True)[1]
+    centroids = np.stack([unit(embeddings[labels == k]).mean(axis=0) for k in big])
+    small = ~np.isin(labels, big)
+    labels = labels.copy()
+    labels[small] = big[np.argmin(cosine_distance(embeddings[small], centroids), axis=1)]
+    return np.unique(labels, return_inverse=True)[1]
 
 
 @dataclass
@@ -104,16 +160,21 @@ class WindowRecord:
 
 
 def centroids_of(records: list[WindowRecord], keys: list[tuple[int, int]], emb: np.ndarray,
-                 config: RefineConfig) -> np.ndarray:
+                 config: RefineConfig, resolution: float) -> np.ndarray:
     """[speakers, dim] unit centroids of the embeddings ``emb`` of (window, local) ``keys``, grouped by the online
-    speakers ("online") or by clustering them afresh."""
+    speakers ("online") or by clustering afresh those with at least ``config.min_speech`` s of activity (all of
+    them if none has)."""
     if config.method == "online":
         labels = np.array([records[w].online.get(s, -1) for w, s in keys])
         weights = np.array([records[w].activity[:, s].mean() for w, s in keys])
     else:
-        labels, weights = cluster(emb, config), np.ones(len(keys))
-    found = [k for k in range(labels.max() + 1) if np.any(labels == k)]
-    return unit(np.stack([(weights[labels == k, None] * unit(emb[labels == k])).sum(axis=0) for k in found]))
+        speech = np.array([records[w].activity[:, s].sum() * resolution for w, s in keys])
+        clean = speech >= config.min_speech if np.any(speech >= config.min_speech) else np.ones(len(keys), bool)
+        emb = emb[clean]
+        labels, weights = cluster(emb, config), np.ones(len(emb))
+    found = [k for k in range(labels.max(initial=-1) + 1) if np.any(labels == k)]
+    return unit(np.stack([(weights[labels == k, None] * unit(emb[labels == k])).sum(axis=0) for k in found]
+                         or [np.zeros(emb.shape[1])]))
 
 
 def online_sources(records: list[WindowRecord], mappings: list[dict[int, int]], speakers: int) -> list[int]:
@@ -131,8 +192,8 @@ def online_sources(records: list[WindowRecord], mappings: list[dict[int, int]], 
     return sources
 
 
-def assign_windows(records: list[WindowRecord], tau_active: float,
-                   config: RefineConfig) -> list[dict[int, int]]:
+def assign_windows(records: list[WindowRecord], tau_active: float, config: RefineConfig,
+                   resolution: float) -> list[dict[int, int]]:
     """One-to-one local speaker -> refined speaker per embedded window (stitched windows inherit the mapping of
     the speakers they continue)."""
     keys = [(w, s) for w, r in enumerate(records) if r.embeddings is not None for s in range(r.activity.shape[1])
@@ -141,7 +202,7 @@ def assign_windows(records: list[WindowRecord], tau_active: float,
     if not keys:
         return mappings
     emb = np.stack([records[w].embeddings[s] for w, s in keys]).astype(np.float64)
-    dist = cosine_distance(emb, centroids_of(records, keys, emb, config))
+    dist = cosine_distance(emb, centroids_of(records, keys, emb, config, resolution))
     rows_of: dict[int, list[int]] = {}
     for i, (w, _) in enumerate(keys):
         rows_of.setdefault(w, []).append(i)
@@ -202,11 +263,11 @@ def top_speakers(probs: np.ndarray, count: np.ndarray) -> np.ndarray:
     return active & (probs > 0)
 
 
-def refine(records: list[WindowRecord], num_frames: int, tau_active: float,
-           config: RefineConfig) -> tuple[np.ndarray, list[int]]:
+def refine(records: list[WindowRecord], num_frames: int, tau_active: float, config: RefineConfig,
+           resolution: float) -> tuple[np.ndarray, list[int]]:
     """[num_frames, speakers] bool activity of the refined diarisation, and each refined speaker's online
     speaker (-1 if none)."""
-    mappings = assign_windows(records, tau_active, config)
+    mappings = assign_windows(records, tau_active, config, resolution)
     probs = aggregate_offline(records, mappings, num_frames)
     active = top_speakers(probs, speaker_count(records, num_frames))
     return active, online_sources(records, mappings, probs.shape[1])

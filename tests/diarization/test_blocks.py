@@ -249,3 +249,23 @@ def test_window_buffer_pads_start_and_end_with_silence():
     np.testing.assert_array_equal(windows[0][8000:], audio[:8000])
     np.testing.assert_array_equal(windows[2][:11200], audio[8000:])
     np.testing.assert_array_equal(windows[2][11200:], 0)
+
+
+def test_reclustering_splits_voices_the_online_pass_merged():
+    """Three voices whose embeddings are 0.8 apart in cosine distance: delta_new = 1.0 (diart's) merges them into
+    one speaker; the periodic re-clustering of what was seen separates them again for the windows to come."""
+    rng = np.random.default_rng(0)
+    voices = np.linalg.qr(rng.standard_normal((16, 3)))[0].T  # 3 orthogonal unit directions
+    shared = np.ones(16) / 8.0
+    config = ClusteringConfig(delta_new=1.0, recluster_every=20, history=500)
+    clustering = OnlineClustering(config, recluster=lambda emb: ahc(emb, 0.5))
+    activity = np.ones((50, 1))
+    labels = []
+    for w in range(300):
+        v = w // 10 % 3  # each voice talks for 10 windows, in turn
+        emb = voices[v] + shared + 0.05 * rng.standard_normal(16)
+        labels.append((v, clustering(activity, emb[None])[0]))
+    late = labels[-60:]
+    assert len({k for _, k in late}) == 3
+    assert all(len({k for v2, k in late if v2 == v}) == 1 for v in range(3))
+    assert sum(clustering.alive) == 3
