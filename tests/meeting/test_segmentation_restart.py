@@ -10,6 +10,7 @@ node's "ready" although file mode has speech there (the lost span is a gap); eve
 mode from 8 s (one window) after the restart: the live ones line up with them at a shift of at most one step
 (0.5 s; labels aside, the clustering may take another path after the gap). Before the fix, windows
 were stamped by counting samples, so every turn after the restart came as early as the lost span was long.
+Before the kill, `stream_realtime_factor` is above 0 for the diarization node too (it read 0.0).
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
 import time
+import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
@@ -73,6 +76,12 @@ def best_shift(theirs: list[float], ours: list[float], tolerance: float = 0.1) -
     return best, matches(best)
 
 
+def realtime_factors(port: int) -> dict[str, float]:
+    """node -> stream_realtime_factor, scraped from the graph's metrics endpoint."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return {m[1]: float(m[2]) for m in re.finditer(r'^stream_realtime_factor\{node="([^"]+)"\} (\S+)$', text, re.M)}
+
+
 async def kill_and_wait_restart(supervisor: Supervisor, events: Path) -> tuple[float, float]:
     """Kill -9 the segmentation node at KILL_AT s of audio; (kill, ready again) as Unix times, and the stream's
     start (Unix s of audio time 0)."""
@@ -81,6 +90,9 @@ async def kill_and_wait_restart(supervisor: Supervisor, events: Path) -> tuple[f
     first = read_events(events)[0]
     t0 = first["t_capture"] - first["t_audio"]
     await asyncio.sleep(max(0.0, t0 + KILL_AT - time.time()))
+    rtf = realtime_factors(supervisor.metrics_port)
+    print("stream_realtime_factor before the kill:", rtf)
+    assert rtf["diarization"] > 0 and rtf["segmentation"] > 0  # issue #21: the diarization node's read 0.0
     old = supervisor.procs["segmentation"]
     os.kill(old.pid, signal.SIGKILL)
     killed = time.time()
