@@ -27,6 +27,8 @@ COMMANDS = [
     "verify",
     "identify",
     "train_embedding",
+    "keys",
+    "chords",
 ]
 
 

@@ -9,11 +9,13 @@ and the other sinks go on.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from stream import metrics
+from stream.errors import ConfigError, MessageError
 from stream.message import Message
 from stream.node import Node, parse_config
 from stream.sinks.base import Sink, resolve
@@ -47,8 +49,14 @@ class SinksNode(Node[SinksConfig]):
         self._failed: set[str] = set()
 
     async def setup(self) -> None:
+        """Start every sink; one that cannot start (port in use, broker refusing our password) stops the graph with
+        its reason, instead of a graph running without it."""
         for sink in self.sinks:
-            await self._guard(sink, sink.start())
+            try:
+                await sink.start()
+            except Exception as exc:  # noqa: BLE001 - any start failure is the configuration's to fix
+                raise ConfigError(f"sink {sink.name} cannot start ({type(exc).__name__}: {exc}); "
+                                  "fix its [[sinks]] table") from exc
 
     async def process(self, msg: Message, port: str = "") -> list[Message]:
         event = publishable(msg, port)
@@ -78,6 +86,9 @@ def publishable(msg: Message, producer: str) -> dict[str, Any]:
     `latency` = now - the header's capture time (monotonic clock: immune to wall-clock steps; for a turn, the
     capture of its end, not of its start)."""
     h = msg.header
+    if not _finite(h.meta):
+        raise MessageError("event", f"event {h.meta.get('type')!r} from {producer} has a NaN or infinite value; "
+                                    "JSON has none: rejected")
     event = dict(h.meta)
     event.setdefault("type", "event")
     event.setdefault("stream", h.stream)
@@ -86,6 +97,17 @@ def publishable(msg: Message, producer: str) -> dict[str, Any]:
     event["t_publish"] = time.time()
     event["latency"] = (time.monotonic_ns() - h.t_capture_ns) / 1e9
     return event
+
+
+def _finite(value: Any) -> bool:
+    """Whether every number in a JSON-like value is finite (JSON cannot carry NaN or infinity)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(_finite(v) for v in value)
+    return True
 
 
 NODE = SinksNode

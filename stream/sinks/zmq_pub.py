@@ -26,7 +26,8 @@ def event_topic(event: dict[str, Any]) -> bytes:
 
 @dataclass(frozen=True)
 class ZmqPubConfig:
-    endpoint: str = DEFAULT_ENDPOINT  # bind address; tcp://0.0.0.0:5560 to serve other hosts
+    endpoint: str = DEFAULT_ENDPOINT  # bind address; tcp://0.0.0.0:5560 serves other hosts in the clear:
+    #                                   it needs [graph] plaintext_tcp = true
     hwm: int = 10_000  # events queued per subscriber before it loses some
 
 
