@@ -61,6 +61,11 @@ CAPTURE_PROBLEMS = Counter(
     "dropped (the node fell behind), nonfinite (NaN/inf samples, replaced by silence).", ["node", "problem"],
 )
 
+SED_GATED = Counter(
+    "stream_sed_gated_patches", "Sound-event patches that could not raise an alert: silent (below a rule's "
+    "gate_dbfs), clipped, nan.", ["node", "reason"],
+)
+
 
 def mark_dead(pid: int, directory: Path) -> None:
     """Drop the live gauges of a node process that exited (its counters and histograms stay)."""

@@ -28,6 +28,7 @@ In a graph TOML (fields of `MqttConfig`):
     password = "secret"
     ca_file = "/etc/stream/ca.pem"
     rules = ["Smoke alarm", "Dog barking"]     # one HA binary_sensor each
+    rules_file = "configs/alerts.toml"         # ... and one per rule of the SED node's rules file
     buffer_path = "/var/lib/stream/mqtt-outbox.sqlite"
 """
 
@@ -97,6 +98,7 @@ class MqttConfig:
     discovery: bool = True  # Home Assistant MQTT discovery
     discovery_prefix: str = "homeassistant"
     rules: tuple[str, ...] = ()  # alert rules to announce as binary sensors
+    rules_file: str = ""  # an alert rules TOML (the sed node's `rules`): its rules are announced too
     speaker: bool = True  # announce the active-speaker sensor and speaker-turn events
     tempo: bool = False  # announce the tempo sensor
     speaker_hold_s: float = 0.5  # [0, 10] s the speaker state waits before saying "none" (a turn starting
@@ -231,7 +233,9 @@ class MqttSink(Sink):
         self.client_id = config.client_id or f"stream-{config.stream}"
         self.root = f"{config.base_topic}/{config.stream}"
         self.availability = f"{self.root}/availability"
-        self.entities = mqtt_discovery.Entities(config.stream, config.rules, config.speaker, config.tempo)
+        rules = config.rules + (mqtt_discovery.rule_names(config.rules_file) if config.rules_file else ())
+        self.entities = mqtt_discovery.Entities(config.stream, tuple(dict.fromkeys(rules)), config.speaker,
+                                                config.tempo)
         self._buffer: Buffer = (
             DiskBuffer(Path(config.buffer_path), config.buffer_size)
             if config.buffer_path
