@@ -29,6 +29,7 @@ COMMANDS = [
     "train_embedding",
     "keys",
     "chords",
+    "fingerprint",
 ]
 
 

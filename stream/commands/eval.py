@@ -10,6 +10,7 @@ EVALUATIONS = [
     "der",
     "eer",
     "chords",
+    "fingerprint",
 ]
 
 
