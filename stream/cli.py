@@ -20,6 +20,8 @@ COMMANDS = [
     "listen",
     "devices",
     "diarize",
+    "detect",
+    "beats",
     "eval",
     "models",
     "embed",

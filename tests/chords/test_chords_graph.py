@@ -15,7 +15,6 @@ import jsonschema
 from nodes.chords.files import chords_file, segments_from_changes
 from stream.graph import Supervisor, load_graph
 from stream.schemas import schema
-from tests.runtime.conftest import RunMetrics
 
 GRAPH = """
 [graph]
@@ -36,7 +35,7 @@ path = "{out}"
 """
 
 
-async def test_graph_matches_file_mode(tmp_path, data):
+async def test_graph_matches_file_mode(tmp_path, data, run_metrics):
     audio = data / "music" / "audio" / "beatles_help.flac"
     (tmp_path / "g.toml").write_text(GRAPH.format(audio=audio, out=tmp_path / "events.jsonl"))
     supervisor = Supervisor(load_graph(tmp_path / "g.toml"), tmp_path / "run")
@@ -49,5 +48,5 @@ async def test_graph_matches_file_mode(tmp_path, data):
     graph = segments_from_changes([(e["t_audio"], e["chord"]) for e in events], result.duration)
     assert [s.label for s in graph] == [s.label for s in result.segments]
     assert max(abs(a.start - b.start) for a, b in zip(graph, result.segments)) <= 0.1
-    metrics = RunMetrics(tmp_path / "run" / "metrics")
+    metrics = run_metrics(tmp_path / "run" / "metrics")
     assert metrics.get("stream_event_latency_seconds_count", node="chords", event="chord.changed") == len(events)
