@@ -11,6 +11,7 @@ EVALUATIONS = [
     "eer",
     "beats",
     "chords",
+    "fingerprint",
 ]
 
 
