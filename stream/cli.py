@@ -31,6 +31,7 @@ COMMANDS = [
     "train_embedding",
     "keys",
     "chords",
+    "fingerprint",
 ]
 
 

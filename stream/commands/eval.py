@@ -12,6 +12,7 @@ EVALUATIONS = [
     "sed",
     "beats",
     "chords",
+    "fingerprint",
 ]
 
 
