@@ -29,6 +29,7 @@ COMMANDS = [
     "verify",
     "identify",
     "train_embedding",
+    "train_scene",
     "keys",
     "chords",
     "fingerprint",
