@@ -29,8 +29,10 @@ COMMANDS = [
     "verify",
     "identify",
     "train_embedding",
+    "train_scene",
     "keys",
     "chords",
+    "fingerprint",
 ]
 
 

@@ -60,19 +60,34 @@ def _int8_dense(p: Params, x: jax.Array, arithmetic: Arithmetic) -> jax.Array:
     return jnp.matmul(x, p["kernel"] * p["scale"], precision=_HIGHEST) + p["bias"]
 
 
-def _conv(x: jax.Array, kernel: jax.Array, stride: int, groups: int) -> jax.Array:
-    """NHWC conv with TensorFlow's SAME padding (stride 2 pads one row/column at the end only)."""
-    return jax.lax.conv_general_dilated(x, kernel, (stride, stride), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                        feature_group_count=groups, precision=_HIGHEST)
+def _same_pads(size: int, stride: int) -> tuple[int, int]:
+    """TensorFlow's SAME padding of a 3-tap axis: the odd pixel goes at the end."""
+    total = max((-(-size // stride) - 1) * stride + 3 - size, 0)
+    return total // 2, total - total // 2
+
+
+def _conv3x3(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+    """3x3 depthwise conv, NHWC, SAME, as nine shifted multiply-adds: kernel [3, 3, 1, C]. With one input channel
+    it is also layer 1's full conv (the channel broadcasts to C). XLA's grouped convolution on CPU is ~20x slower."""
+    _, height, width, _ = x.shape
+    (top, bottom), (left, right) = _same_pads(height, stride), _same_pads(width, stride)
+    padded = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    out_h, out_w = -(-height // stride), -(-width // stride)
+    out = None
+    for i in range(3):
+        for j in range(3):
+            tap = padded[:, i : i + stride * (out_h - 1) + 1 : stride, j : j + stride * (out_w - 1) + 1 : stride]
+            out = tap * kernel[i, j, 0] if out is None else out + tap * kernel[i, j, 0]
+    return out
 
 
 def yamnet(params: Params, patches: jax.Array, arithmetic: Arithmetic = "tflite") -> tuple[jax.Array, jax.Array]:
     """[B, 96, 64] log-mel patches -> (scores [B, 521] in [0, 1], embeddings [B, 1024])."""
     p = params["layer1"]["conv"]
-    x = jax.nn.relu(_conv(patches[..., None], p["kernel"], STRIDES[0], 1) + p["bias"])
+    x = jax.nn.relu(_conv3x3(patches[..., None], p["kernel"], STRIDES[0]) + p["bias"])
     for layer, stride in enumerate(STRIDES[1:], start=2):
         dw, pw = params[f"layer{layer}"]["depthwise"], params[f"layer{layer}"]["pointwise"]
-        x = jax.nn.relu(_conv(x, dw["kernel"], stride, x.shape[-1]) + dw["bias"])
+        x = jax.nn.relu(_conv3x3(x, dw["kernel"], stride) + dw["bias"])
         x = jax.nn.relu(_int8_dense(pw, x, arithmetic))
     embeddings = x.mean(axis=(1, 2))
     return jax.nn.sigmoid(_int8_dense(params["logits"], embeddings, arithmetic)), embeddings
