@@ -110,7 +110,7 @@ def test_embeddings_feed_the_classifier(yamnet, dev_windows):
     scores, embeddings = yamnet(patches)
     logits = load_yamnet(arithmetic="float", max_batch=4)
     params = logits._params["logits"]
-    recomputed = expit(embeddings @ (np.asarray(params["kernel"]) * np.asarray(params["scale"])) + params["bias"])
+    recomputed = expit(embeddings @ np.asarray(params["kernel"]) + np.asarray(params["bias"]))
     assert np.abs(recomputed - scores).max() < 0.05
     _, float_embeddings = logits(patches)
     cosine = (embeddings * float_embeddings).sum(1) / np.linalg.norm(embeddings, axis=1) / np.linalg.norm(
