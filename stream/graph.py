@@ -75,6 +75,7 @@ from stream.runner import EXIT_FATAL, NodeSpec
 log = logging.getLogger(__name__)
 
 SINKS_NODE = "sinks"
+STATE_SUSPECT_AFTER = 3  # quick crashes in a row after which a node's checkpoint is set aside
 _GRAPH_KEYS = {"name", "checkpoint_s", "heartbeat_s", "hwm", "plaintext_tcp"}
 _NODE_KEYS = {"name", "kind", "config", "inputs", "endpoint"}
 
@@ -328,6 +329,8 @@ class Supervisor:
                 self.stopping.set()
                 return code
             failures = 1 if time.monotonic() - started > 10.0 else failures + 1
+            if failures == STATE_SUSPECT_AFTER:
+                self._set_state_aside(node.name)
             self.restarts[node.name] += 1
             delay = 0.0 if failures == 1 else min(5.0, 0.1 * 2 ** (failures - 2))
             log.warning("node %s exited with %d; restart #%d in %.1f s", node.name, code,
@@ -335,6 +338,15 @@ class Supervisor:
             await asyncio.sleep(delay)
             if self.stopping.is_set():
                 return code
+
+    def _set_state_aside(self, name: str) -> None:
+        """A node that keeps crashing right after its start may be crashing on its checkpoint (state the node
+        accepted but cannot run with): move it aside as `<node>.corrupt`, so the next start is fresh."""
+        state = self.run_dir / "state" / f"{name}.msgpack"
+        if state.is_file():
+            state.replace(state.with_suffix(".corrupt"))
+            log.warning("node %s crashed %d times in a row after its start; its checkpoint is set aside (%s) and it "
+                        "starts fresh", name, STATE_SUSPECT_AFTER, state.with_suffix(".corrupt"))
 
     async def _watch(self, name: str, proc: asyncio.subprocess.Process) -> None:
         """Kill a node whose heartbeats stopped (hung); `_supervise` then restarts it."""
