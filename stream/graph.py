@@ -68,6 +68,8 @@ import zmq.asyncio
 from stream import metrics
 from stream.curve import CurveKeys, is_loopback
 from stream.errors import ConfigError
+from stream.health import Health
+from stream.health import serve as serve_health
 from stream.node import Source, resolve
 from stream.paths import REPO_ROOT
 from stream.runner import EXIT_FATAL, NodeSpec
@@ -217,8 +219,11 @@ def with_source(graph: Graph, source: str) -> Graph:
 class Supervisor:
     """Starts, watches and stops the node processes of one graph run."""
 
-    def __init__(self, graph: Graph, run_dir: Path | None = None, grace_s: float = 5.0) -> None:
+    def __init__(self, graph: Graph, run_dir: Path | None = None, grace_s: float = 5.0,
+                 health: tuple[str, int] | None = None) -> None:
         self.graph = graph
+        self.health = health  # (host, port) to serve /livez and /readyz on (stream.health), or None
+        self.health_port = 0
         self.run_dir = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix=f"stream-{graph.name}-"))
         self._own_dir = run_dir is None  # a temp folder we made is removed at the end; a given one is kept
         self.grace_s = grace_s
@@ -270,6 +275,12 @@ class Supervisor:
         control = ctx.socket(zmq.PULL)
         control.bind(f"ipc://{self.run_dir / 'control.sock'}")
         helpers = [asyncio.ensure_future(self._listen(control)), asyncio.ensure_future(self._stop_when_asked())]
+        health_server = None
+        if self.health is not None:
+            health = Health(self._node_health)
+            health_server = serve_health(health, *self.health)
+            self.health_port = health_server.server_port
+            helpers.append(asyncio.ensure_future(health.beat()))
         if duration_s is not None:
             helpers.append(asyncio.ensure_future(self._stop_after(duration_s)))
         try:
@@ -287,9 +298,17 @@ class Supervisor:
             ctx.term()
             server.shutdown()
             server.server_close()
+            if health_server is not None:
+                health_server.shutdown()
+                health_server.server_close()
             if self._own_dir:
                 shutil.rmtree(self.run_dir, ignore_errors=True)
         return 0 if all(code == 0 for code in codes) else 1
+
+    def _node_health(self) -> dict[str, dict[str, Any]]:
+        """Per node: its state as its heartbeats tell ("dead" between a crash and its restart), its restarts."""
+        return {name: {"state": self.states.get(name, "starting") if proc.returncode is None else "dead",
+                       "restarts": self.restarts[name]} for name, proc in list(self.procs.items())}
 
     async def _standby(self) -> asyncio.subprocess.Process:
         """A node process with its imports done, waiting for its spec on stdin (see `stream.runner.main`).
@@ -403,9 +422,10 @@ class Supervisor:
         return True
 
 
-def run(path: Path, source: str | None = None, duration_s: float | None = None, run_dir: Path | None = None) -> int:
+def run(path: Path, source: str | None = None, duration_s: float | None = None, run_dir: Path | None = None,
+        health: tuple[str, int] | None = None) -> int:
     """`stream run`: load, check and run a graph in the foreground."""
     graph = load_graph(path)
     if source:
         graph = with_source(graph, source)
-    return asyncio.run(Supervisor(graph, run_dir).run(duration_s))
+    return asyncio.run(Supervisor(graph, run_dir, health=health).run(duration_s))
