@@ -21,6 +21,7 @@ Output, one message per window, kind "window", sr 0 (axis 0 is not time):
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -38,6 +39,9 @@ from stream.models import use_compile_cache
 from stream.node import Node
 
 _DEFAULTS = DiarizationConfig()
+REALIGN_S = 0.1  # s: audio further off its capture time than this is put back on the stream's time
+MAX_FILL_S = 30.0  # s: audio gaps up to this are filled with silence; the stream starts afresh after longer ones
+log = logging.getLogger(__name__)
 
 
 def mono_pcm(msg: Message, rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -105,12 +109,38 @@ class StreamWindows:
     time base."""
 
     def __init__(self, config: SegmentationConfig, t0: tuple[int, float]) -> None:
-        g = config.geometry
-        self.buffer = WindowBuffer(g)
-        self.ring = TrunkRing(g.steps_per_window, g.frames_per_step)
-        self.planner = EmbeddingPlanner(config.embed_every, config.tau_active, g.frames_per_step, g.resolution)
-        self.windows = 0  # windows cut so far
+        self.config = config
         self.t0 = t0  # (capture ns, Unix s) of the stream's first sample
+        self._begin(0)
+
+    def _begin(self, sample: int) -> None:
+        """Start afresh at `sample` (a step boundary) of the stream's time, as if all before were silence."""
+        g = self.config.geometry
+        self.buffer = WindowBuffer(g)
+        self.buffer.samples = sample
+        self.ring = TrunkRing(g.steps_per_window, g.frames_per_step)
+        self.planner = EmbeddingPlanner(self.config.embed_every, self.config.tau_active, g.frames_per_step,
+                                        g.resolution)
+        self.windows = sample // self.buffer.step  # windows cut so far (window k ends at (k + 1) * step)
+
+    def on_time(self, samples: np.ndarray, t_capture_ns: int) -> np.ndarray:
+        """`samples` (a block captured at `t_capture_ns`) made to fit the stream's time, so that window k always
+        ends at (k + 1) * step. Audio lost upstream (drops, a node restarting) becomes silence when the gap is
+        up to `MAX_FILL_S`; after a longer one the stream starts afresh on the same window grid at the block's
+        own time (the diarization node fills the windows in between with silence). Audio heard twice (a source
+        resumed from its checkpoint) is cut. Offsets under `REALIGN_S` (a device clock's jitter) are left alone."""
+        at = round((t_capture_ns - self.t0[0]) * SAMPLE_RATE / 1e9)  # this block's first sample, stream time
+        off = at - self.buffer.samples
+        if abs(off) <= REALIGN_S * SAMPLE_RATE:
+            return samples
+        if off < 0:
+            return samples[min(-off, len(samples)):]
+        log.warning("stream audio jumped %.2f s ahead at %.2f s (audio lost upstream); windows go on at their time",
+                    off / SAMPLE_RATE, at / SAMPLE_RATE)
+        if off > MAX_FILL_S * SAMPLE_RATE:
+            self._begin(at // self.buffer.step * self.buffer.step)
+            off = at - self.buffer.samples
+        return np.concatenate([np.zeros(off, np.float32), samples])
 
     def state_dict(self) -> dict[str, Any]:
         return {"buffer": self.buffer.buffer.copy(), "samples": self.buffer.samples, "planner":
@@ -161,6 +191,7 @@ class SegmentationNode(Node[SegmentationConfig]):
         s = self.streams.get(h.stream)
         if s is None:
             s = self.streams[h.stream] = StreamWindows(self.config, (h.t_capture_ns, h.t_wall))
+        samples = s.on_time(samples, h.t_capture_ns)  # may start the stream's buffer afresh
         self._cut(h.stream, s.buffer.push(samples))
         waited = time.monotonic() - self.pending[0].ready if self.pending else 0.0
         if len(self.pending) >= self.config.max_batch or waited * 1000 >= self.config.max_wait_ms:
