@@ -10,7 +10,9 @@ private temporary folder (generated config, password file, persistence) that goe
 
 from __future__ import annotations
 
+import ctypes
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -43,6 +45,11 @@ def _accepts(host: str, port: int) -> bool:
         return False
 
 
+def _terminate_with_parent() -> None:
+    """In the child before exec: SIGTERM when the parent dies (Linux prctl PR_SET_PDEATHSIG)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+
+
 class Broker:
     """One mosquitto process on `host:port`; `stop()` then `start()` restarts it on the same port.
 
@@ -50,6 +57,8 @@ class Broker:
     persistence: keep retained messages and persistent sessions across restarts (saved on a clean stop).
     tls: PEM files (CA, server certificate, server key): the listener speaks TLS only (`mqtts://`).
     require_certificate: with tls, clients must present a certificate signed by that CA (mutual TLS).
+    die_with_parent: the kernel stops mosquitto when the thread that started it ends (a killed sinks node
+        leaves no orphan broker); start it from a thread that lives as long as the process.
     """
 
     def __init__(
@@ -61,6 +70,7 @@ class Broker:
         persistence: bool = False,
         tls: tuple[Path, Path, Path] | None = None,
         require_certificate: bool = False,
+        die_with_parent: bool = False,
     ) -> None:
         if not Path(MOSQUITTO).exists():
             raise BrokerError(f"{MOSQUITTO} not found: install Debian's mosquitto package (apt-get install mosquitto)")
@@ -70,6 +80,7 @@ class Broker:
         self.persistence = persistence
         self.tls = tls
         self.require_certificate = require_certificate
+        self.die_with_parent = die_with_parent
         self._dir = Path(tempfile.mkdtemp(prefix="stream-mosquitto-"))
         self._proc: subprocess.Popen[bytes] | None = None
         self._write_config()
@@ -117,7 +128,8 @@ class Broker:
             return
         log = open(self._dir / "mosquitto.log", "ab")  # noqa: SIM115 - the child holds it; closed in stop()
         self._proc = subprocess.Popen(
-            [MOSQUITTO, "-c", str(self._dir / "mosquitto.conf")], stdout=log, stderr=subprocess.STDOUT
+            [MOSQUITTO, "-c", str(self._dir / "mosquitto.conf")], stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=_terminate_with_parent if self.die_with_parent else None,
         )
         log.close()
         deadline = time.monotonic() + timeout_s

@@ -20,6 +20,8 @@ COMMANDS = [
     "listen",
     "devices",
     "diarize",
+    "detect",
+    "beats",
     "eval",
     "models",
     "embed",
@@ -28,6 +30,7 @@ COMMANDS = [
     "identify",
     "train_embedding",
     "keys",
+    "chords",
 ]
 
 

@@ -7,6 +7,8 @@ Graph format (see configs/demo.toml for a commented example):
     checkpoint_s = 1.0      # node state checkpoint period, s
     heartbeat_s = 0.5       # node -> supervisor heartbeat period, s; 10 missed = hung, killed and restarted
     hwm = 1000              # messages buffered per socket before ZeroMQ drops (drops are counted downstream)
+    max_streams = 64        # stream ids one node keeps state for (messages of more are rejected, counted)
+    max_message_mb = 16.0   # frames over this many MiB are refused at the socket (counted)
     plaintext_tcp = false   # allow tcp:// to/from other hosts without CURVE (a trusted private network only)
 
     [curve]                 # encrypt and authenticate tcp:// endpoints across hosts (see stream/curve.py)
@@ -50,7 +52,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
+import re
 import shutil
 import signal
 import sys
@@ -70,6 +74,7 @@ from stream.curve import CurveKeys, is_loopback
 from stream.errors import ConfigError
 from stream.health import Health
 from stream.health import serve as serve_health
+from stream.message import NAME_RULE, valid_name
 from stream.node import Source, resolve
 from stream.paths import REPO_ROOT
 from stream.runner import EXIT_FATAL, NodeSpec
@@ -78,8 +83,11 @@ log = logging.getLogger(__name__)
 
 SINKS_NODE = "sinks"
 STATE_SUSPECT_AFTER = 3  # quick crashes in a row after which a node's checkpoint is set aside
-_GRAPH_KEYS = {"name", "checkpoint_s", "heartbeat_s", "hwm", "plaintext_tcp"}
+_GRAPH_KEYS = {"name", "checkpoint_s", "heartbeat_s", "hwm", "max_streams",
+               "max_message_mb", "plaintext_tcp"}
 _NODE_KEYS = {"name", "kind", "config", "inputs", "endpoint"}
+_ENDPOINT = re.compile(r"ipc://\S+|tcp://(\*|[\w.\-]+|\[[0-9a-fA-F:]+\]):\d{1,5}")
+MAX_CONTROL_BYTES = 4096  # a heartbeat is ~60 bytes; anything bigger on the control socket is refused
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,22 @@ class Graph:
     hwm: int = 1000
     plaintext_tcp: bool = False  # tcp:// beyond loopback without CURVE, explicitly allowed
     curve: CurveKeys | None = None
+    max_streams: int = 64
+    max_message_mb: float = 16.0
+
+    def __post_init__(self) -> None:
+        """Ranges of the [graph] and [metrics] values (types are checked by `load_graph`)."""
+        for key, low, high in (("checkpoint_s", 0.01, 3600.0), ("heartbeat_s", 0.01, 60.0),
+                               ("max_message_mb", 0.001, 4096.0)):
+            value = getattr(self, key)
+            if not low <= value <= high:
+                raise ConfigError(f"[graph] {key} must be in [{low}, {high}], got {value}")
+        for key, low, high in (("hwm", 1, 10_000_000), ("max_streams", 1, 100_000)):
+            value = getattr(self, key)
+            if not low <= value <= high:
+                raise ConfigError(f"[graph] {key} must be an integer in [{low}, {high}], got {value}")
+        if not 0 <= self.metrics_port <= 65535:
+            raise ConfigError(f"[metrics] port must be in 0..65535 (0 = any free port), got {self.metrics_port}")
 
     def node(self, name: str) -> NodeEntry:
         return next(n for n in self.nodes if n.name == name)
@@ -117,6 +141,23 @@ def _table(raw: Any, where: str, keys: set[str]) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(keys)}")
     return raw
+
+
+def _typed(table: dict[str, Any], where: str, types: dict[str, type]) -> dict[str, Any]:
+    """The keys of `table` that `types` names, checked (an int is accepted for a float; TOML true is no number)."""
+    out = {}
+    for key, kind in types.items():
+        if key not in table:
+            continue
+        value = table[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool) \
+                or (kind is float and not math.isfinite(value)):
+            expected = {float: "a number", bool: "true or false"}.get(kind, f"a {kind.__name__}")
+            raise ConfigError(f"{where} {key} must be {expected}, got {value!r}")
+        out[key] = value
+    return out
 
 
 def load_graph(path: Path) -> Graph:
@@ -135,18 +176,20 @@ def load_graph(path: Path) -> Graph:
         node = _table(node, f"[[nodes]] #{i + 1}", _NODE_KEYS)
         if not node.get("name") or not node.get("kind"):
             raise ConfigError(f"[[nodes]] #{i + 1} needs a name and a kind")
+        node = {**node, **_typed(node, f"[[nodes]] {node['name']!r}", {"name": str, "kind": str, "config": dict,
+                                                                      "inputs": list, "endpoint": str})}
         entries.append(NodeEntry(node["name"], node["kind"], dict(node.get("config", {})),
                                  tuple(node.get("inputs", ())), node.get("endpoint", "")))
     if raw.get("sinks"):
         entries.append(NodeEntry(SINKS_NODE, "stream.sinks.node:SinksNode", {"sinks": list(raw["sinks"])},
                                  tuple(e.name for e in entries)))
-    if not isinstance(head.get("plaintext_tcp", False), bool):
-        raise ConfigError(f"[graph] plaintext_tcp must be true or false, got {head['plaintext_tcp']!r}")
+    head = _typed(head, "[graph]", {"name": str, "checkpoint_s": float, "heartbeat_s": float, "hwm": int,
+                                    "max_streams": int, "max_message_mb": float, "plaintext_tcp": bool})
+    met = _typed(met, "[metrics]", {"host": str, "port": int})
     graph = Graph(
-        name=head.get("name", Path(path).stem), nodes=tuple(entries),
-        metrics_host=met.get("host", "127.0.0.1"), metrics_port=int(met.get("port", 9464)),
-        curve=CurveKeys.load(raw["curve"]) if "curve" in raw else None,
-        **{k: head[k] for k in ("checkpoint_s", "heartbeat_s", "hwm", "plaintext_tcp") if k in head},
+        name=head.pop("name", Path(path).stem), nodes=tuple(entries),
+        metrics_host=met.get("host", "127.0.0.1"), metrics_port=met.get("port", 9464),
+        curve=CurveKeys.load(raw["curve"]) if "curve" in raw else None, **head,
     )
     check(graph)
     return graph
@@ -158,7 +201,13 @@ def check(graph: Graph) -> None:
     if len(set(names)) != len(names) or not names:
         raise ConfigError(f"graph {graph.name!r}: node names must be unique and non-empty, got {names}")
     for node in graph.nodes:
+        if not valid_name(node.name):
+            raise ConfigError(f"node name {node.name!r} must be {NAME_RULE}")
+        if node.endpoint and not _ENDPOINT.fullmatch(node.endpoint):
+            raise ConfigError(f"node {node.name!r}: endpoint {node.endpoint!r} must be ipc://PATH or tcp://HOST:PORT")
         for upstream in node.inputs:
+            if "://" in upstream and not _ENDPOINT.fullmatch(upstream):
+                raise ConfigError(f"node {node.name!r}: input {upstream!r} must be ipc://PATH or tcp://HOST:PORT")
             if upstream not in names and "://" not in upstream:
                 raise ConfigError(f"node {node.name!r}: input {upstream!r} is neither a node ({names}) nor an endpoint")
         cls = resolve(node.kind)
@@ -233,6 +282,7 @@ class Supervisor:
         self.states: dict[str, str] = {}
         self.stopping = asyncio.Event()
         self.metrics_port = 0
+        self.bad_beats = 0  # malformed messages on the control socket
         self._spare: asyncio.Task[asyncio.subprocess.Process] | None = None
 
     def endpoint(self, node: NodeEntry) -> tuple[str, str]:
@@ -249,6 +299,7 @@ class Supervisor:
             subscribers=self.graph.subscribers(node.name), control=f"ipc://{self.run_dir / 'control.sock'}",
             state_path=str(self.run_dir / "state" / f"{node.name}.msgpack"), hwm=self.graph.hwm,
             heartbeat_s=self.graph.heartbeat_s, checkpoint_s=self.graph.checkpoint_s, curve=self._curve(node),
+            max_streams=self.graph.max_streams, max_message_bytes=round(self.graph.max_message_mb * 2**20),
         )
 
     def _curve(self, node: NodeEntry) -> dict[str, Any] | None:
@@ -264,7 +315,7 @@ class Supervisor:
         for folder in ("state", "metrics"):
             (self.run_dir / folder).mkdir(parents=True, exist_ok=True)
         server, _ = metrics.serve(self.run_dir / "metrics", self.graph.metrics_host, self.graph.metrics_port,
-                                  lambda: self.restarts)
+                                  lambda: self.restarts, lambda: self.bad_beats)
         self.metrics_port = server.server_port
         log.info("graph %s: run folder %s, metrics on http://%s:%d/metrics", self.graph.name, self.run_dir,
                  self.graph.metrics_host, self.metrics_port)
@@ -273,6 +324,7 @@ class Supervisor:
             loop.add_signal_handler(sig, self.stopping.set)
         ctx = zmq.asyncio.Context()
         control = ctx.socket(zmq.PULL)
+        control.setsockopt(zmq.MAXMSGSIZE, MAX_CONTROL_BYTES)
         control.bind(f"ipc://{self.run_dir / 'control.sock'}")
         helpers = [asyncio.ensure_future(self._listen(control)), asyncio.ensure_future(self._stop_when_asked())]
         health_server = None
@@ -379,8 +431,14 @@ class Supervisor:
                 return
 
     async def _listen(self, control: zmq.asyncio.Socket) -> None:
+        """Heartbeats in; anything else on the socket is counted (`stream_control_malformed_total`) and skipped."""
         while True:
-            beat = msgpack.unpackb(await control.recv())
+            beat = parse_beat(await control.recv())
+            if beat is None:
+                self.bad_beats += 1
+                if self.bad_beats == 1:
+                    log.warning("malformed message on the control socket; counting, ignoring")
+                continue
             proc = self.procs.get(beat["node"])
             if proc is not None and proc.pid == beat["pid"]:
                 self.beats[beat["node"]] = time.monotonic()
@@ -420,6 +478,18 @@ class Supervisor:
                 return False
             await asyncio.sleep(0.02)
         return True
+
+
+def parse_beat(raw: bytes) -> dict[str, Any] | None:
+    """A heartbeat {node, pid, state, t} from the control socket, or None when it is not one."""
+    try:
+        beat = msgpack.unpackb(raw, raw=False)
+    except (ValueError, msgpack.UnpackException, TypeError):
+        return None
+    if not (isinstance(beat, dict) and isinstance(beat.get("node"), str) and isinstance(beat.get("pid"), int)
+            and beat.get("state") in ("starting", "ready", "done")):
+        return None
+    return beat
 
 
 def run(path: Path, source: str | None = None, duration_s: float | None = None, run_dir: Path | None = None,

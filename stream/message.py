@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,12 @@ from stream.errors import MessageError
 VERSION = 1
 DTYPES = frozenset({"float32", "float64", "int16", "int32", "int64", "uint8", "bool", "complex64"})
 MAX_HEADER_BYTES = 64 * 1024
+MAX_SEQ = 2**63 - 1  # seq and t_capture_ns are int64 on every sender
+MAX_GAP = 1_000_000  # a seq jump past this many messages is a sender reset, not loss (no hwm buffers that much)
+# Stream ids and node names become file names (<rttm_dir>/<stream>.rttm, <run dir>/<node>.sock) and topic levels
+# (`<kind>/<stream>`, MQTT `stream/<stream>/...`): letters, digits, '_', '.', '-', not starting with '.' or '-'.
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}")
+NAME_RULE = "1-64 letters, digits, '_', '.' or '-', not starting with '.' or '-' (no '/', spaces or '..')"
 _FIELDS = ("v", "stream", "seq", "t_capture_ns", "t_wall", "kind", "sr", "dtype", "shape", "meta")
 
 
@@ -162,13 +169,24 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
 }
 
 
+def valid_name(name: object) -> bool:
+    """Whether `name` may be a stream id or a node name (see `NAME_RULE`)."""
+    return isinstance(name, str) and NAME.fullmatch(name) is not None
+
+
 def _check_types(fields: dict[str, Any]) -> None:
     for name, expected in _TYPES.items():
         value = fields[name]
         if not isinstance(value, expected) or isinstance(value, bool):
             raise MessageError("field", f"{name}={value!r} is not {expected}")
-    if fields["seq"] < 0 or fields["sr"] < 0 or not fields["stream"] or not fields["kind"]:
-        raise MessageError("field", "seq and sr must be >= 0, stream and kind non-empty")
+    if not (0 <= fields["seq"] <= MAX_SEQ and 0 <= fields["t_capture_ns"] <= MAX_SEQ and 0 <= fields["sr"] < 2**31):
+        raise MessageError("field", "seq, t_capture_ns and sr must be non-negative int64 (sr int32)")
+    if not math.isfinite(fields["t_wall"]):
+        raise MessageError("field", f"t_wall={fields['t_wall']!r} is not a finite time")
+    if fields["stream"] != "-" and not valid_name(fields["stream"]):
+        raise MessageError("field", f"stream id {fields['stream']!r} must be {NAME_RULE}")
+    if not fields["kind"] or len(fields["kind"]) > 64:
+        raise MessageError("field", "kind must be 1-64 characters")
     shape = fields["shape"]
     if len(shape) > 8 or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
         raise MessageError("field", f"shape {shape!r} must be at most 8 non-negative ints")
@@ -179,7 +197,8 @@ class Order(Enum):
 
     OK = "ok"
     GAP = "gap"  # messages were lost before this one
-    OUT_OF_ORDER = "out_of_order"  # seq went back: the sender restarted (one ZeroMQ pipe never reorders)
+    OUT_OF_ORDER = "out_of_order"  # seq went back or jumped past MAX_GAP: the sender restarted (one ZeroMQ pipe
+    #   never reorders)
 
 
 class SeqTracker:
@@ -195,9 +214,17 @@ class SeqTracker:
         self._last[key] = header.seq
         if last is None or header.seq == last + 1:
             return Order.OK, 0
-        if header.seq > last + 1:
+        if last + 1 < header.seq <= last + 1 + MAX_GAP:
             return Order.GAP, header.seq - last - 1
         return Order.OUT_OF_ORDER, 0
+
+    def positions(self, sender: str) -> dict[str, int]:
+        """Last seq seen per stream from `sender`."""
+        return {stream: seq for (who, stream), seq in self._last.items() if who == sender}
+
+    def streams(self) -> set[str]:
+        """Stream ids seen so far (from any sender)."""
+        return {stream for _, stream in self._last}
 
     def state_dict(self) -> dict[str, int]:
         return {f"{sender}\x00{stream}": seq for (sender, stream), seq in self._last.items()}

@@ -64,33 +64,42 @@ CAPTURE_PROBLEMS = Counter(
     "dropped (the node fell behind), nonfinite (NaN/inf samples, replaced by silence).", ["node", "problem"],
 )
 
+SED_GATED = Counter(
+    "stream_sed_gated_patches", "Sound-event patches that could not raise an alert: silent (below a rule's "
+    "gate_dbfs), clipped, nan.", ["node", "reason"],
+)
+
 
 def mark_dead(pid: int, directory: Path) -> None:
     """Drop the live gauges of a node process that exited (its counters and histograms stay)."""
     mark_process_dead(pid, str(directory))
 
 
-class _Restarts:
-    """Exposes the supervisor's restart counts as `stream_node_restarts_total{node}`."""
+class _Supervisor:
+    """Exposes the supervisor's counts: `stream_node_restarts_total{node}`, `stream_control_malformed_total`."""
 
-    def __init__(self, counts: Callable[[], Mapping[str, int]]) -> None:
-        self._counts = counts
+    def __init__(self, restarts: Callable[[], Mapping[str, int]], malformed: Callable[[], int]) -> None:
+        self._restarts, self._malformed = restarts, malformed
 
     def collect(self):  # noqa: ANN201 - prometheus_client collector protocol
         family = CounterMetricFamily("stream_node_restarts", "Times the supervisor restarted a node.", labels=["node"])
-        for node, count in self._counts().items():
+        for node, count in self._restarts().items():
             family.add_metric([node], count)
         yield family
+        yield CounterMetricFamily("stream_control_malformed", "Messages on the supervisor's control socket that "
+                                  "were not heartbeats (skipped).", value=self._malformed())
 
 
-def serve(directory: Path, host: str, port: int, restarts: Callable[[], Mapping[str, int]]):  # noqa: ANN201
+def serve(directory: Path, host: str, port: int, restarts: Callable[[], Mapping[str, int]],
+          malformed: Callable[[], int] = lambda: 0):  # noqa: ANN201
     """Start the graph's endpoint on host:port (port 0 picks a free one); returns (server, thread)."""
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=str(directory))
-    registry.register(_Restarts(restarts))
+    registry.register(_Supervisor(restarts, malformed))
     try:
         return start_http_server(port, addr=host, registry=registry)
-    except OSError as exc:
+    except (OSError, OverflowError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
         raise ConfigError(
-            f"cannot serve metrics on {host}:{port} ({exc.strerror}); set another [metrics] port (0 = any free one)"
+            f"cannot serve metrics on {host}:{port} ({reason}); set another [metrics] port (0 = any free one)"
         ) from exc

@@ -180,3 +180,23 @@ register(ModelSpec(
     license="MIT",
     converter="nodes.vad.convert:silero_onnx",
 ))
+register(ModelSpec(
+    name="yamnet",
+    file="yamnet/yamnet.tflite",
+    description="YAMNet (MobileNet-v1, AudioSet): 0.96 s 64-band log-mel patch -> 521 class scores + 1024-d "
+    "embedding; dynamic-range int8 TFLite, run in its own arithmetic (class names: yamnet_class_map.csv beside it)",
+    source="GitHub Jaskaran197/Speaker-Detector @ 4ec29b6: yamnet.tflite and yamnet_class_map.csv (Google's YAMNet "
+    "weights from tensorflow/models research/audioset/yamnet, converted to TFLite by that repository's convert.py)",
+    license="Apache-2.0 (YAMNet code and weights); class names from the AudioSet ontology, CC BY-SA 4.0",
+    converter="nodes.sed.convert:yamnet_tflite",
+))
+for _n, _trained in ((1, "GTZAN held out"), (2, "Ballroom held out"), (3, "Rock Corpus held out")):
+    register(ModelSpec(
+        name=f"beatnet-{_n}",
+        file=f"beatnet/model_{_n}_weights.pt",
+        description=f"BeatNet CRNN ({_trained}): 272-d log-filtered spectrogram + difference at 50 frames/s -> "
+        "beat / downbeat / none activations; `stream beats --mode crnn`",
+        source=f"PyPI BeatNet==1.1.3: BeatNet/models/model_{_n}_weights.pt (GitHub mjhydri/BeatNet)",
+        license="CC BY 4.0 (credit: Heydari, Cwitkowitz, Duan, BeatNet, ISMIR 2021)",
+        converter="nodes.beats.convert:beatnet",
+    ))

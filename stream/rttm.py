@@ -7,11 +7,13 @@ Both keep several recordings (``uri``) in one file, as the AMI and DIHARD refere
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
 from stream.errors import StreamError
+from stream.files import atomic_write
 
 
 class Turn(NamedTuple):
@@ -45,8 +47,14 @@ def read_rttm(path: Path | str) -> dict[str, list[Turn]]:
     return turns
 
 
+def rttm_uri(name: str) -> str:
+    """`name` (a file stem, a stream id) as an RTTM uri: fields are space-separated, so whitespace becomes '_'."""
+    return re.sub(r"\s+", "_", name.strip()) or "_"
+
+
 def format_rttm(uri: str, turns: Iterable[Turn]) -> str:
-    """RTTM text of one recording, turns sorted by start time, times rounded to milliseconds."""
+    """RTTM text of one recording (`uri` made safe by `rttm_uri`), turns sorted by start time, times in ms."""
+    uri = rttm_uri(uri)
     return "".join(
         f"SPEAKER {uri} 1 {t.start:.3f} {t.end - t.start:.3f} <NA> <NA> {t.label} <NA> <NA>\n"
         for t in sorted(turns)
@@ -55,7 +63,9 @@ def format_rttm(uri: str, turns: Iterable[Turn]) -> str:
 
 
 def write_rttm(path: Path | str, uri: str, turns: Iterable[Turn]) -> None:
-    Path(path).write_text(format_rttm(uri, turns), encoding="utf-8")
+    """Write atomically: a full disk or a crash leaves no partial (or 0-byte, "no speech") RTTM behind."""
+    with atomic_write(path, "w", encoding="utf-8") as f:
+        f.write(format_rttm(uri, turns))
 
 
 def read_uem(path: Path | str) -> dict[str, list[tuple[float, float]]]:

@@ -11,6 +11,12 @@ end-of-stream, checkpoints and exits 0. A StreamError (the user must fix somethi
 supervisor stops the graph; any other crash exits non-zero and the supervisor restarts the node. The checkpoint
 (node state + last seq seen per sender) makes the gap of the outage show up in the dropped counter. Messages
 the node processed after its last checkpoint count as dropped too, as their effect on the state was lost.
+
+Bounded inputs: frames over `max_message_bytes` are refused by ZeroMQ before they are buffered ("oversize"), and
+a node keeps state for at most `max_streams` stream ids (messages of more are "rejected"); both are counted in
+`stream_messages_total{result}`. End-of-stream is a runtime message (stream "-", no data) that names the last seq
+its sender published per kind and stream; it ends an input only when it accounts for everything received from
+that input, so a stray or forged one (counted as malformed) cannot stop a node.
 """
 
 from __future__ import annotations
@@ -38,11 +44,12 @@ from stream.curve import CurveKeys, ZapHandler
 from stream.errors import MessageError, StreamError
 from stream.message import Message, Order, SeqTracker, decode
 from stream.node import Node, Source, resolve
-from stream.transport import EOS, Publisher, subscribe
+from stream.transport import EOS, Input, Publisher, subscribe
 
 log = logging.getLogger(__name__)
 
 EXIT_FATAL = 3  # a StreamError (bad config, missing model or file): restarting cannot fix it
+RESULTS = ("ok", "malformed", "dropped", "gap", "out_of_order", "rejected", "oversize")
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,8 @@ class NodeSpec:
     heartbeat_s: float = 0.5
     checkpoint_s: float = 1.0
     ready_timeout_s: float = 30.0
+    max_streams: int = 64  # stream ids one node keeps state for; messages of further ones are rejected (counted)
+    max_message_bytes: int = 16 * 2**20  # frames over this are refused at the socket (counted as oversize)
     curve: dict[str, Any] | None = None  # CurveKeys.to_dict() when the graph has a [curve] table
 
     def to_json(self) -> str:
@@ -105,18 +114,18 @@ class Runner:
         self.spec, self.node, self.ctx = spec, node, ctx
         self.tracker = SeqTracker()
         self.out_seq: dict[str, int] = {}
+        self.last_sent: dict[str, dict[str, int]] = {}  # kind -> stream -> last seq published (told at the end)
         self.queue: deque[tuple[str, Message]] = deque()
         self.ended: set[str] = set()
         self.stopping = asyncio.Event()
         self.state = "starting"
         self._logged: set[str] = set()
-        self._messages = {r: metrics.MESSAGES.labels(spec.name, r)
-                          for r in ("ok", "malformed", "dropped", "gap", "out_of_order")}
+        self._messages = {r: metrics.MESSAGES.labels(spec.name, r) for r in RESULTS}
         self._process_seconds = metrics.PROCESS_SECONDS.labels(spec.name)
         self._rtf = metrics.REALTIME_FACTOR.labels(spec.name)
         self._depth = metrics.QUEUE_DEPTH.labels(spec.name)
         self.pub: Publisher | None = None
-        self.subs: dict[str, zmq.asyncio.Socket] = {}
+        self.inputs: dict[str, Input] = {}
         self.control: zmq.asyncio.Socket | None = None
         if spec.control:
             self.control = ctx.socket(zmq.PUSH)
@@ -135,10 +144,9 @@ class Runner:
         self.pub = Publisher(self.ctx, self.spec.endpoint, self.spec.subscribers, self.spec.hwm, curve, self.spec.name)
         await self.pub.wait_ready(self.spec.ready_timeout_s)
         for upstream, endpoint in self.spec.inputs.items():
-            self.subs[upstream] = subscribe(
-                self.ctx, endpoint, self.spec.name, self.node.accepts, self.spec.hwm,
-                int(self.spec.heartbeat_s * 1000), curve,
-            )
+            sock = subscribe(self.ctx, endpoint, self.spec.name, self.node.accepts, self.spec.hwm,
+                             int(self.spec.heartbeat_s * 1000), self.spec.max_message_bytes, curve)
+            self.inputs[upstream] = Input(sock, endpoint)
         self.state = "ready"
         log.info("%s: ready", self.spec.name)
         background = [asyncio.ensure_future(self._heartbeat()), asyncio.ensure_future(self._checkpoint_loop())]
@@ -149,16 +157,17 @@ class Runner:
                 await self._consume()
             for msg in await self.node.close():
                 await self.publish(msg)
-            await self.publish(Message.new("-", EOS, np.zeros(0, np.uint8), sr=0,
-                                           t_capture_ns=time.monotonic_ns(), t_wall=time.time()))
+            sent = {kind: dict(streams) for kind, streams in self.last_sent.items()}
+            await self.publish(Message.new("-", EOS, np.zeros(0, np.uint8), sr=0, t_capture_ns=time.monotonic_ns(),
+                                           t_wall=time.time(), meta={"sent": sent}))
             self.state = "done"
             self._save()
             await self._send_heartbeat()
         finally:
             for task in background:
                 task.cancel()
-            for sock in self.subs.values():
-                sock.close()
+            for upstream in self.inputs.values():
+                upstream.close()
             self.pub.close()
             if zap is not None:
                 zap.close()
@@ -209,14 +218,24 @@ class Runner:
 
     async def _consume(self) -> None:
         poller = zmq.asyncio.Poller()
-        for sock in self.subs.values():
-            poller.register(sock, zmq.POLLIN)
-        ports = {sock: name for name, sock in self.subs.items()}
-        while len(self.ended) < len(self.subs):
+        ports, monitors = {}, {}
+        for name, upstream in self.inputs.items():
+            poller.register(upstream.sock, zmq.POLLIN)
+            poller.register(upstream.monitor, zmq.POLLIN)
+            ports[upstream.sock], monitors[upstream.monitor] = name, upstream
+        while len(self.ended) < len(self.inputs):
             timeout = 0 if self.stopping.is_set() else 100
             events = await poller.poll(timeout)
             for sock, _ in events:
-                self._take(ports[sock], sock)
+                if sock in monitors:
+                    monitors[sock].read_events()
+                else:
+                    self._take(ports[sock], sock)
+            for name, upstream in self.inputs.items():
+                if upstream.check():
+                    self._messages["oversize"].inc()
+                    self._log_once("oversize", f"{self.spec.name}: {name} sent a frame over "
+                                   f"{self.spec.max_message_bytes} bytes; refused, counted, reconnected")
             if not events and not self.queue and self.stopping.is_set():
                 return  # stop: everything already received is processed
             while self.queue:
@@ -243,6 +262,19 @@ class Runner:
             self._messages["malformed"].inc()
             self._log_once(exc.reason, f"{self.spec.name}: malformed message from {port} ({exc}); counting, going on")
             return None
+        stream = msg.header.stream
+        if msg.header.kind == EOS:
+            if (stream, msg.header.sr, msg.data.size) != ("-", 0, 0):
+                self._messages["malformed"].inc()
+                self._log_once("eos", f"{self.spec.name}: end-of-stream from {port} with data or a stream id "
+                               f"({stream!r}); only the runtime sends it: counted, ignored")
+                return None
+            return msg
+        if stream not in self.tracker.streams() and len(self.tracker.streams()) >= self.spec.max_streams:
+            self._messages["rejected"].inc()
+            self._log_once("streams", f"{self.spec.name}: more than {self.spec.max_streams} stream ids; messages of "
+                           f"new ones (here {stream!r}) are rejected and counted (raise [graph] max_streams)")
+            return None
         order, missing = self.tracker.check(port, msg.header)
         if order is Order.GAP:
             self._messages["gap"].inc()
@@ -255,7 +287,12 @@ class Runner:
 
     async def _handle(self, port: str, msg: Message) -> None:
         if msg.header.kind == EOS:
-            self.ended.add(port)
+            if self._accounts(port, msg.header.meta.get("sent")):
+                self.ended.add(port)
+            else:
+                self._messages["malformed"].inc()
+                self._log_once("eos-count", f"{self.spec.name}: an end-of-stream from {port} does not match what it "
+                               "sent; counted as malformed, going on")
             return
         metrics.TRANSPORT_LATENCY.labels(self.spec.name, port).observe(
             (time.monotonic_ns() - msg.header.t_capture_ns) / 1e9
@@ -275,10 +312,21 @@ class Runner:
         for out in outputs:
             await self.publish(out)
 
+    def _accounts(self, port: str, sent: Any) -> bool:
+        """Whether an end-of-stream's `sent` ({kind: {stream: last seq}}) names, for the kinds this node takes,
+        exactly the last seq received on every stream heard from `port` (nothing of it is still in flight)."""
+        if not isinstance(sent, dict) or not all(isinstance(v, dict) for v in sent.values()):
+            return False
+        accepts = self.node.accepts
+        told = {stream: seq for kind, streams in sent.items() if not accepts or kind in accepts
+                for stream, seq in streams.items()}
+        return all(told.get(stream) == seq for stream, seq in self.tracker.positions(port).items())
+
     async def publish(self, msg: Message) -> None:
         """Stamp the per-stream output seq and send."""
         seq = self.out_seq.get(msg.header.stream, 0)
         self.out_seq[msg.header.stream] = seq + 1
+        self.last_sent.setdefault(msg.header.kind, {})[msg.header.stream] = seq
         await self.pub.send(msg.with_seq(seq))
 
     def _log_once(self, reason: str, text: str) -> None:

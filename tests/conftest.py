@@ -1,10 +1,12 @@
-"""Shared fixtures: where the read-only models and data live (see ../shared/*/README.md)."""
+"""Shared fixtures: where the read-only models and data live (see ../shared/*/README.md), a run's metrics."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from stream.paths import data_dir, model_dir
 
@@ -23,3 +25,19 @@ def models() -> Path:
 @pytest.fixture(scope="session")
 def data() -> Path:
     return _need(data_dir(), "data folder")
+
+
+class RunMetrics:
+    """Sums of a run's multiprocess metric files (what the supervisor's endpoint serves)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.registry = CollectorRegistry()
+        MultiProcessCollector(self.registry, path=str(directory))
+
+    def get(self, name: str, **labels: str) -> float:
+        return self.registry.get_sample_value(name, labels) or 0.0
+
+
+@pytest.fixture
+def run_metrics():
+    return RunMetrics

@@ -26,7 +26,7 @@ import numpy as np
 from nodes.capture.conform import MAX_RATE, MIN_RATE, Block, Conformer
 from nodes.capture.sources import DeviceSource, FileSource, SignalSource, Source, Timeline, block_frames
 from stream.errors import ConfigError
-from stream.message import Message
+from stream.message import NAME_RULE, Message, valid_name
 from stream.node import Source as SourceNode
 
 
@@ -49,6 +49,8 @@ class CaptureConfig:
             raise ConfigError(f"capture channels must be 1 (mono) or 2 (stereo), got {self.channels}")
         if not 0 < self.block_ms <= 1000:
             raise ConfigError(f"capture block_ms must be in (0, 1000] ms, got {self.block_ms}")
+        if not valid_name(self.stream):
+            raise ConfigError(f"capture stream {self.stream!r} must be {NAME_RULE}")
         if self.source == "file" and not self.path:
             raise ConfigError('capture source "file" needs path = "some.wav"')
 

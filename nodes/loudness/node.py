@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from stream.errors import ConfigError, MessageError
+from stream.errors import ConfigError
 from stream.message import Message
 from stream.node import Node
+from stream.pcm import pcm_frames
 
 
 @dataclass(frozen=True)
@@ -49,30 +50,28 @@ class LoudnessNode(Node[LoudnessConfig]):
     def __init__(self, config: LoudnessConfig | None = None, name: str | None = None) -> None:
         super().__init__(config, name)
         self.t0_ns: dict[str, int] = {}  # first capture stamp per stream
-        self.pending: dict[str, list[Message]] = {}  # blocks of the current event per stream
+        self.pending: dict[str, list[tuple[Message, np.ndarray]]] = {}  # (block, its real samples) per stream
 
     async def process(self, msg: Message, port: str = "") -> list[Message]:
         h = msg.header
-        if h.kind != "pcm" or h.dtype != "float32":
-            raise MessageError("input", f"loudness takes float32 pcm, got {h.kind} {h.dtype}")
+        samples = pcm_frames(msg).ravel()  # MessageError for anything but usable float32 pcm (NaN included)
         self.t0_ns.setdefault(h.stream, h.t_capture_ns)
         blocks = self.pending.setdefault(h.stream, [])
-        blocks.append(msg)
+        blocks.append((msg, samples))
         if len(blocks) < self.config.every:
             return []
         del self.pending[h.stream]
         return [self._event(blocks)]
 
-    def _event(self, blocks: list[Message]) -> Message:
-        first = blocks[0]
-        valid = [b.data[: b.header.meta.get("valid_frames", len(b.data))] for b in blocks]
-        rms, peak = level_dbfs(np.concatenate(valid), self.config.floor_dbfs)
+    def _event(self, blocks: list[tuple[Message, np.ndarray]]) -> Message:
+        first = blocks[0][0]
+        rms, peak = level_dbfs(np.concatenate([samples for _, samples in blocks]), self.config.floor_dbfs)
         return Message.event(first, {
             "type": "level",
             "stream": first.header.stream,
             "t_audio": (first.header.t_capture_ns - self.t0_ns[first.header.stream]) / 1e9,
             "t_capture": first.header.t_wall,
-            "duration": sum(b.duration_s for b in blocks),
+            "duration": sum(b.duration_s for b, _ in blocks),
             "rms_dbfs": round(rms, 2),
             "peak_dbfs": round(peak, 2),
         })

@@ -22,6 +22,7 @@ Output, one message per window, kind "window", sr 0 (axis 0 is not time):
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -32,11 +33,14 @@ from nodes.diarization.aggregation import WindowGeometry
 from nodes.diarization.pipeline import SAMPLE_RATE, DiarizationConfig, WindowBuffer
 from nodes.diarization.stitching import EmbeddingPlanner, Plan
 from nodes.diarization.windows import TrunkRing, WindowAnalyzer
+from nodes.embedding.campplus import CampplusConfig
+from nodes.segmentation.powerset import NUM_SPEAKERS
 from stream.allocator import keep_freed_memory, release_freed_memory
 from stream.errors import ConfigError, MessageError
 from stream.message import Message
 from stream.models import use_compile_cache
 from stream.node import Node
+from stream.pcm import mono
 
 _DEFAULTS = DiarizationConfig()
 REALIGN_S = 0.1  # s: audio further off its capture time than this is put back on the stream's time
@@ -45,13 +49,9 @@ log = logging.getLogger(__name__)
 
 
 def mono_pcm(msg: Message, rate: int = SAMPLE_RATE) -> np.ndarray:
-    """The real samples of a float32 pcm message at `rate` Hz, down-mixed to mono (padding of a last block cut)."""
-    h = msg.header
-    if h.kind != "pcm" or h.dtype != "float32" or h.sr != rate or len(h.shape) not in (1, 2):
-        raise MessageError("input", f"expected float32 pcm at {rate} Hz, got {h.kind} {h.dtype} {list(h.shape)} at "
-                                    f"{h.sr} Hz: set the capture node's rate = {rate}")
-    samples = msg.data if msg.data.ndim == 1 else msg.data.mean(axis=1, dtype=np.float32)
-    return samples[: h.meta.get("valid_frames", len(samples))]
+    """The real samples of a float32 pcm message at `rate` Hz, down-mixed to mono (padding of a last block cut);
+    MessageError for anything else (`stream.pcm`)."""
+    return mono(msg, rate)
 
 
 def window_message(stream: str, k: int, activity: np.ndarray, embeddings: np.ndarray | None, plan: Plan,
@@ -66,16 +66,34 @@ def window_message(stream: str, k: int, activity: np.ndarray, embeddings: np.nda
 
 def read_window(msg: Message, geometry: WindowGeometry) -> tuple[np.ndarray, np.ndarray | None, Plan]:
     """(activity [frames, 3], embeddings [3, dim] or None, plan) of a "window" message made for `geometry`."""
-    h, frames = msg.header, geometry.frames_per_window
-    if h.kind != "window" or len(h.shape) != 2 or h.shape[1] < frames:
-        raise MessageError("input", f"expected a 'window' message [local, >= {frames}], got {h.kind} {list(h.shape)}")
+    h, frames, dim = msg.header, geometry.frames_per_window, CampplusConfig().embedding_size
+    if h.kind != "window" or h.dtype != "float32" or len(h.shape) != 2 or h.shape[0] != NUM_SPEAKERS \
+            or h.shape[1] not in (frames, frames + dim):
+        raise MessageError("input", f"expected a float32 'window' message [{NUM_SPEAKERS}, {frames} (+ {dim})], got "
+                                    f"{h.kind} {h.dtype} {list(h.shape)}")
     if (h.meta.get("step"), h.meta.get("duration")) != (geometry.step, geometry.duration):
         raise MessageError("geometry", f"windows of {h.meta.get('duration')} s every {h.meta.get('step')} s, this "
                                        f"node expects {geometry.duration} s every {geometry.step} s: set the same "
                                        "duration and step on the segmentation and diarization nodes")
+    if not np.isfinite(msg.data[:, :frames]).all():  # embeddings of speakers not embedded are NaN by design
+        raise MessageError("nonfinite", "window activity has NaN or infinite values")
+    window, audio_s, continues = h.meta.get("window"), h.meta.get("audio_s"), h.meta.get("continues")
+    if not _count(window) or not (_count(audio_s) or isinstance(audio_s, float) and math.isfinite(audio_s)
+                                  and audio_s >= 0):
+        raise MessageError("meta", f"window={window!r} must be a window index >= 0 and audio_s={audio_s!r} seconds")
+    if not isinstance(continues, list) or not all(
+            isinstance(pair, list) and len(pair) == 2 and all(_count(i) and i < NUM_SPEAKERS for i in pair)
+            for pair in continues):
+        raise MessageError("meta", f"continues={continues!r} must be [[local, previous local], ...] of speakers "
+                                   f"0..{NUM_SPEAKERS - 1}")
     embeddings = msg.data[:, frames:] if h.shape[1] > frames else None
-    plan = Plan(embeddings is not None, {int(a): int(b) for a, b in h.meta["continues"]})
+    plan = Plan(embeddings is not None, {a: b for a, b in continues})
     return np.asarray(msg.data[:, :frames].T), embeddings, plan
+
+
+def _count(value: object) -> bool:
+    """Whether `value` is an int >= 0 (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ import importlib
 EVALUATIONS = [
     "der",
     "eer",
+    "beats",
+    "chords",
 ]
 
 

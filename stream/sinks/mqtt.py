@@ -28,6 +28,7 @@ In a graph TOML (fields of `MqttConfig`):
     password = "secret"
     ca_file = "/etc/stream/ca.pem"
     rules = ["Smoke alarm", "Dog barking"]     # one HA binary_sensor each
+    rules_file = "configs/alerts.toml"         # ... and one per rule of the SED node's rules file
     buffer_path = "/var/lib/stream/mqtt-outbox.sqlite"
 """
 
@@ -97,6 +98,7 @@ class MqttConfig:
     discovery: bool = True  # Home Assistant MQTT discovery
     discovery_prefix: str = "homeassistant"
     rules: tuple[str, ...] = ()  # alert rules to announce as binary sensors
+    rules_file: str = ""  # an alert rules TOML (the sed node's `rules`): its rules are announced too
     speaker: bool = True  # announce the active-speaker sensor and speaker-turn events
     tempo: bool = False  # announce the tempo sensor
     buffer_size: int = 10_000  # [1, 10^7] events held while the broker is away; oldest dropped past it
@@ -139,16 +141,29 @@ class Endpoint:
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
 
+def redact(url: str) -> str:
+    """`url` with its password (if any) replaced by `***`, for error messages and logs."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    return f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***@{host}"
+
+
 def endpoint(config: MqttConfig, url: str | None = None) -> Endpoint:
-    """Parse the broker URL; fields in the config win over credentials in the URL."""
-    parts = urlsplit(url or config.url)
+    """Parse the broker URL; fields in the config win over credentials in the URL. Errors never show a password."""
+    shown = redact(url or config.url)
+    try:
+        parts = urlsplit(url or config.url)
+    except ValueError as exc:
+        raise ConfigError(f"MQTT broker URL {shown!r} is malformed ({exc})") from None
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise ConfigError(f"MQTT broker URL {url or config.url!r}: expected mqtt://host[:port] or mqtts://host[:port]")
+        raise ConfigError(f"MQTT broker URL {shown!r}: expected mqtt://host[:port] or mqtts://host[:port]")
     tls = parts.scheme == "mqtts"
     try:
         port = parts.port or (8883 if tls else 1883)
     except ValueError:
-        raise ConfigError(f"MQTT broker URL {url or config.url!r}: the port is not a number in 1..65535") from None
+        raise ConfigError(f"MQTT broker URL {shown!r}: the port is not a number in 1..65535") from None
     return Endpoint(
         host=parts.hostname,
         port=port,
@@ -215,7 +230,9 @@ class MqttSink(Sink):
         self.client_id = config.client_id or f"stream-{config.stream}"
         self.root = f"{config.base_topic}/{config.stream}"
         self.availability = f"{self.root}/availability"
-        self.entities = mqtt_discovery.Entities(config.stream, config.rules, config.speaker, config.tempo)
+        rules = config.rules + (mqtt_discovery.rule_names(config.rules_file) if config.rules_file else ())
+        self.entities = mqtt_discovery.Entities(config.stream, tuple(dict.fromkeys(rules)), config.speaker,
+                                                config.tempo)
         self._buffer: Buffer = (
             DiskBuffer(Path(config.buffer_path), config.buffer_size)
             if config.buffer_path
@@ -245,8 +262,8 @@ class MqttSink(Sink):
         if self.config.url:
             self.where = endpoint(self.config)
         else:
-            self._broker = Broker()
-            await asyncio.to_thread(self._broker.start)
+            self._broker = Broker(die_with_parent=True)
+            self._broker.start()  # in the loop's thread, which lives as long as the node (no orphan broker)
             self.where = endpoint(self.config, self._broker.url)
             log.warning("no MQTT broker configured: started an embedded mosquitto at %s", self._broker.url)
         self._task = asyncio.create_task(self._run(self.where), name=f"mqtt-sink-{self.client_id}")

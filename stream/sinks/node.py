@@ -9,11 +9,13 @@ and the other sinks go on.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from stream import metrics
+from stream.errors import ConfigError, MessageError
 from stream.message import Message
 from stream.node import Node, parse_config
 from stream.sinks.base import Sink, resolve
@@ -47,8 +49,14 @@ class SinksNode(Node[SinksConfig]):
         self._failed: set[str] = set()
 
     async def setup(self) -> None:
+        """Start every sink; one that cannot start (port in use, broker refusing our password) stops the graph with
+        its reason, instead of a graph running without it."""
         for sink in self.sinks:
-            await self._guard(sink, sink.start())
+            try:
+                await sink.start()
+            except Exception as exc:  # noqa: BLE001 - any start failure is the configuration's to fix
+                raise ConfigError(f"sink {sink.name} cannot start ({type(exc).__name__}: {exc}); "
+                                  "fix its [[sinks]] table") from exc
 
     async def process(self, msg: Message, port: str = "") -> list[Message]:
         event = publishable(msg, port)
@@ -76,6 +84,9 @@ class SinksNode(Node[SinksConfig]):
 def publishable(msg: Message, producer: str) -> dict[str, Any]:
     """The event dict of an event message, with the common fields filled in and `t_publish` = now (Unix s)."""
     h = msg.header
+    if not _finite(h.meta):
+        raise MessageError("event", f"event {h.meta.get('type')!r} from {producer} has a NaN or infinite value; "
+                                    "JSON has none: rejected")
     event = dict(h.meta)
     event.setdefault("type", "event")
     event.setdefault("stream", h.stream)
@@ -83,6 +94,17 @@ def publishable(msg: Message, producer: str) -> dict[str, Any]:
     event.setdefault("node", producer)
     event["t_publish"] = time.time()
     return event
+
+
+def _finite(value: Any) -> bool:
+    """Whether every number in a JSON-like value is finite (JSON cannot carry NaN or infinity)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(_finite(v) for v in value)
+    return True
 
 
 NODE = SinksNode

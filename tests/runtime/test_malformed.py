@@ -73,11 +73,16 @@ async def test_node_survives_and_counts_1000_malformed(tmp_path, run_metrics):
         while await asyncio.wait_for(upstream.recv(), 20) != b"\x01" + READY + b"loud":
             pass  # the node subscribed: nothing we send from now on is lost to a slow join
         rng = np.random.default_rng(0)
+        last: dict[str, int] = {}  # per stream, the last seq sent in a valid header: what end-of-stream names
         for seq in range(GOOD):
             await upstream.send_multipart(_good(seq))
+            last["s"] = seq
             for i in range(seq * BAD // GOOD, (seq + 1) * BAD // GOOD):
                 await upstream.send_multipart(_bad(i, rng))
-        eos = Message.new("-", "eos", np.zeros(0, np.uint8), sr=0, t_capture_ns=0, t_wall=0.0)
+                if i % 5 == 3 and i % 2 == 0:  # the valid int16 block on its own stream
+                    last["int"] = i // 10
+        eos = Message.new("-", "eos", np.zeros(0, np.uint8), sr=0, t_capture_ns=0, t_wall=0.0,
+                          meta={"sent": {"pcm": last}})
         await upstream.send_multipart([topic("eos", "-"), *encode(eos)])
         events = []
         while len(events) < GOOD:

@@ -1,0 +1,159 @@
+"""YAMNet (MobileNet-v1 on 96x64 log-mel patches, 521 AudioSet classes) as pure JAX over a parameter pytree.
+
+Figure, per 0.96 s patch [96 frames, 64 mel]: 3x3 conv stride 2 (32) -> 13 depthwise-separable blocks (3x3
+depthwise + ReLU, 1x1 pointwise + ReLU; strides 1,2,1,2,1,2,1,1,1,1,1,2,1; widths 64..1024) -> mean over time and
+frequency = the 1024-d embedding -> dense 521 -> sigmoid. Batch norm is folded into each conv's bias, as in the
+TFLite graph the weights come from (`convert.py`).
+
+Parameter tree:
+    layer1/conv/{kernel [3,3,1,32] HWIO, bias [32]}
+    layer{2..14}/depthwise/{kernel [3,3,1,C], bias [C]}
+    layer{2..14}/pointwise/{kernel [C_in, C_out] int8 values, scale [C_out], bias [C_out]}
+    logits/{kernel [1024, 521] int8 values, scale [521], bias [521]}
+
+Arithmetic "tflite" (default) runs the pointwise convs and the classifier as LiteRT's XNNPACK kernels run the
+file's dynamic-range int8 ops: each pixel's (or the embedding's) activations are quantised to int8 on the fly
+(`frontend.quantize_rows`), multiplied by the int8 weights exactly, and rescaled. "float" uses the dequantised
+weights on float activations. The file's arithmetic is sensitive: a 1e-6 relative change of the input moves
+some scores by up to ~0.01 (LiteRT's own reference kernels differ from its XNNPACK ones by up to 0.3).
+"""
+
+from __future__ import annotations
+
+import csv
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nodes.sed.frontend import ARITHMETICS, MEL_BINS, Arithmetic
+from stream.errors import AudioError, ModelError
+
+Params = dict[str, Any]
+PATCH_FRAMES = 96  # 0.96 s of 10 ms frames
+PATCH_SECONDS = 0.96
+NUM_CLASSES = 521
+EMBEDDING = 1024
+STRIDES = (2, 1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1)  # layer1 .. layer14
+_HIGHEST = jax.lax.Precision.HIGHEST
+
+
+def _quantize_rows(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """JAX twin of `frontend.quantize_rows` over the last axis: (q - zero point, 1/scale)."""
+    lo = jnp.minimum(0.0, x.min(-1, keepdims=True))
+    hi = jnp.maximum(0.0, x.max(-1, keepdims=True))
+    scale = jnp.where(lo == hi, 1.0, 255.0 / jnp.where(lo == hi, 1.0, hi - lo))
+    zero = jnp.where((-128 + lo * scale) + (127 + hi * scale) > 0, -128 - lo * scale, 127 - hi * scale)
+    zero = jnp.rint(jnp.clip(zero, -128, 127))
+    q = jnp.clip(jnp.rint(x * scale) + zero, -128, 127)
+    return q - zero, 1.0 / scale
+
+
+def _int8_dense(p: Params, x: jax.Array, arithmetic: Arithmetic) -> jax.Array:
+    """x [..., C_in] -> [..., C_out] through an int8 weight with per-output scales, plus bias."""
+    if arithmetic == "tflite":
+        q, step = _quantize_rows(x)
+        return jnp.matmul(q, p["kernel"], precision=_HIGHEST) * (step * p["scale"]) + p["bias"]
+    return jnp.matmul(x, p["kernel"] * p["scale"], precision=_HIGHEST) + p["bias"]
+
+
+def _conv(x: jax.Array, kernel: jax.Array, stride: int, groups: int) -> jax.Array:
+    """NHWC conv with TensorFlow's SAME padding (stride 2 pads one row/column at the end only)."""
+    return jax.lax.conv_general_dilated(x, kernel, (stride, stride), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                        feature_group_count=groups, precision=_HIGHEST)
+
+
+def yamnet(params: Params, patches: jax.Array, arithmetic: Arithmetic = "tflite") -> tuple[jax.Array, jax.Array]:
+    """[B, 96, 64] log-mel patches -> (scores [B, 521] in [0, 1], embeddings [B, 1024])."""
+    p = params["layer1"]["conv"]
+    x = jax.nn.relu(_conv(patches[..., None], p["kernel"], STRIDES[0], 1) + p["bias"])
+    for layer, stride in enumerate(STRIDES[1:], start=2):
+        dw, pw = params[f"layer{layer}"]["depthwise"], params[f"layer{layer}"]["pointwise"]
+        x = jax.nn.relu(_conv(x, dw["kernel"], stride, x.shape[-1]) + dw["bias"])
+        x = jax.nn.relu(_int8_dense(pw, x, arithmetic))
+    embeddings = x.mean(axis=(1, 2))
+    return jax.nn.sigmoid(_int8_dense(params["logits"], embeddings, arithmetic)), embeddings
+
+
+def read_class_names(path: Path) -> list[str]:
+    """Display names of `yamnet_class_map.csv` (index, mid, display_name), in index order."""
+    try:
+        with open(path, newline="") as f:
+            names = [row["display_name"] for row in csv.DictReader(f)]
+    except (OSError, KeyError) as exc:
+        raise ModelError(f"cannot read YAMNet's class map {path} ({exc}): it comes with yamnet.tflite") from exc
+    if len(names) != NUM_CLASSES:
+        raise ModelError(f"{path} lists {len(names)} classes, YAMNet has {NUM_CLASSES}")
+    return names
+
+
+def _buckets(max_batch: int) -> tuple[int, ...]:
+    sizes = [1]
+    while sizes[-1] < max_batch:
+        sizes.append(min(2 * sizes[-1], max_batch))
+    return tuple(sizes)
+
+
+class Yamnet:
+    """Scores and embeddings of log-mel patches, batched in power-of-two buckets (one compile per bucket).
+
+    `max_batch` bounds one device call; larger inputs go through in chunks of `max_batch`.
+    """
+
+    def __init__(self, params: Params, class_names: list[str], max_batch: int = 64,
+                 arithmetic: Arithmetic = "tflite") -> None:
+        if arithmetic not in ARITHMETICS:
+            raise ModelError(f"YAMNet arithmetic must be one of {ARITHMETICS}, got {arithmetic!r}")
+        if max_batch < 1:
+            raise ModelError(f"max_batch must be >= 1, got {max_batch}")
+        self.class_names = class_names
+        self.arithmetic = arithmetic
+        self.buckets = _buckets(max_batch)
+        self._params = jax.device_put(jax.tree.map(lambda a: np.asarray(a, np.float32), params))
+        self._run = jax.jit(partial(yamnet, arithmetic=arithmetic))
+
+    def warmup(self) -> None:
+        """Compile every bucket now, not on the first live patch."""
+        for size in self.buckets:
+            jax.block_until_ready(self._run(self._params, jnp.zeros((size, PATCH_FRAMES, MEL_BINS), jnp.float32)))
+
+    def __call__(self, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """[B, 96, 64] log-mel patches -> (scores [B, 521], embeddings [B, 1024]) as float32 NumPy."""
+        x = np.asarray(patches, np.float32)
+        if x.ndim != 3 or x.shape[1:] != (PATCH_FRAMES, MEL_BINS):
+            raise AudioError(f"YAMNet takes log-mel patches [batch, {PATCH_FRAMES}, {MEL_BINS}], got {x.shape}")
+        if not np.isfinite(x).all():
+            raise AudioError("log-mel patches contain NaN or infinite values: check the audio fed to the front end")
+        scores, embeddings = [], []
+        largest = self.buckets[-1]
+        for start in range(0, len(x), largest):
+            chunk = x[start : start + largest]
+            size = next(b for b in self.buckets if b >= len(chunk))
+            padded = np.concatenate([chunk, np.zeros((size - len(chunk), *chunk.shape[1:]), np.float32)])
+            s, e = self._run(self._params, padded)
+            scores.append(np.asarray(s)[: len(chunk)])
+            embeddings.append(np.asarray(e)[: len(chunk)])
+        if not scores:
+            return np.zeros((0, NUM_CLASSES), np.float32), np.zeros((0, EMBEDDING), np.float32)
+        return np.concatenate(scores), np.concatenate(embeddings)
+
+
+def load_yamnet(model_dir: Path | str | None = None, max_batch: int = 64, arithmetic: Arithmetic = "tflite") -> Yamnet:
+    """YAMNet from the registry ("yamnet": converted once, cached, checksummed) or from a folder holding
+    `yamnet.tflite` and `yamnet_class_map.csv` (converted in memory)."""
+    from stream.models import load_params, source_path, unflatten
+
+    if model_dir is None:
+        params = load_params("yamnet")
+        folder = source_path("yamnet").parent
+    else:
+        from nodes.sed.convert import yamnet_tflite
+
+        folder = Path(model_dir)
+        if not (folder / "yamnet.tflite").is_file():
+            raise ModelError(f"no yamnet.tflite in {folder}: see `stream models info yamnet` for where to get it")
+        params = unflatten(yamnet_tflite(folder / "yamnet.tflite"))
+    return Yamnet(params, read_class_names(folder / "yamnet_class_map.csv"), max_batch, arithmetic)
