@@ -8,7 +8,7 @@ Each run is scored against what the same audio gives unharmed:
 - turns: the diarization node's speaker.turn events against `stream diarize --latency 0.5` on the same file
   (what the live graph emits unharmed, tests/meeting): `identical` (same turns, boundaries within a frame),
   `agreement` (frames with the same labels), `relabelled` (agreement < 0.9),
-  `lost` (reference turns that no output turn of the same label covers half of),
+  `lost` (reference turns of 0.5 s or more that no output turn of the same label covers half of),
   `duplicated` (output turns of one label overlapping by more than a frame: one turn told twice);
 - VAD: the vad node's events against vad_ref's (`vad lost`, `vad duplicated`);
 - transport: messages counted dropped per node (`stream_messages_total{result="dropped"}`: ZeroMQ drops and
@@ -16,10 +16,11 @@ Each run is scored against what the same audio gives unharmed:
   dropped count), the largest queue depth sampled (bound: the runner's 64);
 - recovery: from the end of the fault (the kill, or SIGCONT) until the node runs again (at once when its process
   lives on, else when its new process is ready); restarts; the graph's exit code.
-Turns and VAD decisions are scored from `SETTLE_S` after the recovery. Audio a node missed while it restarted is
-lost to PUB/SUB by design (real-time audio prefers a counted drop to a blocked microphone) and counted; when the
-models missed some (segmentation counted drops), the reference is `stream diarize` on the file with that span
-(fault to recovery) silenced: what the graph received, so a speaker first heard in the lost span is no error.
+Turns and VAD decisions are scored from `SETTLE_S` after the recovery. What a node misses while it restarts is
+lost by design (PUB/SUB: real-time audio prefers a counted drop to a blocked microphone; a restarted capture skips
+its downtime as live audio would; the diarization node fills lost windows with silence); so when capture,
+segmentation or diarization restarted, the reference is `stream diarize` on the file with the outage (fault to
+recovery) silenced: what the chain received, so a speaker first heard in the lost span is no error.
 
     .venv/bin/python -m bench.faults [--nodes capture,segmentation,diarization,vad,sinks] [--faults kill,stop]
                                      [--clip dev00] [--at 10] [--stop-s 5] [--json out.json]
@@ -49,8 +50,10 @@ from stream.paths import REPO_ROOT, data_dir
 from stream.rttm import Turn, read_rttm
 
 FRAME = 0.02  # s, the diarisation output grid
+MIN_TURN_S = 0.5  # s: shorter turns are scored by frame agreement only
 SETTLE_S = 2.5  # s after a fault for a restarted clustering node to stitch its speakers back (tests/meeting)
 NODES = ("capture", "segmentation", "diarization", "vad", "sinks")
+FEEDS_TURNS = ("capture", "segmentation", "diarization")  # a restart of these loses the turns of its outage
 WARM_UP = """
 import asyncio
 from nodes.segmentation.node import SegmentationNode
@@ -99,7 +102,7 @@ def clip(name: str, seconds: float | None, folder: Path) -> Path:
     path = data_dir() / "diarization" / "ami" / f"{name}.flac"
     if seconds is None:
         return path
-    audio, rate = sf.read(path, frames=None, dtype="float32")
+    audio, rate = sf.read(path, dtype="float32")
     cut = folder / f"{name}-{seconds:g}s.wav"
     sf.write(cut, audio[: round(seconds * rate)], rate)
     return cut
@@ -181,10 +184,12 @@ def agreement(a: list[Turn], b: list[Turn], start: float, end: float) -> float:
 
 
 def lost_turns(ours: list[Turn], reference: list[Turn], start: float) -> int:
-    """Reference turns from `start` on that no output turn of the same label covers half of."""
+    """Reference turns of `MIN_TURN_S` or more from `start` on that no output turn of the same label covers half of
+    (shorter ones are within the chain's boundary jitter: `agreement` scores them)."""
     def covered(r: Turn) -> float:
         return sum(max(0.0, min(r.end, t.end) - max(r.start, t.start)) for t in ours if t.label == r.label)
-    return sum(covered(r) < 0.5 * (r.end - r.start) for r in reference if r.start >= start)
+    return sum(covered(r) < 0.5 * (r.end - r.start) for r in reference
+               if r.start >= start and r.end - r.start >= MIN_TURN_S)
 
 
 def duplicated_turns(ours: list[Turn]) -> int:
@@ -243,8 +248,9 @@ def recovery(back: list[tuple[float, int, str]], ended_at: float, fault: Fault, 
     return float("nan")
 
 
-async def run_fault(fault: Fault, wav: Path, reference: list[Turn], folder: Path) -> Outcome:
-    """One run of the meeting graph on `wav` with `fault`; scored as the module docstring says."""
+async def run_fault(fault: Fault, wav: Path, reference: list[Turn] | None, folder: Path) -> Outcome:
+    """One run of the meeting graph on `wav` with `fault`; scored as the module docstring says (against
+    `reference`, the turns of `wav` unharmed, computed here when None and needed)."""
     folder.mkdir(parents=True, exist_ok=True)
     graph = meeting_graph(wav, folder)
     supervisor = Supervisor(graph, folder / "run")
@@ -266,14 +272,19 @@ async def run_fault(fault: Fault, wav: Path, reference: list[Turn], folder: Path
     events = read_events(folder / "events.jsonl")
     t0 = next(e["t_capture"] - e["t_audio"] for e in events)
     outcome.recovered_s = recovery(back, ended_at, fault, pid)
+    end_s = sf.info(wav).duration
+    recovered_at = ended_at - t0 + outcome.recovered_s if outcome.recovered_s == outcome.recovered_s else end_s
     outcome.dropped = {n.name: metrics.get("stream_messages_total", node=n.name, result="dropped") for n in graph.nodes}
-    if outcome.dropped["segmentation"]:  # audio lost while a node restarted: score against what the graph received
-        lost = (ended_at - t0, ended_at - t0 + outcome.recovered_s)
+    outcome.restarts = dict(supervisor.restarts)
+    if outcome.restarts[fault.node] and fault.node in FEEDS_TURNS:  # score against what the chain received
+        struck = ended_at - (fault.stop_s if fault.action == "stop" else 0.0)
+        lost = (struck - t0, recovered_at)
         outcome.audio_lost_s = lost[1] - lost[0]
         reference = reference_turns(silenced(wav, *lost, folder), folder / "reference")
-    settle = ended_at + outcome.recovered_s - t0 + SETTLE_S
+    elif reference is None:
+        reference = reference_turns(wav, folder / "reference")
+    settle = recovered_at + SETTLE_S
     turns = turns_of(events, "diarization")
-    outcome.restarts = dict(supervisor.restarts)
     outcome.turns = len(turns)
     outcome.identical = same_turns(turns, reference)
     outcome.agreement = agreement(turns, reference, settle, max(t.end for t in reference) + 1.0)

@@ -125,7 +125,7 @@ async def soak(streams: int, seconds: float, sample_s: float, folder: Path, extr
                 raise RuntimeError(f"the soak graph stopped before it was ready ({run.result()})")
             await asyncio.sleep(0.2)
         start = time.time()
-        while (now := time.time()) - start < seconds:
+        while (now := time.time()) - start < seconds and not run.done():
             samples.t.append(now - start)
             for name, proc in supervisor.procs.items():
                 try:

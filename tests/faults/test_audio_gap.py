@@ -1,4 +1,5 @@
-"""Audio lost upstream, or heard twice, keeps the segmentation node's windows on the stream's time.
+"""Audio lost upstream, or heard twice, keeps the segmentation node's windows and the VAD node's event times on the
+stream's time.
 
 Guards (per-stream state alone, no model): 10 s of 20 ms blocks lost are filled with silence (windows go on, on
 time: window k ends at (k + 1) * 0.5 s); after 40 s lost (over `MAX_FILL_S`) the stream starts afresh and the next
@@ -41,3 +42,23 @@ def test_windows_stay_on_the_stream_time_across_a_gap_and_a_replay():
     assert s.buffer.samples == 2600 * BLOCK
     assert feed(s, 2540, 55) == []  # blocks 2540..2594 heard again (> 0.1 s behind) add nothing
     assert s.buffer.samples == 2600 * BLOCK
+
+
+def test_vad_times_stay_true_across_a_gap_and_a_replay():
+    from nodes.vad.node import StreamVad
+
+    class Clock:  # the detector's stream clock and what it was told, without the model
+        def __init__(self) -> None:
+            self.skipped: list[float] = []
+
+        def skip(self, seconds: float) -> list:
+            self.skipped.append(seconds)
+            return []
+
+    s = StreamVad(Clock(), 10 * NS, 0.0)
+    pushed = [len(s.on_time(np.zeros(BLOCK, np.float32), s.t0_ns + b * BLOCK * NS // SAMPLE_RATE + 5_000_000)[0])
+              for b in range(100)]
+    assert pushed == [BLOCK] * 100 and s.detector.skipped == []  # 5 ms jitter: left alone
+    s.on_time(np.zeros(BLOCK, np.float32), s.t0_ns + 200 * BLOCK * NS // SAMPLE_RATE)
+    assert s.detector.skipped == [100 * BLOCK / SAMPLE_RATE] and s.samples == 201 * BLOCK  # 2 s lost: skipped
+    assert len(s.on_time(np.zeros(BLOCK, np.float32), s.t0_ns + 150 * BLOCK * NS // SAMPLE_RATE)[0]) == 0
