@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from nodes.segmentation.node import REALIGN_S, mono_pcm
+from nodes.segmentation.node import mono_pcm
 from nodes.vad.detector import SAMPLE_RATE, SpeechEvent, VadConfig, VoiceActivityDetector
 from stream.message import Message
 from stream.models import use_compile_cache
@@ -41,6 +41,9 @@ class VadNodeConfig:
     @property
     def vad(self) -> VadConfig:
         return VadConfig(self.onset, self.offset, self.min_speech, self.min_silence)
+
+
+REALIGN_S = 0.1  # s: audio further off its capture time than this is put back on the stream's time
 
 
 @dataclass
