@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -263,7 +264,8 @@ async def run_fault(fault: Fault, wav: Path, reference: list[Turn] | None, folde
     outcome = Outcome(fault)
     try:
         ended_at, pid = await asyncio.wait_for(strike(supervisor, fault, folder / "events.jsonl"), 90)
-        outcome.exit_code = await asyncio.wait_for(run, sf.info(wav).duration + 120)
+        with contextlib.suppress(asyncio.TimeoutError):  # a graph that cannot finish is stopped and scored
+            outcome.exit_code = await asyncio.wait_for(asyncio.shield(run), sf.info(wav).duration + 120)
     finally:
         sampler.cancel()
         if not run.done():

@@ -244,6 +244,7 @@ class Runner:
                 port, msg = self.queue.popleft()
                 self._depth.set(len(self.queue))
                 await self._handle(port, msg)
+                await asyncio.sleep(0)  # heartbeats go out between messages: a node behind is slow, not hung
 
     def _take(self, port: str, sock: zmq.asyncio.Socket) -> None:
         """Move what the socket holds into the queue (bounded: the rest waits in ZeroMQ's buffer)."""
