@@ -101,6 +101,7 @@ class MqttConfig:
     rules_file: str = ""  # an alert rules TOML (the sed node's `rules`): its rules are announced too
     speaker: bool = True  # announce the active-speaker sensor and speaker-turn events
     tempo: bool = False  # announce the tempo sensor
+    music: bool = False  # announce the music genre and chord sensors
     buffer_size: int = 10_000  # [1, 10^7] events held while the broker is away; oldest dropped past it
     buffer_path: str = ""  # SQLite file to keep the buffer on disk (survives graph restarts); "" = memory
     window: int = 64  # [1, 1000] events in flight before waiting for acknowledgements
@@ -232,7 +233,7 @@ class MqttSink(Sink):
         self.availability = f"{self.root}/availability"
         rules = config.rules + (mqtt_discovery.rule_names(config.rules_file) if config.rules_file else ())
         self.entities = mqtt_discovery.Entities(config.stream, tuple(dict.fromkeys(rules)), config.speaker,
-                                                config.tempo)
+                                                config.tempo, config.music)
         self._buffer: Buffer = (
             DiskBuffer(Path(config.buffer_path), config.buffer_size)
             if config.buffer_path
