@@ -98,6 +98,8 @@ def main() -> None:
             started = time.process_time()
             results.append(score_query(path, t.id, begin, index, config))
             cpu += time.process_time() - started
+            if results[-1].false_matches or results[-1].first_correct is None:
+                print(f"  {name}: {t.id} at {begin:.1f} s -> {results[-1].named or 'no match'}", flush=True)
         s = summarise(results, 5.0)
         print(f"{name}: {s['correct']} of {s['queries']} correct within 5 s ({100 * s['accuracy']:.1f} %), "
               f"median {s['p50_time_s']:.1f} s, wrong-track events {s['false_matches_indexed']:.0f}, "
@@ -112,6 +114,8 @@ def main() -> None:
         started = time.process_time()
         results.append(score_query(wav, "", 0.0, index, config))
         cpu += time.process_time() - started
+        if results[-1].named:
+            print(f"  unindexed {path.stem} -> {results[-1].named}", flush=True)
     u = summarise(results, 5.0)
     u_cpu = cpu / (60 * u["unindexed_minutes"])
     print(f"unindexed: {u['unindexed_minutes']:.1f} min ({len(held)} held-out renders, real music, AMI speech), "
