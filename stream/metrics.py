@@ -47,7 +47,8 @@ QUEUE_DEPTH = Gauge(
     "stream_queue_depth", "Messages received but not yet processed by a node.", ["node"], multiprocess_mode="livemax"
 )
 REALTIME_FACTOR = Gauge(
-    "stream_realtime_factor", "Processing time over audio duration of the last message (<1 keeps up).", ["node"],
+    "stream_realtime_factor", "Processing time over audio duration, over the last second of audio (<1 keeps up).",
+    ["node"],
     multiprocess_mode="livemax",
 )
 AUTH_REFUSED = Counter(

@@ -9,6 +9,7 @@ import importlib
 EVALUATIONS = [
     "der",
     "eer",
+    "sed",
     "beats",
     "chords",
     "fingerprint",
