@@ -21,6 +21,7 @@ COMMANDS = [
     "devices",
     "diarize",
     "detect",
+    "teach",
     "beats",
     "eval",
     "models",
@@ -29,8 +30,10 @@ COMMANDS = [
     "verify",
     "identify",
     "train_embedding",
+    "train_scene",
     "keys",
     "chords",
+    "fingerprint",
 ]
 
 

@@ -47,12 +47,17 @@ QUEUE_DEPTH = Gauge(
     "stream_queue_depth", "Messages received but not yet processed by a node.", ["node"], multiprocess_mode="livemax"
 )
 REALTIME_FACTOR = Gauge(
-    "stream_realtime_factor", "Processing time over audio duration of the last message (<1 keeps up).", ["node"],
+    "stream_realtime_factor", "Processing time over audio duration, over the last second of audio (<1 keeps up).",
+    ["node"],
     multiprocess_mode="livemax",
 )
 AUTH_REFUSED = Counter(
     "stream_auth_refused", "Peers refused at a node's CURVE tcp:// output: key (client key not authorized), "
     "handshake (no CURVE, or the wrong server key).", ["node", "reason"],
+)
+CHECKPOINT_CORRUPT = Counter(
+    "stream_checkpoint_corrupt", "Node checkpoints found unusable at a start (set aside; the node started fresh).",
+    ["node"],
 )
 SINK_ERRORS = Counter("stream_sink_errors", "Events a sink failed to publish.", ["sink"])
 CAPTURE_PROBLEMS = Counter(

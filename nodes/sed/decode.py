@@ -25,7 +25,7 @@ from nodes.sed.rules import Rule
 WINDOW_S = 0.96  # s of audio per patch (96 frames of 10 ms)
 CLIP_LEVEL = 0.99  # |sample| at or above this counts as clipped
 CLIP_FRACTION = 0.3  # more clipped samples than this gates a window ("clipped"; a real car horn: 16 %)
-ONSET_OFFSET = 0.2  # s from the start of the patch centred in the median to the reported onset (tune half)
+ONSET_OFFSET = 0.23  # s from the start of the patch centred in the median to the reported onset (tune half)
 GATE_REASONS = ("silent", "clipped", "nan")
 
 

@@ -44,6 +44,8 @@ class Output:
     edges: list[Edge] = field(default_factory=list)
     tags: list[Tags] = field(default_factory=list)
     gated: dict[str, int] = field(default_factory=dict)  # patches gated per reason, all rules
+    times: list[float] = field(default_factory=list)  # s, start of each patch decided
+    rule_scores: list[np.ndarray] = field(default_factory=list)  # [rules] pooled score per patch (before gate)
 
 
 class Detector:
@@ -96,6 +98,8 @@ class Detector:
             for reason in set(why) - {None}:
                 out.gated[reason] = out.gated.get(reason, 0) + 1
             out.edges += self.decoder(rule_scores[i], why)
+            out.times.append(f * HOP / SAMPLE_RATE)
+            out.rule_scores.append(rule_scores[i])
             if self.tags_every > 0:
                 self._tags(scores[i], (f * HOP + PATCH_SAMPLES) / SAMPLE_RATE, out)
         keep = (k0 + ready) * self.hop_frames  # the next patch's first frame

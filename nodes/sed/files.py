@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from nodes.capture.files import read_blocks
 from nodes.sed.detector import Detector, Tags
 from nodes.sed.frontend import SAMPLE_RATE
@@ -28,6 +30,9 @@ class FileResult:
     events: list[dict[str, Any]]  # sound.start / sound.stop / sound.tags, in decision order
     gated: dict[str, int]  # patches gated per reason
     elapsed: float  # s of wall time
+    times: np.ndarray  # [patches] s, start of each patch
+    rule_scores: np.ndarray  # [patches, rules] pooled rule scores (what the decoder smooths and thresholds)
+    rules: list[str]
 
     def alerts(self) -> list[tuple[float, float, str]]:
         """(onset, offset, rule) per finished event: the .events.tsv rows."""
@@ -41,6 +46,8 @@ def detect_file(path: Path, model: Yamnet, rules: Sequence[Rule], hop: float = 0
     stream = path.stem
     events: list[dict[str, Any]] = []
     gated: dict[str, int] = {}
+    times: list[float] = []
+    rule_scores: list[np.ndarray] = []
 
     def publish(edges: list, tags: list[Tags]) -> None:
         batch = [edge_event(e, stream, 0.0, "sed") | {"t_publish": e.decided} for e in edges]
@@ -52,9 +59,12 @@ def detect_file(path: Path, model: Yamnet, rules: Sequence[Rule], hop: float = 0
         for reason, n in out.gated.items():
             gated[reason] = gated.get(reason, 0) + n
         publish(out.edges, out.tags)
+        times += out.times
+        rule_scores += out.rule_scores
         if progress:
             progress(detector.seconds)
     if detector.samples == 0:
         raise AudioError("the file has no samples")
     publish(detector.finish(), [])
-    return FileResult(detector.seconds, events, gated, time.perf_counter() - start)
+    return FileResult(detector.seconds, events, gated, time.perf_counter() - start, np.asarray(times, np.float32),
+                      np.asarray(rule_scores, np.float32).reshape(len(times), len(rules)), [r.name for r in rules])

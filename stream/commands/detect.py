@@ -26,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the event files")
     p.add_argument("--rules", type=Path, metavar="FILE", help="alert rules TOML (default configs/alerts.toml)")
     p.add_argument("--hop", type=float, default=0.16, metavar="S", help="s between 0.96 s patches (default 0.16)")
+    p.add_argument("--scores", action="store_true",
+                   help="also write DIR/<stem>.scores.npz: every rule's score per patch (`stream eval sed --plots`)")
     p.set_defaults(func=run)
 
 
@@ -40,11 +42,16 @@ def load(rules: Path | None, max_batch: int = 64):  # -> (Yamnet, list[Rule])
     return model, load_rules(rules or DEFAULT_RULES, model.class_names)
 
 
-def write_outputs(out: Path, stem: str, result) -> None:  # result: nodes.sed.files.FileResult
+def write_outputs(out: Path, stem: str, result, scores: bool = False) -> None:  # nodes.sed.files.FileResult
     (out / f"{stem}.events.tsv").write_text("".join(f"{a:.3f}\t{b:.3f}\t{r}\n" for a, b, r in result.alerts()))
     with open(out / f"{stem}.events.jsonl", "w", encoding="utf-8") as f:
         for event in result.events:
             f.write(json.dumps(event, separators=(",", ":")) + "\n")
+    if scores:
+        import numpy as np
+
+        np.savez(out / f"{stem}.scores.npz", times=result.times, scores=result.rule_scores,
+                 rules=np.array(result.rules), duration=result.duration)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{path}: error: {exc}", file=sys.stderr)
             failed += 1
             continue
-        write_outputs(args.out, path.stem, result)
+        write_outputs(args.out, path.stem, result, args.scores)
         alerts = result.alerts()
         gated = ", ".join(f"{n} {why}" for why, n in sorted(result.gated.items()))
         print(f"{path}: {len(alerts)} alerts ({', '.join(sorted({r for _, _, r in alerts})) or 'none'}) in "

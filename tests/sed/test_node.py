@@ -75,7 +75,8 @@ def test_restart_keeps_the_open_event(yamnet, dog):
     second.load_state_dict(state)
     later = feed(second, dog[half:], t0=half * 62_500)
     assert len(events) == 1
-    assert [(e["type"], e["start"]) for e in later if e["type"] != "sound.tags"] == [("sound.stop", events[0]["t_audio"])]
+    stops = [(e["type"], e["start"]) for e in later if e["type"] != "sound.tags"]
+    assert stops == [("sound.stop", events[0]["t_audio"])]
 
 
 @pytest.mark.parametrize("signal, reason", [
@@ -101,18 +102,51 @@ def test_wrong_rate_and_nan_are_refused(yamnet, dog):
         feed(node, bad)
 
 
-def test_stream_detect_writes_events_and_names_bad_files(tmp_path, data, capsys):
+@pytest.fixture(scope="module")
+def detected(data, tmp_path_factory):
+    """`stream detect --scores` on the dog clip, 3 s of silence (a negative) and a file that is not audio."""
     from stream.cli import main
 
-    bad = tmp_path / "broken.wav"
-    bad.write_text("not audio")
-    code = main(["detect", str(data / "sed" / "esc50" / "1-100032-A-0.wav"), str(bad), "--out", str(tmp_path)])
-    err = capsys.readouterr().err
+    folder = tmp_path_factory.mktemp("detect")
+    (folder / "broken.wav").write_text("not audio")
+    sf.write(folder / "quiet.wav", np.zeros(48000, np.float32), 16000)
+    args = [str(data / "sed" / "esc50" / "1-100032-A-0.wav"), str(folder / "quiet.wav"), str(folder / "broken.wav")]
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["detect", *args, "--out", str(folder / "out"), "--scores"])
+    return code, err.getvalue(), folder
+
+
+def test_stream_detect_writes_events_and_names_bad_files(detected):
+    code, err, folder = detected
     assert code == 1 and err.count("error") == 1 and "broken.wav: error: cannot decode audio" in err
-    rows = [line.split("\t") for line in (tmp_path / "1-100032-A-0.events.tsv").read_text().splitlines()]
+    out = folder / "out"
+    rows = [line.split("\t") for line in (out / "1-100032-A-0.events.tsv").read_text().splitlines()]
     assert [r[2] for r in rows] == ["dog_bark"] and 1.4 <= float(rows[0][0]) <= 2.4 < float(rows[0][1])
-    events = [json.loads(line) for line in (tmp_path / "1-100032-A-0.events.jsonl").read_text().splitlines()]
+    assert (out / "quiet.events.tsv").read_text() == ""
+    events = [json.loads(line) for line in (out / "1-100032-A-0.events.jsonl").read_text().splitlines()]
     for event in events:
         jsonschema.validate(event, schema(event["type"]))
     start = next(e for e in events if e["type"] == "sound.start")
     assert 0 < start["t_publish"] - start["t_capture"] < 1.0  # onset -> alert on the simulated clock
+
+
+def test_stream_eval_sed_scores_the_detect_outputs(detected, tmp_path, capsys):
+    from stream.cli import main
+
+    _, _, folder = detected
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    (refs / "1-100032-A-0.txt").write_text("1.7\t2.9\tdog_bark\n")  # loudest window from 1.70 s (models README)
+    (refs / "quiet.txt").write_text("")
+    code = main(["eval", "sed", str(folder / "out"), "--reference", str(refs), "--labels", "dog_bark,cough",
+                 "--plots", str(tmp_path / "plots")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert [line.split() for line in out.splitlines() if line.startswith(("dog_bark", "overall"))] == [
+        ["dog_bark", "1", "1.000", "1.000"], ["overall", "1", "1.000", "1.000"]]
+    assert "false alarms on negatives: 0 in 0.1 min = 0.0 per hour" in out
+    assert (tmp_path / "plots" / "1-100032-A-0.png").stat().st_size > 10_000
