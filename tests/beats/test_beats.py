@@ -47,7 +47,7 @@ def rendered(tmp_path_factory):
     return out, groove, chorale
 
 
-@pytest.mark.parametrize("item, bound", [(1, 0.9), (2, 0.3)], ids=["rock-groove", "piano-chorale"])
+@pytest.mark.parametrize("item, bound", [(1, 0.9), (2, 0.35)], ids=["rock-groove", "piano-chorale"])
 def test_f_measure_on_rendered_music(rendered, item, bound):
     out, *tracks = rendered
     track = tracks[item - 1]
@@ -138,4 +138,5 @@ def test_beats_command_reports_bad_files_one_line_each(tmp_path):
     errors = [line for line in run.stderr.splitlines() if "error" in line]
     assert len(errors) == 2 and "broken.wav" in errors[0] + errors[1] and "missing.wav" in errors[0] + errors[1]
     times, _ = read_beats(tmp_path / "out" / "good.beats")
-    assert len(times) >= 12 and np.all(np.diff(times) > 0.4)
+    settled = times[times >= 1.5]  # locked after ~1.5 s: every 0.5 s from there on
+    assert len(settled) >= 12 and np.all(np.abs(np.diff(settled) - 0.5) < 0.02)
