@@ -20,6 +20,8 @@ COMMANDS = [
     "listen",
     "devices",
     "diarize",
+    "detect",
+    "teach",
     "beats",
     "eval",
     "models",
@@ -28,8 +30,10 @@ COMMANDS = [
     "verify",
     "identify",
     "train_embedding",
+    "train_scene",
     "keys",
     "chords",
+    "fingerprint",
 ]
 
 
