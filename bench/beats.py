@@ -137,22 +137,36 @@ def main() -> int:
     parser.add_argument("--set", type=Path, required=True, help="folder of bench/music_render.py (tracks.csv)")
     parser.add_argument("--split", default="report", choices=("tune", "report"))
     parser.add_argument("--peers-python", help="python of the peers' venv (runs music_peers.py)")
-    parser.add_argument("--peers-json", type=Path, help="reuse: music_peers.py --json output")
+    parser.add_argument("--peers-json", type=Path, nargs="+", default=[], help="reuse: music_peers.py --json output(s)")
     parser.add_argument("--peers-est", type=Path, help="reuse: music_peers.py --save-est folder")
     parser.add_argument("--modes", default="dp,crnn")
+    parser.add_argument("--save", type=Path, help="write our runs (beats, latencies, times) to this JSON")
+    parser.add_argument("--load", type=Path, help="reuse our runs from a --save JSON instead of running them")
+    parser.add_argument("--common", action="store_true",
+                        help="score only the tracks every system finished (a peer that failed on some)")
     args = parser.parse_args()
     tracks = load_tracks(args.set, args.split)
     started = time.time()
     systems: dict[str, dict[str, dict]] = {}
-    for mode in args.modes.split(","):
-        systems[f"ours {mode}"] = run_ours(tracks, mode)
+    if args.load:
+        systems = {name: {i: {k: np.asarray(v) if isinstance(v, list) else v for k, v in r.items()}
+                          for i, r in runs.items()} for name, runs in json.loads(args.load.read_text()).items()}
+    else:
+        for mode in args.modes.split(","):
+            systems[f"ours {mode}"] = run_ours(tracks, mode)
+    if args.save:
+        args.save.write_text(json.dumps({name: {i: {k: v.tolist() if isinstance(v, np.ndarray) else v
+                                                    for k, v in r.items()} for i, r in runs.items()}
+                                         for name, runs in systems.items()}))
     if args.peers_python:
-        args.peers_json = args.peers_json or Path(tempfile.mkdtemp()) / "peers.json"
-        args.peers_est = args.peers_est or args.peers_json.parent / "est"
-        run_peers(tracks, args.peers_python, args.peers_json, args.peers_est)
-    if args.peers_json:
-        for peer, runs in load_peers(tracks, args.peers_json, args.peers_est).items():
+        args.peers_json = [Path(tempfile.mkdtemp()) / "peers.json"]
+        args.peers_est = args.peers_est or args.peers_json[0].parent / "est"
+        run_peers(tracks, args.peers_python, args.peers_json[0], args.peers_est)
+    for path in args.peers_json:
+        for peer, runs in load_peers(tracks, path, args.peers_est).items():
             systems[PEERS.get(peer, peer)] = runs
+    if args.common:
+        tracks = [t for t in tracks if all(t.id in runs for runs in systems.values())]
     print(f"{args.split} half of {args.set}: {len(tracks)} tracks, {sum(t.duration_s for t in tracks):.0f} s; "
           f"{time.time() - started:.0f} s\n")
     print(table(tracks, systems))
