@@ -30,7 +30,7 @@ from stream.graph import NodeEntry, Supervisor, check, load_graph, with_source
 from stream.message import Message
 from stream.paths import REPO_ROOT
 from stream.schemas import schema
-from tests.beats.signals import RATE, can_render, drum_groove, music_render
+from beat_signals import RATE, can_render, drum_groove, music_render
 
 CHANGE_S, AFTER_BPM = 12.0, 130.0
 
