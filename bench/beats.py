@@ -120,7 +120,8 @@ def table(tracks: list[Track], systems: dict[str, dict[str, dict]]) -> str:
         relocks = [relock_s(refs[t.id], runs[t.id]["beats"], float(c)) for t in changes if t.id in runs
                    for c in t.change_s.split(";")]
         latency = [x for t in tracks if "latencies" in runs.get(t.id, {}) for x in runs[t.id]["latencies"]]
-        rtf = sum(r.get("cpu_s", r["wall_s"]) for r in runs.values()) / sum(r["dur_s"] for r in runs.values())
+        done = [runs[t.id] for t in tracks if t.id in runs]
+        rtf = sum(r.get("cpu_s", r["wall_s"]) for r in done) / sum(r["dur_s"] for r in done)
         cells = [name, f"{mean('f_measure'):.3f}"] + [f"{mean('f_measure', sel):.3f}" for sel in GROUPS.values()] + \
             [f"{mean('cmlt'):.3f}", f"{mean('amlt'):.3f}", f"{mean('p_score'):.3f}",
              f"{sum(r <= 4 for r in relocks)}/{len(relocks)}",
