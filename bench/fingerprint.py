@@ -41,8 +41,6 @@ CONDITIONS = [  # (name, speed, snr dB)
     ("10 dB SNR", 1.0, 10.0),
     ("10 dB SNR, 5 % slow", 0.95, 10.0),
     ("10 dB SNR, 5 % fast", 1.05, 10.0),
-    ("5 dB SNR, 3 % fast", 1.03, 5.0),
-    ("clean", 1.0, None),
 ]
 
 
