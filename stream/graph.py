@@ -371,6 +371,7 @@ class Supervisor:
         proc = await (spare or self._standby())
         proc.stdin.write(self.spec(node).to_json().encode() + b"\n")
         proc.stdin.close()
+        (log.warning if self.restarts[node.name] else log.info)("node %s: pid %d", node.name, proc.pid)
         self.procs[node.name] = proc
         self.beats[node.name] = time.monotonic()
         self.states[node.name] = "starting"
@@ -479,11 +480,3 @@ def parse_beat(raw: bytes) -> dict[str, Any] | None:
             and beat.get("state") in ("starting", "ready", "done")):
         return None
     return beat
-
-
-def run(path: Path, source: str | None = None, duration_s: float | None = None, run_dir: Path | None = None) -> int:
-    """`stream run`: load, check and run a graph in the foreground."""
-    graph = load_graph(path)
-    if source:
-        graph = with_source(graph, source)
-    return asyncio.run(Supervisor(graph, run_dir).run(duration_s))
