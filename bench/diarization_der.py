@@ -11,8 +11,8 @@ a report set while tuning (``--per-file`` shows them, for the final report).
 
 The models run once per file (`diarize_file_at`): the three latencies and the refinement share its windows; two
 files at a time, as `stream diarize`. Peer rows come from the hypotheses ``bench/diarization_peers.py`` cached
-(a row computed on fewer files than the set has says so in its ``files`` column; ``--common`` scores every row of a
-set on the files all its systems have).
+(a row computed on fewer files than the set has says so in its ``files`` column; ``--common`` runs and scores a set
+only on the files every cached peer has, while the peers' caches are still filling).
 
     nice -n 10 .venv/bin/python bench/diarization_der.py [--sets ami pyaa sim-tune sim-report sim-long]
         [--sim /work/simdata] [--out DIR (keep our RTTMs)] [--per-file]
@@ -48,9 +48,9 @@ def files_of(folder: Path, references: dict[str, list[Turn]]) -> list[Path]:
     return [p for p in audio_files([folder]) if p.stem in references]
 
 
-def diarize_sets(sets: dict[str, Path], references: dict[str, dict[str, list[Turn]]],
+def diarize_sets(sets: dict[str, list[Path]],
                  out: Path | None) -> tuple[dict[str, dict[str, dict[str, list[Turn]]]], float, float]:
-    """{set: {system: {uri: turns}}} for our systems, the wall time and the audio seconds."""
+    """{set: {system: {uri: turns}}} for our systems on each set's files, the wall time and the audio seconds."""
     from nodes.diarization.files import diarize_file_at
     from stream.commands.diarize import CONCURRENT_FILES, build
 
@@ -59,7 +59,7 @@ def diarize_sets(sets: dict[str, Path], references: dict[str, dict[str, list[Tur
                for lat in LATENCIES]
     names = [f"online {lat:g} s" for lat in LATENCIES] + ["refined"]
     hyps: dict[str, dict[str, dict[str, list[Turn]]]] = {s: {n: {} for n in names} for s in sets}
-    jobs = [(s, path) for s, folder in sets.items() for path in files_of(folder, references[s])]
+    jobs = [(s, path) for s, paths in sets.items() for path in paths]
     started, audio = time.perf_counter(), 0.0
     with ThreadPoolExecutor(CONCURRENT_FILES) as pool:
         futures = [(s, path, pool.submit(diarize_file_at, path, analyzer, configs, None, True)) for s, path in jobs]
@@ -135,17 +135,19 @@ def run() -> None:
     parser.add_argument("--out", type=Path, help="keep our hypothesis RTTMs here (<set>/<system>/<uri>.rttm)")
     parser.add_argument("--per-file", action="store_true", help="per-file rows for the report sets too")
     parser.add_argument("--common", action="store_true",
-                        help="score every system of a set on the files all of them have (peers still running)")
+                        help="run and score a set only on the files every cached peer has (peers still running)")
     args = parser.parse_args()
     folders = {s: f for s, f in set_folders(args.sim).items() if s in args.sets}
     references = {s: read_rttm(f / "reference.rttm") for s, f in folders.items()}
     uems = {s: read_uem(f / "reference.uem") for s, f in folders.items()}
-    hyps, wall, audio = diarize_sets(folders, references, args.out)
+    files = {s: files_of(f, references[s]) for s, f in folders.items()}
+    peers = {s: peer_hypotheses(args.peers or args.sim / "peers", s, [p.stem for p in files[s]]) for s in folders}
+    if args.common:
+        files = {s: [p for p in paths if all(p.stem in h for h in peers[s].values())] for s, paths in files.items()}
+        peers = {s: {peer: {p.stem: h[p.stem] for p in files[s]} for peer, h in peers[s].items()} for s in folders}
+    hyps, wall, audio = diarize_sets(files, args.out)
     for s in folders:
-        hyps[s] |= peer_hypotheses(args.peers or args.sim / "peers", s, sorted(hyps[s]["refined"]))
-        if args.common:
-            shared = set.intersection(*(set(h) for h in hyps[s].values()))
-            hyps[s] = {system: {u: t for u, t in h.items() if u in shared} for system, h in hyps[s].items()}
+        hyps[s] |= peers[s]
     print(f"\nDER % (no collar, overlap scored, UEM), pooled per set; speakers = |found - true| per file. "
           f"Ours: {audio / 60:.0f} min of audio in {wall / 60:.1f} min (RTF {wall / max(audio, 1e-9):.3f}, "
           f"3 latencies + refinement per model pass)\n")

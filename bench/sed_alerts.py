@@ -1,9 +1,12 @@
 """Sound-event alerts on the REPORT half: our decoding vs Frigate-style decoding of the same YAMNet, one run.
 
     python bench/simulate_sed.py mix --out /tmp/sed-sim
-    python bench/sed_alerts.py --sim /tmp/sed-sim      # needs sed_eval: pip install sed_eval "setuptools<81"
+    python bench/sed_alerts.py --sim /tmp/sed-sim      # ours decoded from the cached yamnet.tflite scores
+    stream detect /tmp/sed-sim/report /tmp/sed-sim/quiet --out /tmp/sed-jax
+    python bench/sed_alerts.py --sim /tmp/sed-sim --events /tmp/sed-jax   # ours = what `stream detect` (JAX) wrote
 
-Both read the same cached per-patch YAMNet scores (bench/sed_scores.py, yamnet.tflite, patches every 0.16 s):
+Frigate-style reads cached per-patch YAMNet scores (bench/sed_scores.py, yamnet.tflite as Frigate runs it,
+patches every 0.16 s); ours reads the same scores, or with --events the `stream detect` outputs (JAX YAMNet):
 - ours: configs/alerts.toml through the node's `Decoder` (pooled groups, median, hysteresis, cooldown, gate);
 - Frigate-style: one patch every 0.96 s (Frigate: 0.975 s), an alert while any class of the rule's group
   scores >= 0.8 (one event per run of such windows, onset = first window's start).
@@ -45,6 +48,18 @@ def ours(rules, wav: Path) -> list[tuple[float, float, str, float]]:
     edges = decode(rules, x, g, HOP, len(s) * HOP + 0.96)
     decided = {(e.rule, e.onset): e.decided for e in edges if e.kind == "start"}
     return [(e.onset, e.t, e.rule, decided[(e.rule, e.onset)]) for e in edges if e.kind == "stop"]
+
+
+def detected(folder: Path):  # -> system(rules, wav) reading `stream detect`'s <stem>.events.jsonl
+    import json
+
+    def system(rules, wav: Path) -> list[tuple[float, float, str, float]]:
+        events = [json.loads(line) for line in (folder / f"{wav.stem}.events.jsonl").read_text().splitlines()]
+        decided = {(e["rule"], e["t_audio"]): e["t_publish"] for e in events if e["type"] == "sound.start"}
+        return [(e["start"], e["t_audio"], e["rule"], decided[(e["rule"], e["start"])])
+                for e in events if e["type"] == "sound.stop"]
+
+    return system
 
 
 def frigate(rules, wav: Path) -> list[tuple[float, float, str, float]]:
@@ -123,11 +138,13 @@ def read_refs_duration(wav: Path) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sim", type=Path, default=Path("/tmp/sed-sim"))
+    p.add_argument("--events", type=Path, metavar="DIR", help="`stream detect` outputs for ours (else cached scores)")
     args = p.parse_args()
     with open(model_dir() / "yamnet" / "yamnet_class_map.csv", newline="") as f:
         names = [row["display_name"] for row in csv.DictReader(f)]
     rules = load_rules(DEFAULT_RULES, names)
-    results = {"ours": run(ours, rules, args.sim), "Frigate-style": run(frigate, rules, args.sim)}
+    results = {"ours": run(detected(args.events) if args.events else ours, rules, args.sim),
+               "Frigate-style": run(frigate, rules, args.sim)}
     print("| rule | clips | ours | Frigate-style |\n|---|---|---|---|")
     for rule in [r.name for r in rules]:
         hits = {k: v["detected"].get(rule, []) for k, v in results.items()}

@@ -3,8 +3,8 @@
     python bench/simulate_sed.py mix --out /tmp/sed-sim
     python bench/sed_calibrate.py --sim /tmp/sed-sim [--backend tflite]
 
-For each rule (groups as in configs/alerts.toml), every (threshold, top_k, smooth) on a grid (release = threshold / 2) is decoded
-with the node's own `Decoder` over cached YAMNet scores (bench/sed_scores.py, hop 0.16 s) of the tune clips,
+For each rule (groups as in configs/alerts.toml), every (threshold, top_k, smooth) on a grid (release =
+threshold / 2) is decoded with the node's own `Decoder` over cached YAMNet scores (bench/sed_scores.py, hop 0.16 s) of the tune clips,
 tune mixtures and the quiet files, and scored as
     0.5 * (tune clips of the rule detected) + 0.5 * (event F1, onset +-0.5 s, in the tune mixtures)
     - 0.1 * (starts on tune clips of other classes and negatives) ;  any start on the quiet files disqualifies.

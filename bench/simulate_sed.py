@@ -6,8 +6,8 @@
 Split: by source recording, per class. A clip's group is its recording (AudioSet video id, the course
 recording set `<class>_<size>` of Sharwin24, the darrenbrazas recording id without its `.sN` excerpt suffix, the
 one YouTube video behind the three samjbobb First Alert clips, the one dishes recording, one CMU ARCTIC speaker,
-one scaper source); within each target class (and among all negatives) the groups, sorted by the SHA-1 of their name, go alternately to report and
-tune (report first, so a class with one recording is scored, not tuned on).
+one scaper source); within each target class (and among all negatives) the groups, sorted by the SHA-1 of their
+name, go alternately to report and tune (report first, so a class with one recording is scored, not tuned on).
 
 Mixtures (`mix`): per half, 20 one-minute mixtures. Each has a background bed (that half's negative clips, each
 at -35 dBFS, end to end with 50 ms fades; every other mixture also LibriSpeech speech at -35 dBFS in half its

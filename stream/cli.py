@@ -21,6 +21,7 @@ COMMANDS = [
     "devices",
     "diarize",
     "detect",
+    "teach",
     "beats",
     "eval",
     "models",

@@ -16,28 +16,16 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import log_softmax
 
-from nodes.sed.frontend import HOP, log_mel
-from nodes.sed.yamnet import EMBEDDING, PATCH_FRAMES, Yamnet
+from nodes.sed.teach import patch_embeddings
+from nodes.sed.yamnet import EMBEDDING, Yamnet
 from stream.errors import ConfigError, ModelError
 
 FORMAT = "stream-scene-v1"
 
 
-def waveform_patches(waveform: np.ndarray, hop: float = 0.48) -> np.ndarray:
-    """16 kHz audio -> [N, 96, 64] log-mel patches every `hop` s (a clip shorter than 0.975 s is zero-padded to one)."""
-    if not 0.01 <= hop <= 10:
-        raise ConfigError(f"patch hop must be in [0.01, 10] s, got {hop}")
-    x = np.asarray(waveform, np.float32)
-    minimum = (PATCH_FRAMES - 1) * HOP + 400
-    mel = log_mel(np.pad(x, (0, max(0, minimum - len(x)))))
-    step = max(1, round(hop * 100))
-    starts = range(0, len(mel) - PATCH_FRAMES + 1, step)
-    return np.stack([mel[s : s + PATCH_FRAMES] for s in starts])
-
-
 def clip_embedding(model: Yamnet, waveform: np.ndarray, hop: float = 0.48) -> np.ndarray:
-    """Mean of the clip's YAMNet embeddings [1024]."""
-    _, embeddings = model(waveform_patches(waveform, hop))
+    """Mean of the clip's YAMNet embeddings [1024] (patches every `hop` s, as `stream teach` cuts them)."""
+    embeddings, _ = patch_embeddings(model, waveform, hop)
     return embeddings.mean(axis=0)
 
 

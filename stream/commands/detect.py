@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rules", type=Path, metavar="FILE", help="alert rules TOML (default configs/alerts.toml)")
     p.add_argument("--hop", type=float, default=0.16, metavar="S", help="s between 0.96 s patches (default 0.16)")
     p.add_argument("--scores", action="store_true",
-                   help="also write DIR/<stem>.scores.npz: every rule's score per patch (for `stream eval sed --plots`)")
+                   help="also write DIR/<stem>.scores.npz: every rule's score per patch (`stream eval sed --plots`)")
     p.set_defaults(func=run)
 
 

@@ -28,7 +28,8 @@ def example(event_type: str) -> dict[str, Any]:
     """The smallest event its schema accepts: every required field, at its minimum or a plain value."""
     spec = schema(event_type)
     now = time.time()
-    values: dict[str, Any] = {"stream": "kitchen", "t_capture": now - 0.2, "t_publish": now, "rule": "Dog barking"}
+    values: dict[str, Any] = {"stream": "kitchen", "t_capture": now - 0.2, "t_publish": now, "rule": "Dog barking",
+                              "chord": "C:maj", "previous": "N"}  # chord.changed labels have a pattern
     event = {}
     for key in spec["required"]:
         prop = spec["properties"][key]

@@ -75,7 +75,8 @@ def test_restart_keeps_the_open_event(yamnet, dog):
     second.load_state_dict(state)
     later = feed(second, dog[half:], t0=half * 62_500)
     assert len(events) == 1
-    assert [(e["type"], e["start"]) for e in later if e["type"] != "sound.tags"] == [("sound.stop", events[0]["t_audio"])]
+    stops = [(e["type"], e["start"]) for e in later if e["type"] != "sound.tags"]
+    assert stops == [("sound.stop", events[0]["t_audio"])]
 
 
 @pytest.mark.parametrize("signal, reason", [
@@ -139,7 +140,7 @@ def test_stream_eval_sed_scores_the_detect_outputs(detected, tmp_path, capsys):
     _, _, folder = detected
     refs = tmp_path / "refs"
     refs.mkdir()
-    (refs / "1-100032-A-0.txt").write_text("1.7\t2.9\tdog_bark\n")  # the loudest window starts at 1.70 s (models README)
+    (refs / "1-100032-A-0.txt").write_text("1.7\t2.9\tdog_bark\n")  # loudest window from 1.70 s (models README)
     (refs / "quiet.txt").write_text("")
     code = main(["eval", "sed", str(folder / "out"), "--reference", str(refs), "--labels", "dog_bark,cough",
                  "--plots", str(tmp_path / "plots")])

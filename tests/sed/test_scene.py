@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from nodes.sed.scene import SceneClassifier, fit, waveform_patches
+from nodes.sed.scene import SceneClassifier, fit
 from stream.cli import main
 from stream.errors import ConfigError, ModelError
 
@@ -46,5 +46,3 @@ def test_bad_inputs_are_named(folder, tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a classifier")
     with pytest.raises(ModelError, match="train-scene"):
         SceneClassifier.load(tmp_path / "bad.npz")
-    assert waveform_patches(np.zeros(100, np.float32)).shape == (1, 96, 64)
-    assert waveform_patches(np.zeros(16000 * 3, np.float32), hop=0.48).shape == (5, 96, 64)
