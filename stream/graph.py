@@ -388,6 +388,8 @@ class Supervisor:
             watchdog.cancel()
             metrics.mark_dead(proc.pid, self.run_dir / "metrics")
             if code == 0 or self.stopping.is_set():
+                if code:
+                    log.warning("node %s exited with %d while the graph stopped", node.name, code)
                 return code
             if code == EXIT_FATAL:
                 log.error("node %s cannot run (its error is above); stopping the graph", node.name)
