@@ -33,7 +33,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--web-port", type=int, default=WEB_PORT, help=f"port of the page (default {WEB_PORT}; 0 = any)")
     p.add_argument("--enrol-db", type=Path, default=Path("speakers.db"),
                    help="enrolment store the page's 'enrol' form writes to (default speakers.db)")
+    p.add_argument("--health", type=_host_port, metavar="HOST:PORT",
+                   help="serve /livez and /readyz here for an orchestrator's probes (e.g. 0.0.0.0:8080; off by default)")
     p.set_defaults(func=_run)
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT, e.g. 0.0.0.0:8080")
+    return host, int(port)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -52,7 +61,7 @@ async def _main(graph: Graph, args: argparse.Namespace) -> int:
         if _needs_broker(graph):
             broker = stack.enter_context(Broker())
             graph = _with_broker(graph, broker.url)
-        supervisor = Supervisor(graph, args.run_dir, grace_s=DRAIN_S)
+        supervisor = Supervisor(graph, args.run_dir, grace_s=DRAIN_S, health=args.health)
         web = None
         if args.web:
             from stream.web.server import WebServer
