@@ -114,7 +114,10 @@ def run(system, rules, sim: Path) -> dict:
             out["fa"] += n
             out["neg_s"] += float(read_refs_duration(wav))
     for wav in sorted((sim / "quiet").glob("*.wav")):
-        out["quiet"][wav.stem] = sum(r in alert_rules for _, _, r, _ in system(rules, wav))
+        try:
+            out["quiet"][wav.stem] = str(sum(r in alert_rules for _, _, r, _ in system(rules, wav)))
+        except FileNotFoundError:  # --events without the quiet files run
+            out["quiet"][wav.stem] = "not run"
     refs, ests, latency = {}, {}, []
     for wav in sorted((sim / "report" / "mixtures").glob("*.wav")):
         refs[wav.stem] = read_refs(wav.with_suffix(".txt"))
