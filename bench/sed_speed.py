@@ -16,7 +16,7 @@ import argparse
 import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # the NumPy front end; threaded BLAS on a loaded machine is ~30x slower
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # one thread for NumPy too
 
 import statistics  # noqa: E402  (XLA_FLAGS must be set before JAX loads)
 import time  # noqa: E402
