@@ -1,7 +1,7 @@
 """kill -9 of the capture node mid-stream in the meeting graph (configs/meeting.toml on the first 14 s of
 AMI dev00 at real-time pace, plus a twin VAD node; bench/faults.py runs every node kind x {kill, 5 s SIGSTOP}).
 
-Guards: the supervisor restarts the node once (no other node restarts), ready again within 5 s (it resumes the
+Guards: the supervisor restarts the node once (no other node restarts), ready again within 15 s (0.45 s measured; it resumes the
 file from its checkpoint, skipping its downtime as live audio would); no message is lost on the way to the models
 or the sinks (dropped counts 0: a restarted sender's seq starts over, it is no gap); scored against `stream diarize
 --latency 0.5` on the audio the graph received (the skipped span silenced), from 2.5 s after the recovery: no
@@ -23,7 +23,7 @@ async def test_meeting_graph_survives_kill_of_capture(tmp_path, data):
     assert outcome.exit_code == 0
     assert outcome.restarts == {"capture": 1, "segmentation": 0, "diarization": 0, "vad_ref": 0, "vad": 0,
                                 "sinks": 0}
-    assert outcome.recovered_s < 5.0
+    assert outcome.recovered_s < 15.0
     assert sum(outcome.dropped.values()) == 0
     assert outcome.agreement >= 0.9 and not outcome.relabelled
     assert (outcome.lost, outcome.duplicated, outcome.vad_lost, outcome.vad_duplicated) == (0, 0, 0, 0)
