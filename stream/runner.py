@@ -36,6 +36,7 @@ from typing import Any
 
 import msgpack
 import numpy as np
+import setproctitle
 import zmq
 import zmq.asyncio
 
@@ -139,10 +140,7 @@ class Runner:
     async def run(self) -> None:
         state_path = Path(self.spec.state_path) if self.spec.state_path else None
         if state_path and state_path.is_file():
-            state = load_state(state_path)
-            self.node.load_state_dict(state["node"])
-            self.tracker.load_state_dict(state["seq_in"])
-            log.info("%s: restored checkpoint %s", self.spec.name, state_path)
+            self._restore(state_path)
         await self.node.setup()
         curve = CurveKeys.from_dict(self.spec.curve) if self.spec.curve else None
         zap = ZapHandler(self.ctx, curve.authorized) if curve else None
@@ -181,6 +179,24 @@ class Runner:
 
     def stop(self) -> None:
         self.stopping.set()
+
+    def _restore(self, path: Path) -> None:
+        """Restore a checkpoint. An unusable one (torn or filled disk, a hand edit, a node version whose state
+        differs) is set aside as `<node>.corrupt` and the node starts fresh, with a warning and a count
+        (`stream_checkpoint_corrupt_total`): retrying it would crash the node at every restart."""
+        try:
+            state = load_state(path)
+            self.node.load_state_dict(state["node"])
+            self.tracker.load_state_dict(state["seq_in"])
+        except Exception as exc:  # noqa: BLE001 - any defect of the file or of the state in it
+            path.replace(path.with_suffix(".corrupt"))
+            self.node = type(self.node).from_table(self.spec.config, self.spec.name)
+            self.tracker = SeqTracker()
+            metrics.CHECKPOINT_CORRUPT.labels(self.spec.name).inc()
+            log.warning("%s: checkpoint %s is unusable (%s: %s); kept as %s, starting fresh", self.spec.name, path,
+                        type(exc).__name__, exc, path.with_suffix(".corrupt").name)
+            return
+        log.info("%s: restored checkpoint %s", self.spec.name, path)
 
     async def _produce(self) -> None:
         source = self.node.produce()
@@ -229,6 +245,7 @@ class Runner:
                 port, msg = self.queue.popleft()
                 self._depth.set(len(self.queue))
                 await self._handle(port, msg)
+                await asyncio.sleep(0)  # heartbeats go out between messages: a node behind is slow, not hung
 
     def _take(self, port: str, sock: zmq.asyncio.Socket) -> None:
         """Move what the socket holds into the queue (bounded: the rest waits in ZeroMQ's buffer)."""
@@ -367,6 +384,9 @@ async def run_spec(spec: NodeSpec) -> None:
     try:
         await runner.run()
     finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):  # done: a stop arriving while the sockets linger is moot, and
+            loop.remove_signal_handler(sig)  # would otherwise kill the exiting process (exit -15, counted a failure)
+            signal.signal(sig, signal.SIG_IGN)
         ctx.destroy(linger=2000)
 
 
@@ -379,12 +399,16 @@ def main() -> None:
     """
     logging.basicConfig(level=os.environ.get("STREAM_LOG_LEVEL", "WARNING"),
                         format=f"%(asctime)s node[{os.getpid()}] %(levelname)s %(message)s")
+    setproctitle.setproctitle("stream node (standby)")
     for kind in sys.argv[1:]:
         resolve(kind)
     line = sys.stdin.readline()
     if not line.strip():
         return
     spec = NodeSpec.from_json(line)
+    setproctitle.setproctitle(f"stream node {spec.name} ({spec.kind})")  # `ps`/`top` show which node is which
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(logging.Formatter(f"%(asctime)s {spec.name}[{os.getpid()}] %(levelname)s %(message)s"))
     try:
         asyncio.run(run_spec(spec))
     except StreamError as exc:
