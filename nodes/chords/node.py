@@ -23,9 +23,10 @@ import numpy as np
 from nodes.chords.chroma import ChromaConfig
 from nodes.chords.recognize import ChordConfig
 from nodes.chords.tracker import ChordChange, ChordTracker
-from stream.errors import AudioError, MessageError
+from stream.errors import MessageError
 from stream.message import Message
 from stream.node import Node
+from stream.pcm import mono
 
 _CHROMA, _CHORDS = ChromaConfig(), ChordConfig()
 
@@ -61,19 +62,6 @@ class StreamChords:
     label: str = "N"  # chord announced last
 
 
-def pcm_samples(msg: Message) -> np.ndarray:
-    """The real samples of a float32 pcm message, mono; MessageError / AudioError when it cannot be used."""
-    h = msg.header
-    if h.kind != "pcm" or h.dtype != "float32" or len(h.shape) not in (1, 2) or h.sr <= 0:
-        raise MessageError("input", f"chords takes float32 pcm [frames] or [frames, channels], got {h.kind} "
-                                    f"{h.dtype} {list(h.shape)} at {h.sr} Hz")
-    samples = msg.data if msg.data.ndim == 1 else msg.data.mean(axis=1, dtype=np.float32)
-    samples = samples[: h.meta.get("valid_frames", len(samples))]
-    if not np.isfinite(samples).all():
-        raise AudioError(f"stream {h.stream!r}: pcm block with NaN or infinite samples skipped; fix the source")
-    return samples
-
-
 class ChordsNode(Node[ChordsNodeConfig]):
     Config = ChordsNodeConfig
     accepts = ("pcm",)
@@ -84,7 +72,7 @@ class ChordsNode(Node[ChordsNodeConfig]):
 
     async def process(self, msg: Message, port: str = "") -> list[Message]:
         h = msg.header
-        samples = pcm_samples(msg)
+        samples = mono(msg)  # MessageError for unusable pcm (stream.pcm), before any state exists
         s = self.streams.get(h.stream)
         if s is None:
             s = self.streams[h.stream] = StreamChords(ChordTracker(h.sr, self.config.chroma, self.config.chords),
