@@ -36,9 +36,9 @@ from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
 from nodes.diarization.node import DiarizationNode
-from nodes.segmentation.node import window_message
 from nodes.diarization.stitching import Plan
-from stream.message import DTYPES, Message, encode
+from nodes.segmentation.node import window_message
+from stream.message import DTYPES, Message
 from stream.node import Source, resolve
 from stream.paths import REPO_ROOT
 from stream.runner import RESULTS, NodeSpec, Runner, _pack
@@ -102,9 +102,9 @@ def templates() -> dict[str, Message]:
 HOSTILE_VALUES = st.one_of(
     st.integers(-2**63, 2**64 - 1), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20),
     st.none(), st.booleans(), st.just([[1]]), st.lists(st.integers(-3, 5), max_size=3),
-    st.lists(st.lists(st.integers(-3, 5), max_size=3), max_size=3), st.dictionaries(st.text(max_size=5),
-                                                                                      st.integers(), max_size=3),
-)
+    st.lists(st.lists(st.integers(-3, 5), max_size=3), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(-2**63, 2**64 - 1), max_size=3),
+)  # msgpack carries ints in [-2**63, 2**64)
 SIGNALS = ("zeros", "dc", "clipped", "noise", "nan", "inf", "denormal", "huge", "sine")
 
 

@@ -17,8 +17,8 @@ import pytest
 
 from nodes.diarization.node import DiarizationNode
 from nodes.loudness.node import LoudnessNode
-from nodes.segmentation.node import window_message
 from nodes.diarization.stitching import Plan
+from nodes.segmentation.node import window_message
 from stream.errors import ConfigError, MessageError
 from stream.graph import load_graph
 from stream.message import Message, Order, SeqTracker, decode, encode
@@ -101,7 +101,8 @@ async def test_bug3_one_eos_message_does_not_end_the_node(node_process, run_metr
 
 @pytest.mark.parametrize("stream", ["", "room/1", "../escaped", "a b"])
 def test_bug5_stream_ids_refused_at_load_and_on_the_wire(tmp_path, stream):
-    (tmp_path / "g.toml").write_text(f'[[nodes]]\nname = "capture"\nkind = "capture"\nconfig = {{ stream = "{stream}" }}\n')
+    graph = f'[[nodes]]\nname = "capture"\nkind = "capture"\nconfig = {{ stream = "{stream}" }}\n'
+    (tmp_path / "g.toml").write_text(graph)
     with pytest.raises(ConfigError, match="capture stream"):
         load_graph(tmp_path / "g.toml")
     header, data = encode(Message.new("x", "pcm", np.zeros(4, np.float32), sr=16000, t_capture_ns=1, t_wall=0.0))
