@@ -5,7 +5,7 @@
 
 Every item of the split with a chord .lab (rendered corpus pieces and grooves, and the real Beatles excerpts of
 `$STREAM_DATA_DIR/music/`) is scored with mir_eval (majmin, root, mirex), duration-weighted per group and overall.
-RTF = our wall time per audio second through `chords_file` (the ChordsNode driven on a simulated clock).
+RTF = our wall time (and CPU time) per audio second through `chords_file` (the ChordsNode on a simulated clock).
 
 The baseline is the textbook recipe (as in librosa's chord examples), written out here: an STFT chromagram (power
 folded to the nearest pitch class, 55 Hz-4 kHz, no tuning estimate, max-normalised), cosine with binary major/minor
@@ -15,6 +15,7 @@ templates, N on near-silent frames, then a centred majority vote over 1 s (offli
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -76,9 +77,11 @@ def main() -> None:
     tracks = [t for t in load_tracks(args.set, None if args.split == "all" else args.split) if t.chords]
     out = Path(tempfile.mkdtemp(prefix="bench-chords-"))
     sums: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    elapsed = audio_s = 0.0
+    elapsed = cpu = audio_s = 0.0
     for t in tracks:
+        started = time.process_time()
         ours = chords_file(Path(t.audio))
+        cpu += time.process_time() - started
         elapsed += ours.elapsed
         audio_s += ours.duration
         write_lab(out / f"{t.id}.ours.lab", ours.segments)
@@ -93,8 +96,9 @@ def main() -> None:
             for m in METRICS:
                 sums[name][f"ours {m}"] += duration * ours_scores[m]
                 sums[name][f"base {m}"] += duration * base_scores[m]
-    print(f"\nsplit {args.split}: {len(tracks)} files, {audio_s:.0f} s; our RTF {elapsed / audio_s:.4f} "
-          f"(chords_file wall time / audio time)")
+    print(f"\nsplit {args.split}: {len(tracks)} files, {audio_s:.0f} s; ours: RTF {elapsed / audio_s:.4f} wall, "
+          f"{cpu / audio_s:.4f} CPU s per audio s (chords_file: decoding, resampling and the node; load average "
+          f"{os.getloadavg()[0]:.1f})")
     print("| group | files | minutes | majmin ours | majmin template | root ours | root template | mirex ours | mirex template |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name in sorted(sums, key=lambda n: (n == "all", n)):

@@ -1,29 +1,157 @@
-"""DER of `stream diarize` on the 12 AMI clips at latency 0.5 s and 5 s, online and refined.
+"""One table: DER and speaker-count error of `stream diarize` on every set, online at 0.5 / 2 / 5 s and refined,
+with pyannote 3.1 offline and diart (0.5 / 5 s) from the same files next to them.
 
-Runs exactly `stream eval der --reference R --uem U --audio AMI --latency L --refine --plots DIR` for each
-latency and prints its tables (DER no collar / +-0.25 s collar, JER; overlap scored; UEM applied).
+Sets: ``ami`` (the 12 AMI clips, tune), ``pyaa`` (2 clips, report), ``sim-tune`` and ``sim-report`` (the simulated
+halves, ``bench/simulate_meetings.py``), optionally ``sim-long`` (the 60-minute meeting, report).
+DER: pyannote.metrics, no collar, overlap scored, the set's ``reference.uem`` applied (`nodes/diarization/evaluate.py`,
+as `stream eval der`), pooled over the set's files (NIST: summed durations), with missed / false alarm / confusion.
+Speakers: |found - true| per file; pooled rows give the % of files exact, % within +-1 and the worst file.
+Per-file rows are printed for the tune sets (ami, sim-tune) only: the protocol never looks at per-file results of
+a report set while tuning (``--per-file`` shows them, for the final report).
 
-    .venv/bin/python bench/diarization_der.py [--plots /tmp/der-plots]
+The models run once per file (`diarize_file_at`): the three latencies and the refinement share its windows; two
+files at a time, as `stream diarize`. Peer rows come from the hypotheses ``bench/diarization_peers.py`` cached
+(a row computed on fewer files than the set has says so in its ``files`` column; ``--common`` runs and scores a set
+only on the files every cached peer has, while the peers' caches are still filling).
+
+    nice -n 10 .venv/bin/python bench/diarization_der.py [--sets ami pyaa sim-tune sim-report sim-long]
+        [--sim /work/simdata] [--out DIR (keep our RTTMs)] [--per-file]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
-from stream.cli import main
+from nodes.diarization.evaluate import score
 from stream.paths import data_dir
+from stream.rttm import Turn, read_rttm, read_uem, write_rttm
+
+LATENCIES = (0.5, 2.0, 5.0)
+PEERS = ("pyannote", "diart-0.5", "diart-5")  # bench/diarization_peers.py systems
+TUNE_SETS = ("ami", "sim-tune")  # per-file rows allowed
+
+
+def set_folders(sim: Path) -> dict[str, Path]:
+    data = data_dir() / "diarization"
+    return {"ami": data / "ami", "pyaa": data / "pyaa", "sim-tune": sim / "tune", "sim-report": sim / "report",
+            "sim-long": sim / "long"}
+
+
+def files_of(folder: Path, references: dict[str, list[Turn]]) -> list[Path]:
+    """The folder's audio files that the reference names."""
+    from nodes.capture.files import audio_files
+
+    return [p for p in audio_files([folder]) if p.stem in references]
+
+
+def diarize_sets(sets: dict[str, list[Path]],
+                 out: Path | None) -> tuple[dict[str, dict[str, dict[str, list[Turn]]]], float, float]:
+    """{set: {system: {uri: turns}}} for our systems on each set's files, the wall time and the audio seconds."""
+    from nodes.diarization.files import diarize_file_at
+    from stream.commands.diarize import CONCURRENT_FILES, build
+
+    config, analyzer, _ = build(argparse.Namespace(latency=LATENCIES[0], max_speakers=None, enrolled=None))
+    configs = [dataclasses.replace(config, geometry=dataclasses.replace(config.geometry, latency=lat))
+               for lat in LATENCIES]
+    names = [f"online {lat:g} s" for lat in LATENCIES] + ["refined"]
+    hyps: dict[str, dict[str, dict[str, list[Turn]]]] = {s: {n: {} for n in names} for s in sets}
+    jobs = [(s, path) for s, paths in sets.items() for path in paths]
+    started, audio = time.perf_counter(), 0.0
+    with ThreadPoolExecutor(CONCURRENT_FILES) as pool:
+        futures = [(s, path, pool.submit(diarize_file_at, path, analyzer, configs, None, True)) for s, path in jobs]
+        for s, path, future in futures:
+            results = future.result()
+            audio += results[0].duration
+            outputs = [r.turns for r in results] + [results[0].refined or []]
+            for name, turns in zip(names, outputs):
+                hyps[s][name][path.stem] = turns
+                if out:
+                    folder = out / s / name.replace(" ", "")
+                    folder.mkdir(parents=True, exist_ok=True)
+                    write_rttm(folder / f"{path.stem}.rttm", path.stem, turns)
+            print(f"  {s} {path.stem}: {results[0].duration / 60:.1f} min, "
+                  f"{results[0].elapsed / results[0].duration:.3f} RTF", flush=True)
+    return hyps, time.perf_counter() - started, audio
+
+
+def peer_hypotheses(cache: Path, set_name: str, uris: list[str]) -> dict[str, dict[str, list[Turn]]]:
+    """{peer: {uri: turns}} of the cached peer RTTMs of this set (peers with none are left out)."""
+    out: dict[str, dict[str, list[Turn]]] = {}
+    for peer in PEERS:
+        paths = {uri: cache / peer / set_name / f"{uri}.rttm" for uri in uris}
+        found = {uri: read_rttm(p).get(uri, []) for uri, p in paths.items() if p.exists()}
+        if found:
+            out[peer] = found
+    return out
+
+
+def table(references: dict[str, dict[str, list[Turn]]], uems: dict[str, dict[str, list[tuple[float, float]]]],
+          hyps: dict[str, dict[str, dict[str, list[Turn]]]], report_files: bool) -> str:
+    """Pooled rows per set and system, then per-file rows (file by file, systems in order) for tune sets, or for
+    every set with ``report_files``."""
+    head = (f"{'set':<11} {'system':<12} {'file':<14} {'DER%':>6} {'miss':>5} {'FA':>5} {'conf':>5}  "
+            f"{'speakers':<26} {'files':>5}")
+    lines = [head, "-" * len(head)]
+    for s, systems in hyps.items():
+        refs = references[s]
+        detail = []
+        for k, (system, hyp) in enumerate(systems.items()):
+            if not hyp:
+                continue
+            scored = {uri: refs[uri] for uri in hyp}
+            rows = score(scored, hyp, uems[s])
+            errors = {uri: abs(_speakers(hyp[uri]) - _speakers(refs[uri])) for uri in scored}
+            total = rows[-1]
+            exact = 100 * sum(e == 0 for e in errors.values()) / len(errors)
+            near = 100 * sum(e <= 1 for e in errors.values()) / len(errors)
+            worst = max(errors, key=lambda u: errors[u])
+            files = f"{len(scored)}" if len(scored) == len(refs) else f"{len(scored)}/{len(refs)}"
+            lines.append(f"{s:<11} {system:<12} {'all':<14} {total.der:6.1f} {total.missed:5.1f} "
+                         f"{total.false_alarm:5.1f} {total.confusion:5.1f}  "
+                         f"{f'{exact:.0f}% exact, {near:.0f}% ±1, worst {errors[worst]}':<26} {files:>5}")
+            if s in TUNE_SETS or report_files:
+                detail += [(r.uri, k, f"{s:<11} {system:<12} {r.uri:<14} {r.der:6.1f} {r.missed:5.1f} "
+                                      f"{r.false_alarm:5.1f} {r.confusion:5.1f}  "
+                                      f"{_speakers(hyp[r.uri])} of {_speakers(refs[r.uri])}") for r in rows[:-1]]
+        lines += [line for _, _, line in sorted(detail)]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _speakers(turns: list[Turn]) -> int:
+    return len({t.label for t in turns})
 
 
 def run() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--plots", default="/tmp/stream-der-plots")
-    parser.add_argument("--latency", type=float, nargs="+", default=[0.5, 5.0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sets", nargs="+", default=["ami", "pyaa", "sim-tune", "sim-report"],
+                        choices=["ami", "pyaa", "sim-tune", "sim-report", "sim-long"])
+    parser.add_argument("--sim", type=Path, default=Path("/work/simdata"), help="bench/simulate_meetings.py --out")
+    parser.add_argument("--peers", type=Path, help="peer RTTM cache (default SIM/peers)")
+    parser.add_argument("--out", type=Path, help="keep our hypothesis RTTMs here (<set>/<system>/<uri>.rttm)")
+    parser.add_argument("--per-file", action="store_true", help="per-file rows for the report sets too")
+    parser.add_argument("--common", action="store_true",
+                        help="run and score a set only on the files every cached peer has (peers still running)")
     args = parser.parse_args()
-    ami = data_dir() / "diarization" / "ami"
-    for latency in args.latency:
-        print(f"\n=== latency {latency:g} s ===")
-        main(["eval", "der", "--reference", str(ami / "reference.rttm"), "--uem", str(ami / "reference.uem"),
-              "--audio", str(ami), "--latency", str(latency), "--refine", "--plots", f"{args.plots}/{latency:g}"])
+    folders = {s: f for s, f in set_folders(args.sim).items() if s in args.sets}
+    references = {s: read_rttm(f / "reference.rttm") for s, f in folders.items()}
+    uems = {s: read_uem(f / "reference.uem") for s, f in folders.items()}
+    files = {s: files_of(f, references[s]) for s, f in folders.items()}
+    peers = {s: peer_hypotheses(args.peers or args.sim / "peers", s, [p.stem for p in files[s]]) for s in folders}
+    if args.common:
+        files = {s: [p for p in paths if all(p.stem in h for h in peers[s].values())] for s, paths in files.items()}
+        peers = {s: {peer: {p.stem: h[p.stem] for p in files[s]} for peer, h in peers[s].items()} for s in folders}
+    hyps, wall, audio = diarize_sets(files, args.out)
+    for s in folders:
+        hyps[s] |= peers[s]
+    print(f"\nDER % (no collar, overlap scored, UEM), pooled per set; speakers = |found - true| per file. "
+          f"Ours: {audio / 60:.0f} min of audio in {wall / 60:.1f} min (RTF {wall / max(audio, 1e-9):.3f}, "
+          f"3 latencies + refinement per model pass)\n")
+    print(table(references, uems, hyps, args.per_file))
 
 
 if __name__ == "__main__":

@@ -35,12 +35,15 @@ CACHE = SIM / "peers"
 
 
 def files(folder: Path) -> list[tuple[str, Path]]:
-    """(uri, audio path) of every file the folder's RTTMs name."""
+    """(uri, audio path) of every file the folder's RTTMs name, shortest first: a run stopped early (the peers
+    are slow) has covered as many sessions as it could."""
+    import soundfile as sf
+
     uris = set()
     for rttm in glob.glob(f"{folder}/*.rttm"):
         uris |= {line.split()[1] for line in Path(rttm).read_text().splitlines() if line.startswith("SPEAKER")}
-    return [(Path(p).stem, Path(p)) for p in sorted(glob.glob(f"{folder}/*.flac") + glob.glob(f"{folder}/*.wav"))
-            if Path(p).stem in uris]
+    paths = [Path(p) for p in glob.glob(f"{folder}/*.flac") + glob.glob(f"{folder}/*.wav") if Path(p).stem in uris]
+    return [(p.stem, p) for p in sorted(paths, key=lambda p: (sf.info(str(p)).frames, p.name))]
 
 
 def pyannote_runner():

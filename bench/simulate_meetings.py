@@ -69,12 +69,15 @@ class SetSpec:
     minutes: tuple[float, float]
     speakers: tuple[int, ...] = ()  # fixed speaker count; empty = 2..12 in turn
     absences: bool = False  # every speaker leaves for >= 5 minutes and comes back
+    overlap: tuple[float, float] = (0.0, 0.25)  # range of the sessions' overlap ratio
+    snr: tuple[float, float] = (5.0, 30.0)  # range of the sessions' SNR, dB
 
 
 SETS = {
     "tune": SetSpec("tune", "tune", 22, 1000, (2.0, 10.0)),
-    "report": SetSpec("report", "report", 24, 2000, (2.0, 10.0)),
-    "long": SetSpec("long", "report", 1, 3000, (60.0, 60.0), speakers=(8,), absences=True),
+    "report": SetSpec("report", "report", 24, 2000, (2.0, 4.0)),  # short: pyannote and diart must run on it too
+    "long": SetSpec("long", "report", 1, 3000, (60.0, 60.0), speakers=(8,), absences=True, overlap=(0.08, 0.15),
+                    snr=(10.0, 20.0)),  # a typical meeting, not an easy draw
 }
 
 
@@ -361,16 +364,17 @@ class Session:
 
 
 def simulate(name: str, seed: int, speakers: dict[str, list[Path]], minutes: float, long_ids: set[str],
-             babble_paths: list[Path], *, reverb: bool = True, snr: float | None = -1.0, overlap: float | None = None,
+             babble_paths: list[Path], *, reverb: bool = True,
+             snr: float | tuple[float, float] | None = (5.0, 30.0), overlap: float | tuple[float, float] = (0.0, 0.25),
              absences: bool = False) -> Session:
-    """One session of ``speakers`` ({id: utterance paths}). ``snr`` None = no noise, -1 = drawn (5-30 dB);
-    ``overlap`` None = drawn (0-25 %)."""
+    """One session of ``speakers`` ({id: utterance paths}). ``snr`` (dB) and ``overlap`` (ratio of speech): a
+    value, or a range to draw from; ``snr`` None = no noise."""
     rng = np.random.default_rng(seed)
     voices = [Voice(s, [load_utterance(p) for p in paths],
                     weight=rng.uniform(1.0, 2.0) if s in long_ids else rng.uniform(0.4, 1.0),
                     gain=10 ** (rng.uniform(-6, 6) / 20))
               for s, paths in sorted(speakers.items())]
-    overlap = rng.uniform(0.0, 0.25) if overlap is None else overlap
+    overlap = rng.uniform(*overlap) if isinstance(overlap, tuple) else overlap
     duration = 60.0 * minutes
     present = _absences([v.speaker for v in voices], rng) if absences else None
     placed = converse(voices, duration, overlap, rng, present)
@@ -401,8 +405,8 @@ def simulate(name: str, seed: int, speakers: dict[str, list[Path]], minutes: flo
     clean = clean[:length]
     turns = merge_turns(turns)
     speech_level = rms(clean[speech_mask(turns, length)])
-    if snr == -1.0:
-        snr = float(rng.uniform(5.0, 30.0))
+    if isinstance(snr, tuple):
+        snr = float(rng.uniform(*snr))
     if snr is not None:
         noise = pink(length, rng) if rng.random() < 0.5 else brown(length, rng)
         noise /= rms(noise)
@@ -504,7 +508,8 @@ def write_set(spec: SetSpec, out: Path, data: Path) -> Path:
         unused = [p for spk in half.values() for s, paths in spk.items() if s not in speakers for p in paths]
         rng = np.random.default_rng([seed, 11])
         babble_paths = [unused[j] for j in rng.choice(len(unused), 12, False)]
-        s = simulate(name, seed, speakers, minutes, long_ids, babble_paths, absences=spec.absences)
+        s = simulate(name, seed, speakers, minutes, long_ids, babble_paths, absences=spec.absences, snr=spec.snr,
+                     overlap=spec.overlap)
         if {t.label for t in s.turns} != set(speakers):
             raise RuntimeError(f"{name}: {len(speakers) - len({t.label for t in s.turns})} speakers never spoke")
         sf.write(folder / f"{name}.flac", s.audio, RATE, subtype="PCM_16")
@@ -571,8 +576,8 @@ def _plot(path: Path, folder: Path, rows: list[dict], refs: dict[str, list[Turn]
     labels = sorted({t.label for t in refs[first]})
     for t in refs[first]:
         if t.start < len(audio) / RATE:
-            y = db.max() + 3 + 3 * labels.index(t.label)
-            top.plot([t.start, min(t.end, len(audio) / RATE)], [y, y], lw=4)
+            k = labels.index(t.label)
+            top.plot([t.start, min(t.end, len(audio) / RATE)], [db.max() + 3 + 3 * k] * 2, lw=4, color=f"C{k}")
     top.set(title=f"{first}: frame energy (dB) and reference turns, first 2 minutes", xlabel="s", ylabel="dB")
     bottom.scatter([r["snr"] for r in rows], [r["overlap"] for r in rows], c=[r["speakers"] for r in rows])
     for r in rows:

@@ -20,6 +20,9 @@ COMMANDS = [
     "listen",
     "devices",
     "diarize",
+    "detect",
+    "teach",
+    "beats",
     "eval",
     "models",
     "embed",
@@ -27,8 +30,10 @@ COMMANDS = [
     "verify",
     "identify",
     "train_embedding",
+    "train_scene",
     "keys",
     "chords",
+    "fingerprint",
 ]
 
 

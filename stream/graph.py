@@ -85,6 +85,8 @@ _GRAPH_KEYS = {"name", "checkpoint_s", "heartbeat_s", "hwm", "max_streams",
 _NODE_KEYS = {"name", "kind", "config", "inputs", "endpoint"}
 _ENDPOINT = re.compile(r"ipc://\S+|tcp://(\*|[\w.\-]+|\[[0-9a-fA-F:]+\]):\d{1,5}")
 MAX_CONTROL_BYTES = 4096  # a heartbeat is ~60 bytes; anything bigger on the control socket is refused
+START_S = 120.0  # s of start-up after which `duration` counts anyway
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif", ".m4a"}  # --source names a file
 
 
 @dataclass(frozen=True)
@@ -262,6 +264,9 @@ def with_source(graph: Graph, source: str) -> Graph:
     """Point every capture node at `source`: an existing file, else a device index or name."""
     if Path(source).is_file():
         change = {"source": "file", "path": str(Path(source).resolve())}
+    elif "/" in source or Path(source).suffix.lower() in AUDIO_SUFFIXES:
+        raise ConfigError(f"--source {source}: no such file; give an existing audio file, or an input device "
+                          "index or name from `stream devices`")
     else:
         change = {"source": "device", "device": int(source) if source.isdigit() else source}
     nodes = tuple(replace(n, config={**n.config, **change}) if n.kind == "capture" else n for n in graph.nodes)
@@ -285,6 +290,7 @@ class Supervisor:
         self.beats: dict[str, float] = {}
         self.states: dict[str, str] = {}
         self.stopping = asyncio.Event()
+        self.ready = asyncio.Event()  # set once every node reported "ready" (start-up is over)
         self.metrics_port = 0
         self.bad_beats = 0  # malformed messages on the control socket
         self._spare: asyncio.Task[asyncio.subprocess.Process] | None = None
@@ -318,8 +324,12 @@ class Supervisor:
         """Run until every node has finished (end of stream) or a stop; 0 if all ended cleanly."""
         for folder in ("state", "metrics"):
             (self.run_dir / folder).mkdir(parents=True, exist_ok=True)
-        server, _ = metrics.serve(self.run_dir / "metrics", self.graph.metrics_host, self.graph.metrics_port,
-                                  lambda: self.restarts, lambda: self.bad_beats)
+        try:
+            server, _ = metrics.serve(self.run_dir / "metrics", self.graph.metrics_host, self.graph.metrics_port,
+                                      lambda: self.restarts, lambda: self.bad_beats)
+        except ConfigError:
+            self._remove_run_dir()
+            raise
         self.metrics_port = server.server_port
         log.info("graph %s: run folder %s, metrics on http://%s:%d/metrics", self.graph.name, self.run_dir,
                  self.graph.metrics_host, self.metrics_port)
@@ -348,9 +358,12 @@ class Supervisor:
             ctx.term()
             server.shutdown()
             server.server_close()
-            if self._own_dir:
-                shutil.rmtree(self.run_dir, ignore_errors=True)
+            self._remove_run_dir()
         return 0 if all(code == 0 for code in codes) else 1
+
+    def _remove_run_dir(self) -> None:
+        if self._own_dir:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
 
     async def _standby(self) -> asyncio.subprocess.Process:
         """A node process with its imports done, waiting for its spec on stdin (see `stream.runner.main`).
@@ -422,8 +435,15 @@ class Supervisor:
             if proc is not None and proc.pid == beat["pid"]:
                 self.beats[beat["node"]] = time.monotonic()
                 self.states[beat["node"]] = beat["state"]
+                if not self.ready.is_set() and all(self.states.get(n.name) in ("ready", "done")
+                                                   for n in self.graph.nodes):
+                    self.ready.set()
 
     async def _stop_after(self, seconds: float) -> None:
+        """Stop `seconds` after the graph is ready: start-up (models loading) does not count, unless it takes
+        longer than `START_S` (a node that keeps crashing never gets ready)."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.ready.wait(), START_S)
         await asyncio.sleep(seconds)
         self.stopping.set()
 

@@ -12,7 +12,8 @@ Header fields (version `VERSION`):
 - `kind`: what the data is: "pcm", "fbank", "emb", "event", "eos" (end of stream), ...
 - `sr`: rate of axis 0 in Hz (sample rate for pcm, frame rate for features, 0 when axis 0 is not time).
 - `dtype`, `shape`: of the array frame.
-- `meta`: small JSON-like dict (events put their event dict here).
+- `meta`: small JSON-like dict (events put their event dict here; a message per analysis window puts the
+  seconds of audio it advances in `step`, which `duration_s` and the real-time factor use).
 
 Example:
     >>> import numpy as np
@@ -110,9 +111,13 @@ class Message:
 
     @property
     def duration_s(self) -> float:
-        """Seconds of audio this message covers (axis 0 over `sr`); 0 when axis 0 is not time."""
+        """Seconds of stream audio this message accounts for: axis 0 over `sr`; when axis 0 is not time (sr 0),
+        `meta["step"]`, the audio one analysis window advances (0 if absent, e.g. events)."""
         h = self.header
-        return h.shape[0] / h.sr if h.sr > 0 and h.shape else 0.0
+        if h.sr > 0:
+            return h.shape[0] / h.sr if h.shape else 0.0
+        step = h.meta.get("step", 0.0)
+        return float(step) if isinstance(step, (int, float)) else 0.0
 
 
 def encode(msg: Message) -> list[bytes | memoryview]:

@@ -47,7 +47,8 @@ QUEUE_DEPTH = Gauge(
     "stream_queue_depth", "Messages received but not yet processed by a node.", ["node"], multiprocess_mode="livemax"
 )
 REALTIME_FACTOR = Gauge(
-    "stream_realtime_factor", "Processing time over audio duration of the last message (<1 keeps up).", ["node"],
+    "stream_realtime_factor", "Processing time over audio duration, over the last second of audio (<1 keeps up).",
+    ["node"],
     multiprocess_mode="livemax",
 )
 AUTH_REFUSED = Counter(
@@ -58,6 +59,11 @@ SINK_ERRORS = Counter("stream_sink_errors", "Events a sink failed to publish.", 
 CAPTURE_PROBLEMS = Counter(
     "stream_capture_problems", "Input blocks a capture device spoiled: overflow (device dropped samples), "
     "dropped (the node fell behind), nonfinite (NaN/inf samples, replaced by silence).", ["node", "problem"],
+)
+
+SED_GATED = Counter(
+    "stream_sed_gated_patches", "Sound-event patches that could not raise an alert: silent (below a rule's "
+    "gate_dbfs), clipped, nan.", ["node", "reason"],
 )
 
 

@@ -190,3 +190,13 @@ register(ModelSpec(
     license="Apache-2.0 (YAMNet code and weights); class names from the AudioSet ontology, CC BY-SA 4.0",
     converter="nodes.sed.convert:yamnet_tflite",
 ))
+for _n, _trained in ((1, "GTZAN held out"), (2, "Ballroom held out"), (3, "Rock Corpus held out")):
+    register(ModelSpec(
+        name=f"beatnet-{_n}",
+        file=f"beatnet/model_{_n}_weights.pt",
+        description=f"BeatNet CRNN ({_trained}): 272-d log-filtered spectrogram + difference at 50 frames/s -> "
+        "beat / downbeat / none activations; `stream beats --mode crnn`",
+        source=f"PyPI BeatNet==1.1.3: BeatNet/models/model_{_n}_weights.pt (GitHub mjhydri/BeatNet)",
+        license="CC BY 4.0 (credit: Heydari, Cwitkowitz, Duan, BeatNet, ISMIR 2021)",
+        converter="nodes.beats.convert:beatnet",
+    ))

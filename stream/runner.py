@@ -48,6 +48,7 @@ from stream.transport import EOS, Input, Publisher, subscribe
 
 log = logging.getLogger(__name__)
 
+RTF_SPAN_S = 1.0  # s of audio per stream_realtime_factor reading
 EXIT_FATAL = 3  # a StreamError (bad config, missing model or file): restarting cannot fix it
 RESULTS = ("ok", "malformed", "dropped", "gap", "out_of_order", "rejected", "oversize")
 
@@ -123,6 +124,7 @@ class Runner:
         self._messages = {r: metrics.MESSAGES.labels(spec.name, r) for r in RESULTS}
         self._process_seconds = metrics.PROCESS_SECONDS.labels(spec.name)
         self._rtf = metrics.REALTIME_FACTOR.labels(spec.name)
+        self._busy_s = self._audio_s = 0.0  # process() time and audio received since the gauge was last set
         self._depth = metrics.QUEUE_DEPTH.labels(spec.name)
         self.pub: Publisher | None = None
         self.inputs: dict[str, Input] = {}
@@ -296,8 +298,11 @@ class Runner:
         elapsed = time.perf_counter() - start
         self._messages["ok"].inc()
         self._process_seconds.observe(elapsed)
-        if msg.duration_s > 0:
-            self._rtf.set(elapsed / msg.duration_s)
+        self._busy_s += elapsed
+        self._audio_s += msg.duration_s
+        if self._audio_s >= RTF_SPAN_S:  # over a span: a node that works every Nth message is not 0 or huge
+            self._rtf.set(self._busy_s / self._audio_s)
+            self._busy_s = self._audio_s = 0.0
         for out in outputs:
             await self.publish(out)
 

@@ -29,10 +29,10 @@ NO_CHORD = len(LABELS) - 1
 
 @dataclass(frozen=True)
 class ChordConfig:
-    harmonic_decay: float = 0.6  # [0, 1): weight of the k-th harmonic is decay^(k-1) in the templates
-    bass_weight: float = 0.3  # >= 0: how much the bass chroma at the root adds to a chord's score
+    harmonic_decay: float = 0.4  # [0, 1): weight of the k-th harmonic is decay^(k-1) in the templates (tuned)
+    bass_weight: float = 0.15  # >= 0: how much the bass chroma at the root adds to a chord's score (tuned)
     no_chord_score: float = 0.45  # score of N; chords below it on a frame lose to N
-    sharpness: float = 5.0  # > 0: softmax temperature turning scores into log-likelihoods (tuned: Beatles tune half)
+    sharpness: float = 5.0  # > 0: softmax temperature turning scores into log-likelihoods (tuned on the tune half)
     switch_prob: float = 0.05  # (0, 1): per-frame probability of leaving a chord (~10.8 frames per second)
     lag: int = 10  # >= 0 frames: decision delay of the online Viterbi (10 = 0.93 s)
 

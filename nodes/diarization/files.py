@@ -19,7 +19,7 @@ from nodes.capture.files import read_blocks
 from nodes.diarization.pipeline import SAMPLE_RATE, DiarizationConfig, OnlineDiarizer, WindowBuffer
 from nodes.diarization.windows import WindowAnalyzer
 from stream.allocator import release_freed_memory
-from stream.errors import AudioError
+from stream.errors import AudioError, ConfigError
 from stream.rttm import Turn
 
 @dataclass(frozen=True)
@@ -48,14 +48,24 @@ def diarize_file(path: Path, analyzer: WindowAnalyzer, config: DiarizationConfig
                  enrolled: dict[str, np.ndarray] | None = None, refine: bool = False, batch: int = 8,
                  progress: Callable[[float], None] | None = None) -> FileResult:
     """Run the online chain over one file (models batched ``batch`` windows at a time); thread-safe: `stream
-    diarize` runs two files at a time with one analyzer.
+    diarize` runs two files at a time with one analyzer."""
+    return diarize_file_at(path, analyzer, [config], enrolled, refine, batch, progress)[0]
+
+
+def diarize_file_at(path: Path, analyzer: WindowAnalyzer, configs: list[DiarizationConfig],
+                    enrolled: dict[str, np.ndarray] | None = None, refine: bool = False, batch: int = 8,
+                    progress: Callable[[float], None] | None = None) -> list[FileResult]:
+    """One result per config, from one pass of the models: the configs may differ only after the models (the
+    output latency, the clustering, the refinement), so bench/diarization_der.py scores several latencies for the
+    price of one. ``refine`` refines the first config's windows. Every result's ``elapsed`` is the whole pass.
 
     Uses both cores: segmentation depends on the audio alone, so a worker thread segments the next batch while
     this thread runs everything that must see the windows in order (planner, CAM++ trunk ring, clustering).
     """
+    _check_same_models(configs)
     start = time.perf_counter()
-    diarizer = OnlineDiarizer(config, enrolled, keep_windows=refine)
-    buffer = WindowBuffer(config.geometry)
+    diarizers = [OnlineDiarizer(c, enrolled, keep_windows=refine and i == 0) for i, c in enumerate(configs)]
+    buffer = WindowBuffer(configs[0].geometry)
     ring = analyzer.new_ring()  # this stream's CAM++ trunk frames
 
     def batches() -> Iterator[list[np.ndarray]]:
@@ -82,11 +92,12 @@ def diarize_file(path: Path, analyzer: WindowAnalyzer, config: DiarizationConfig
 
     def cluster(first: int, padded: np.ndarray, activity: np.ndarray) -> None:
         n = len(activity)
-        plans = [diarizer.plan(a) for a in activity]
+        plans = [[d.plan(a) for d in diarizers] for a in activity]
         embeddings = analyzer.embed(padded, activity, [buffer.padding(first + i) for i in range(n)], [ring] * n,
-                                    [p.embed for p in plans])
-        for a, e, p in zip(activity, embeddings, plans):
-            diarizer(a, e, p)
+                                    [any(p.embed for p in ps) for ps in plans])
+        for a, e, ps in zip(activity, embeddings, plans):
+            for diarizer, p in zip(diarizers, ps):
+                diarizer(a, e, p)
         release_freed_memory()  # bounded RSS with `keep_freed_memory` (at most every few seconds)
 
     with ThreadPoolExecutor(1) as worker:
@@ -101,6 +112,20 @@ def diarize_file(path: Path, analyzer: WindowAnalyzer, config: DiarizationConfig
         while ahead:
             done, future = ahead.popleft()
             cluster(done, *future.result())
-    diarizer.finish(buffer.duration)
-    refined = diarizer.refined_turns(buffer.duration) if refine else None
-    return FileResult(buffer.duration, diarizer.turns(), refined, time.perf_counter() - start)
+    results = []
+    for i, diarizer in enumerate(diarizers):
+        diarizer.finish(buffer.duration)
+        refined = diarizer.refined_turns(buffer.duration) if refine and i == 0 else None
+        results.append(FileResult(buffer.duration, diarizer.turns(), refined, time.perf_counter() - start))
+    return results
+
+
+def _check_same_models(configs: list[DiarizationConfig]) -> None:
+    """The models' inputs (window, step, pooling weights) and the embedding plan must agree across configs."""
+    def models(c: DiarizationConfig) -> tuple:
+        g = c.geometry
+        return g.duration, g.step, g.resolution, c.overlap_weight, c.embed_every, c.clustering.tau_active
+
+    if not configs or any(models(c) != models(configs[0]) for c in configs):
+        raise ConfigError("diarize_file_at: configs must share window, step, overlap_weight, embed_every and "
+                         "tau_active (only what runs after the models may differ)")

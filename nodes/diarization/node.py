@@ -52,6 +52,8 @@ class DiarizationNodeConfig:
     max_speakers: int = _DEFAULTS.clustering.max_speakers  # >= 1 per stream, enrolled included
     onset: float = _DEFAULTS.turns.onset  # [0, 1] probability that opens a turn
     offset: float = _DEFAULTS.turns.offset  # [0, onset] probability below which a turn closes
+    min_duration_on: float = _DEFAULTS.turns.min_duration_on  # s >= 0: shorter turns are dropped
+    min_duration_off: float = _DEFAULTS.turns.min_duration_off  # s >= 0: shorter pauses do not end a turn
     enrolled: str = ""  # enrolment store folder (`stream enroll`): its speakers get their names; "" = none
     rttm_dir: str = ""  # write <rttm_dir>/<stream>.rttm at end of stream; "" = no file
 
@@ -65,7 +67,8 @@ class DiarizationNodeConfig:
             d, geometry=replace(d.geometry, latency=self.latency, duration=self.duration, step=self.step),
             clustering=replace(d.clustering, tau_active=self.tau_active, rho_update=self.rho_update,
                                delta_new=self.delta_new, max_speakers=self.max_speakers),
-            turns=replace(d.turns, onset=self.onset, offset=self.offset))
+            turns=replace(d.turns, onset=self.onset, offset=self.offset, min_duration_on=self.min_duration_on,
+                          min_duration_off=self.min_duration_off))
 
 
 @dataclass

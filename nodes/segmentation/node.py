@@ -9,9 +9,14 @@ call, padded to a power-of-two batch so only `log2(max_batch) + 1` shapes are ev
 Output, one message per window, kind "window", sr 0 (axis 0 is not time):
 - data float32 [3 local speakers, frames_per_window (+ 192 embedding dims when the window was embedded)];
 - `t_capture_ns`/`t_wall`: capture time of the window's end (audio time (k + 1) * step);
+
 - meta: `window` k, `audio_s` (s of audio received so far on the stream), `continues` ([[local, previous local]]
   of speakers stitched to the previous window), `step`, `duration` (s, so the consumer can check geometries).
 
+Audio time comes from the capture stamps, not from counting blocks: a block stamped later than the samples
+received so far reach (audio lost upstream: drops, or this node down and restarted from its checkpoint) is
+preceded by silence for the missing span (up to `FILL_S`; longer spans are skipped without model calls), so the
+lost audio is a gap in the turns and later windows keep their true times.
     [[nodes]]
     name = "segmentation"
     kind = "segmentation"
@@ -21,6 +26,7 @@ Output, one message per window, kind "window", sr 0 (axis 0 is not time):
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass, replace
@@ -41,7 +47,10 @@ from stream.models import use_compile_cache
 from stream.node import Node
 from stream.pcm import mono
 
+log = logging.getLogger(__name__)
+
 _DEFAULTS = DiarizationConfig()
+FILL_S = 2.0  # s: a shorter loss is filled with silence through the models, a longer one is skipped over
 
 
 def mono_pcm(msg: Message, rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -130,6 +139,23 @@ class StreamWindows:
         self.windows = 0  # windows cut so far
         self.t0 = t0  # (capture ns, Unix s) of the stream's first sample
 
+    def skip(self, lost: int) -> None:
+        """Jump over `lost` samples without model calls: the windows that would hold them are never cut (the
+        diarization node takes missing windows as silence); the buffer restarts from silence and the embedding
+        state starts over, as at the stream's start."""
+        b = self.buffer
+        b.samples += lost
+        b.buffer = np.zeros(b.window - b.step + b.samples % b.step, np.float32)
+        self.windows = b.samples // b.step
+        self.ring = TrunkRing(self.ring.steps, self.ring.frames_per_step)
+        self.planner.reset()
+
+    def missing(self, t_capture_ns: int, frames: int) -> int:
+        """Samples lost before a block of `frames` stamped `t_capture_ns` (0 unless at least half a block)."""
+        due = round((t_capture_ns - self.t0[0]) * SAMPLE_RATE / 1e9)
+        lost = due - self.buffer.samples
+        return lost if 2 * lost >= frames else 0
+
     def state_dict(self) -> dict[str, Any]:
         return {"buffer": self.buffer.buffer.copy(), "samples": self.buffer.samples, "planner":
                 self.planner.state_dict(), "ring": self.ring.state_dict(), "windows": self.windows,
@@ -179,6 +205,14 @@ class SegmentationNode(Node[SegmentationConfig]):
         s = self.streams.get(h.stream)
         if s is None:
             s = self.streams[h.stream] = StreamWindows(self.config, (h.t_capture_ns, h.t_wall))
+        lost = s.missing(h.t_capture_ns, len(samples))
+        if lost:
+            log.warning("stream %s: %.2f s of audio lost after %.2f s (upstream drops or a restart); it becomes "
+                        "silence, so later turns keep their times", h.stream, lost / SAMPLE_RATE, s.buffer.duration)
+            if lost <= FILL_S * SAMPLE_RATE:
+                self._cut(h.stream, s.buffer.push(np.zeros(lost, np.float32)))
+            else:
+                s.skip(lost)
         self._cut(h.stream, s.buffer.push(samples))
         waited = time.monotonic() - self.pending[0].ready if self.pending else 0.0
         if len(self.pending) >= self.config.max_batch or waited * 1000 >= self.config.max_wait_ms:

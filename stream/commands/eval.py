@@ -9,7 +9,10 @@ import importlib
 EVALUATIONS = [
     "der",
     "eer",
+    "sed",
+    "beats",
     "chords",
+    "fingerprint",
 ]
 
 

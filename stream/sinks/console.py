@@ -8,14 +8,12 @@ from typing import Any
 
 from stream.sinks.base import Sink
 
-_COMMON = ("type", "stream", "t_audio", "t_capture", "t_publish", "node")
+_COMMON = ("type", "stream", "t_audio", "t_capture", "t_publish", "node", "latency")
 
 
 def format_event(event: dict[str, Any]) -> str:
     """`  12.340 s  mic0  level  rms_dbfs=-20.1 peak_dbfs=-3.2  (latency 45 ms)`."""
-    latency = ""
-    if isinstance(event.get("t_publish"), (int, float)) and isinstance(event.get("t_capture"), (int, float)):
-        latency = f"  (latency {1000 * (event['t_publish'] - event['t_capture']):.0f} ms)"
+    latency = f"  (latency {1000 * event['latency']:.0f} ms)" if isinstance(event.get("latency"), float) else ""
     fields = " ".join(
         f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in event.items() if k not in _COMMON
     )

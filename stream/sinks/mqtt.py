@@ -28,6 +28,7 @@ In a graph TOML (fields of `MqttConfig`):
     password = "secret"
     ca_file = "/etc/stream/ca.pem"
     rules = ["Smoke alarm", "Dog barking"]     # one HA binary_sensor each
+    rules_file = "configs/alerts.toml"         # ... and one per rule of the SED node's rules file
     buffer_path = "/var/lib/stream/mqtt-outbox.sqlite"
 """
 
@@ -55,7 +56,7 @@ from stream.metrics import LATENCY_BUCKETS
 from stream.sinks import mqtt_discovery
 from stream.sinks.mqtt_buffer import Buffer, DiskBuffer, MemoryBuffer, Outgoing
 from stream.sinks.base import Sink
-from stream.sinks.mqtt_topics import States, encode, event_topic
+from stream.sinks.mqtt_topics import NO_SPEAKER, States, encode, event_topic
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +98,11 @@ class MqttConfig:
     discovery: bool = True  # Home Assistant MQTT discovery
     discovery_prefix: str = "homeassistant"
     rules: tuple[str, ...] = ()  # alert rules to announce as binary sensors
+    rules_file: str = ""  # an alert rules TOML (the sed node's `rules`): its rules are announced too
     speaker: bool = True  # announce the active-speaker sensor and speaker-turn events
     tempo: bool = False  # announce the tempo sensor
+    speaker_hold_s: float = 0.5  # [0, 10] s the speaker state waits before saying "none" (a turn starting
+    #   meanwhile cancels it), so Home Assistant sees "A, then B", not "A, none, B", between two turns
     buffer_size: int = 10_000  # [1, 10^7] events held while the broker is away; oldest dropped past it
     buffer_path: str = ""  # SQLite file to keep the buffer on disk (survives graph restarts); "" = memory
     window: int = 64  # [1, 1000] events in flight before waiting for acknowledgements
@@ -116,6 +120,7 @@ class MqttConfig:
             "keepalive_s": 2 <= self.keepalive_s <= 600,
             "reconnect_max_s": 0 < self.reconnect_max_s <= 300,
             "connect_timeout_s": 0 < self.connect_timeout_s <= 60,
+            "speaker_hold_s": 0 <= self.speaker_hold_s <= 10,
         }
         for name, ok in checks.items():
             if not ok:
@@ -228,7 +233,9 @@ class MqttSink(Sink):
         self.client_id = config.client_id or f"stream-{config.stream}"
         self.root = f"{config.base_topic}/{config.stream}"
         self.availability = f"{self.root}/availability"
-        self.entities = mqtt_discovery.Entities(config.stream, config.rules, config.speaker, config.tempo)
+        rules = config.rules + (mqtt_discovery.rule_names(config.rules_file) if config.rules_file else ())
+        self.entities = mqtt_discovery.Entities(config.stream, tuple(dict.fromkeys(rules)), config.speaker,
+                                                config.tempo)
         self._buffer: Buffer = (
             DiskBuffer(Path(config.buffer_path), config.buffer_size)
             if config.buffer_path
@@ -237,6 +244,7 @@ class MqttSink(Sink):
         self._tracker = States(config.base_topic)
         self._states: dict[str, str] = {}
         self._dirty: set[str] = set()
+        self._holds: dict[str, asyncio.TimerHandle] = {}  # state topic -> its deferred "none"
         self._strangers: set[Any] = set()  # stream ids of events that are not ours (warned once each)
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()  # set while the sender has nothing left to send
@@ -282,9 +290,28 @@ class MqttSink(Sink):
         if dropped:
             DROPPED.labels(**self._labels).inc(dropped)
         for topic, value in states.items():
-            self._states[topic] = value
-            self._dirty.add(topic)
+            self._set_state(topic, value)
         BUFFERED.labels(**self._labels).set(len(self._buffer))
+        self._idle.clear()
+        self._wake.set()
+
+    def _set_state(self, topic: str, value: str) -> None:
+        """Retained state to (re)send; a speaker state of "none" waits `speaker_hold_s` (hysteresis)."""
+        held = self._holds.pop(topic, None)
+        if held is not None:
+            held.cancel()
+        if value == NO_SPEAKER and topic.endswith("/speaker/state") and self.config.speaker_hold_s > 0:
+            self._holds[topic] = asyncio.get_running_loop().call_later(self.config.speaker_hold_s,
+                                                                       self._release, topic, value)
+            return
+        self._states[topic] = value
+        self._dirty.add(topic)
+
+    def _release(self, topic: str, value: str) -> None:
+        """The held "none" is due: send it."""
+        del self._holds[topic]
+        self._states[topic] = value
+        self._dirty.add(topic)
         self._idle.clear()
         self._wake.set()
 
@@ -294,6 +321,9 @@ class MqttSink(Sink):
         What is still undelivered then stays on disk with `buffer_path` (sent on the next start); an in-memory
         buffer's rest is lost, logged and counted as dropped.
         """
+        for topic in list(self._holds):  # the last word: nobody speaks
+            self._holds[topic].cancel()
+            self._release(topic, NO_SPEAKER)
         if self._task:
             deadline = time.monotonic() + flush_s
             while not self._idle.is_set() and self.connected and time.monotonic() < deadline:

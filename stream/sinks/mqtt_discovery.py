@@ -14,10 +14,13 @@ removed or renamed) is deleted by publishing an empty retained payload on its to
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from stream import __version__
+from stream.errors import ConfigError
 from stream.sinks.mqtt_topics import slug
 
 SPEAKER_EVENT_TYPES = ("speaker.turn", "speaker.active")
@@ -31,6 +34,18 @@ class Entities:
     rules: tuple[str, ...] = ()  # alert rule names (as in the rules TOML)
     speaker: bool = True  # active-speaker sensor + speaker-turn event entity
     tempo: bool = False  # tempo sensor
+
+
+def rule_names(path: str) -> tuple[str, ...]:
+    """The rule names of an alert rules TOML (`[rules.<name>]` tables, configs/alerts.toml format)."""
+    try:
+        with open(Path(path), "rb") as f:
+            rules = tomllib.load(f).get("rules", {})
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"mqtt sink: cannot read rules_file {path!r} ({exc})") from None
+    if not isinstance(rules, dict) or not rules:
+        raise ConfigError(f"mqtt sink: rules_file {path!r} has no [rules.<name>] tables")
+    return tuple(rules)
 
 
 def node_id(stream: str) -> str:

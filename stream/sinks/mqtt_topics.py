@@ -5,7 +5,8 @@ Topic scheme (`<base>` is `stream` unless configured, `<id>` the event's stream 
 | event type      | event topic (not retained)   | state topic (retained)          | state payload        |
 |-----------------|------------------------------|---------------------------------|----------------------|
 | `speaker.*`     | `<base>/<id>/speaker`        | `<base>/<id>/speaker/state`     | active speakers, or `none` |
-| `sound.*`       | `<base>/<id>/sound/<rule>`   | `<base>/<id>/sound/<rule>/state`| `ON` / `OFF`         |
+| `sound.start/stop` | `<base>/<id>/sound/<rule>` | `<base>/<id>/sound/<rule>/state`| `ON` / `OFF`         |
+| `sound.tags`    | `<base>/<id>/tags`           | —                               |                      |
 | `beat`          | `<base>/<id>/beat`           | `<base>/<id>/tempo/state`       | tempo, BPM (`%.1f`)  |
 | `level`         | `<base>/<id>/level`          | —                               |                      |
 | any other `a.b` | `<base>/<id>/a`              | —                               |                      |
@@ -46,6 +47,8 @@ def event_topic(base: str, event: dict[str, Any]) -> str:
     """The topic an event is published on (see the module's table)."""
     kind = str(_field(event, "type")).split(".")[0]
     root = f"{base}/{_field(event, 'stream')}"
+    if event["type"] == "sound.tags":
+        return f"{root}/tags"
     if kind == "sound":
         return f"{root}/sound/{slug(str(_field(event, 'rule')))}"
     return f"{root}/{kind}"
@@ -55,8 +58,8 @@ class States:
     """Derives retained state payloads from events; remembers who is speaking, per stream.
 
     `speaker.active` says one label started (`active: true`) or stopped; the state is every active label in the
-    order they started, comma-separated, or `none`. `sound.alert` carries its rule's `active` flag; `beat`
-    events carry `tempo` (BPM) once the tracker has one.
+    order they started, comma-separated, or `none`. `sound.start` turns its rule's state `ON`, `sound.stop` `OFF`;
+    `beat` events carry `tempo` (BPM) once the tracker has one.
     """
 
     def __init__(self, base: str) -> None:
@@ -76,8 +79,8 @@ class States:
             if _field(event, "active"):
                 speaking.append(label)
             return {f"{root}/speaker/state": ", ".join(speaking) or NO_SPEAKER}
-        if kind == "sound.alert":
-            state = "ON" if _field(event, "active") else "OFF"
+        if kind in ("sound.start", "sound.stop"):
+            state = "ON" if kind == "sound.start" else "OFF"
             return {f"{root}/sound/{slug(str(_field(event, 'rule')))}/state": state}
         if kind == "beat" and event.get("tempo") is not None:
             return {f"{root}/tempo/state": f"{float(event['tempo']):.1f}"}

@@ -60,7 +60,7 @@ class SinksNode(Node[SinksConfig]):
 
     async def process(self, msg: Message, port: str = "") -> list[Message]:
         event = publishable(msg, port)
-        metrics.EVENT_LATENCY.labels(port, event["type"]).observe((time.monotonic_ns() - msg.header.t_capture_ns) / 1e9)
+        metrics.EVENT_LATENCY.labels(port, event["type"]).observe(event["latency"])
         for sink in self.sinks:
             await self._guard(sink, sink.publish(event))
         return []
@@ -82,7 +82,9 @@ class SinksNode(Node[SinksConfig]):
 
 
 def publishable(msg: Message, producer: str) -> dict[str, Any]:
-    """The event dict of an event message, with the common fields filled in and `t_publish` = now (Unix s)."""
+    """The event dict of an event message, with the common fields filled in, `t_publish` = now (Unix s) and
+    `latency` = now - the header's capture time (monotonic clock: immune to wall-clock steps; for a turn, the
+    capture of its end, not of its start)."""
     h = msg.header
     if not _finite(h.meta):
         raise MessageError("event", f"event {h.meta.get('type')!r} from {producer} has a NaN or infinite value; "
@@ -93,6 +95,7 @@ def publishable(msg: Message, producer: str) -> dict[str, Any]:
     event.setdefault("t_capture", h.t_wall)
     event.setdefault("node", producer)
     event["t_publish"] = time.time()
+    event["latency"] = (time.monotonic_ns() - h.t_capture_ns) / 1e9
     return event
 
 

@@ -26,7 +26,7 @@ async def test_configs_carry_home_assistant_keys_and_point_at_live_states(broker
     base = {"stream": "kitchen", "t_audio": 1.0, "t_capture": now, "t_publish": now}
     async with record(broker.port) as rec:
         await sink.start()
-        await sink.publish(base | {"type": "sound.alert", "rule": "Smoke alarm", "active": True})
+        await sink.publish(base | {"type": "sound.start", "rule": "Smoke alarm", "score": 0.9})
         await sink.publish(base | {"type": "beat", "tempo": 96.0})
         await sink.publish(base | {"type": "speaker.active", "label": "alice", "active": True, "confidence": 0.8,
                                    "start": 1.0})

@@ -16,7 +16,7 @@ from stream.schemas import schema
 from stream.sinks.mqtt import MqttConfig, MqttSink
 
 # The documented mapping (stream/sinks/mqtt_topics.py): event type prefix -> topic under stream/<id>/.
-TOPIC = {"speaker": "speaker", "sound": "sound/{rule}", "beat": "beat", "level": "level"}
+TOPIC = {"speaker": "speaker", "sound": "sound/{rule}", "sound.tags": "tags", "beat": "beat", "level": "level"}
 
 
 def event_types() -> list[str]:
@@ -28,7 +28,8 @@ def example(event_type: str) -> dict[str, Any]:
     """The smallest event its schema accepts: every required field, at its minimum or a plain value."""
     spec = schema(event_type)
     now = time.time()
-    values: dict[str, Any] = {"stream": "kitchen", "t_capture": now - 0.2, "t_publish": now, "rule": "Dog barking"}
+    values: dict[str, Any] = {"stream": "kitchen", "t_capture": now - 0.2, "t_publish": now, "rule": "Dog barking",
+                              "chord": "C:maj", "previous": "N"}  # chord.changed labels have a pattern
     event = {}
     for key in spec["required"]:
         prop = spec["properties"][key]
@@ -64,7 +65,7 @@ async def test_every_event_kind_arrives_as_documented(broker: Broker, record) ->
     assert len(arrived) == len(events)
     for (topic, payload), event in zip(arrived, events, strict=True):
         kind = event["type"].split(".")[0]
-        want = TOPIC.get(kind, kind).format(rule="dog_barking")
+        want = TOPIC.get(event["type"], TOPIC.get(kind, kind)).format(rule="dog_barking")
         assert topic == f"stream/kitchen/{want}"
         assert payload == event
         jsonschema.validate(payload, schema(event["type"]))
@@ -79,8 +80,9 @@ async def test_retained_states_follow_speakers_and_alerts(broker: Broker, record
     base = {"stream": "kitchen", "t_audio": 1.0, "t_capture": now, "t_publish": now, "confidence": 0.9, "start": 1.0}
     for label, active in [("alice", True), ("bob", True), ("alice", False)]:
         await sink.publish(base | {"type": "speaker.active", "label": label, "active": active})
-    for active in (True, False, True):
-        await sink.publish(base | {"type": "sound.alert", "rule": "Smoke alarm", "active": active})
+    for kind in ("start", "stop", "start"):
+        await sink.publish(base | {"type": f"sound.{kind}", "rule": "Smoke alarm", "score": 0.9})
+    await sink.publish(base | {"type": "sound.tags", "duration": 1.0, "tags": [{"label": "Alarm", "score": 0.9}]})
     await sink.publish(base | {"type": "beat", "tempo": 121.04})
     await sink.stop()
     async with record(broker.port, "stream/kitchen/+/+") as late:  # a newcomer gets the retained states only

@@ -20,7 +20,7 @@ async def test_listen_yields_exactly_the_published_events(broker: Broker) -> Non
     base = {"stream": "hall", "t_audio": 0.5, "t_capture": now, "t_publish": now, "confidence": 0.7, "start": 0.5}
     sent = [
         base | {"type": "speaker.active", "label": "spk0", "active": True},
-        base | {"type": "sound.alert", "rule": "Glass", "active": True},
+        base | {"type": "sound.start", "rule": "Glass", "score": 0.9},
         base | {"type": "speaker.turn", "label": "spk0", "stop": 2.0},
     ]
     got: list[dict] = []

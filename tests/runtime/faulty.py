@@ -1,4 +1,4 @@
-"""A node for fault tests (imported by node processes as `tests.runtime.faulty:HangOnce`)."""
+"""Nodes for fault tests (imported by node processes as `tests.runtime.faulty:HangOnce`, `...:SlowStart`)."""
 
 from __future__ import annotations
 
@@ -29,4 +29,21 @@ class HangOnce(Node[HangConfig]):
         if self.seen == self.config.after and not Path(self.config.flag).exists():
             Path(self.config.flag).touch()
             time.sleep(60)
+        return []
+
+
+@dataclass(frozen=True)
+class SlowConfig:
+    seconds: float = 3.0  # s its setup takes (as loading a model does)
+
+
+class SlowStart(Node[SlowConfig]):
+    """Takes `seconds` to set up, then swallows what it gets."""
+
+    Config = SlowConfig
+
+    async def setup(self) -> None:
+        time.sleep(self.config.seconds)
+
+    async def process(self, msg: Message, port: str = "") -> list[Message]:
         return []

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from stream.errors import ConfigError
 from stream.graph import Supervisor, load_graph, with_source
+from stream.paths import REPO_ROOT
 
 BASE = """
 [[nodes]]
@@ -74,3 +80,51 @@ def test_metrics_port_in_use_is_a_config_error(tmp_path):
         graph = _graph(tmp_path, BASE + f"[metrics]\nport = {busy.getsockname()[1]}\n")
         with pytest.raises(ConfigError, match=r"cannot serve metrics .* in use.*\[metrics\] port"):
             asyncio.run(Supervisor(graph, tmp_path / "run").run(duration_s=1))
+
+
+def test_metrics_port_in_use_leaves_no_run_folder(tmp_path):
+    """Issue #21, bug 4: the temporary run folder was left behind when the metrics port was taken."""
+    import asyncio
+    import socket
+    import tempfile
+    from dataclasses import replace
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        graph = replace(_graph(tmp_path, BASE + f"[metrics]\nport = {busy.getsockname()[1]}\n"),
+                        name=f"busy{os.getpid()}")
+        with pytest.raises(ConfigError):
+            asyncio.run(Supervisor(graph).run(duration_s=1))
+    assert not list(Path(tempfile.gettempdir()).glob(f"stream-{graph.name}-*"))
+
+
+def test_missing_source_file_is_named_at_once():
+    """Issue #21, bug 2: `stream run ... --source missing.wav --duration 3` exited 1 and printed nothing."""
+    done = subprocess.run([sys.executable, "-m", "stream.cli", "run", "configs/demo.toml", "--source", "missing.wav",
+                           "--duration", "3"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "missing.wav: no such file" in done.stderr and "stream devices" in done.stderr
+
+
+def test_duration_counts_from_ready(tmp_path):
+    """Issue #21: `--duration` counted the start-up. A node that takes 3 s to set up holds the start; a 1.5 s run
+    still delivers 1.5 s of level events (capture starts once every subscriber has joined)."""
+    import asyncio
+    import json
+
+    out = tmp_path / "events.jsonl"
+    graph = _graph(tmp_path, BASE + f"""
+[[nodes]]
+name = "slow"
+kind = "tests.runtime.faulty:SlowStart"
+inputs = ["capture"]
+[metrics]
+port = 0
+[[sinks]]
+kind = "jsonl"
+path = "{out}"
+""")
+    assert asyncio.run(Supervisor(graph, tmp_path / "run").run(duration_s=1.5)) == 0
+    audio = [json.loads(line)["t_audio"] for line in out.read_text().splitlines()] if out.exists() else []
+    assert audio and audio[-1] - audio[0] >= 1.2, audio

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import jsonschema
 import numpy as np
@@ -87,5 +88,24 @@ def test_schemas_are_valid_and_require_the_common_fields(event_type):
 
 def test_console_line_shows_time_type_fields_and_latency():
     line = format_event({"type": "level", "stream": "mic0", "t_audio": 1.5, "t_capture": 10.0, "t_publish": 10.25,
-                         "rms_dbfs": -20.0})
+                         "latency": 0.25, "rms_dbfs": -20.0})
     assert line.split() == ["1.500", "s", "mic0", "level", "rms_dbfs=-20", "(latency", "250", "ms)"]
+
+
+async def test_console_latency_is_the_metrics_figure(capsys):
+    """Issue #21, bugs 3 and 4: a turn's console latency counts from its end (as stream_event_latency_seconds),
+    not from its start; and it is measured on the monotonic clock, so a wall clock a few ms off (the last event
+    of a file) never makes it negative."""
+    node = SinksNode(SinksConfig(sinks=({"kind": "console"},)))
+    await node.setup()
+    now_ns, now = time.monotonic_ns(), time.time()
+    turn = {"type": "speaker.turn", "t_audio": 6.5, "t_capture": now - 7.36, "label": "SPEAKER_0",
+            "confidence": 0.9, "start": 6.5, "stop": 13.56}
+    level = {"type": "level", "t_audio": 20.0, "t_capture": now + 0.005, "rms_dbfs": -20.0, "peak_dbfs": -3.0}
+    for ago_s, event in ((0.3, turn), (0.01, level)):
+        await node.process(Message.new("mic0", "event", np.zeros(0, np.uint8), sr=0,
+                                       t_capture_ns=now_ns - round(ago_s * 1e9), t_wall=event["t_capture"],
+                                       meta=event), "diarization")
+    lines = capsys.readouterr().out.splitlines()
+    latencies = [float(line.split("(latency ")[1].split()[0]) for line in lines]
+    assert 300 <= latencies[0] < 1000 and 10 <= latencies[1] < 500, lines

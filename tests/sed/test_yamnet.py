@@ -3,7 +3,8 @@
 yamnet.tflite is a dynamic-range int8 model and its own outputs are not smooth: on the golden windows below a
 0.001 dB gain change moves LiteRT's scores by up to 0.045, half an LSB of dither by up to 0.26. Our port redoes
 its integer arithmetic; what is left is float summation order inside the convs, which the file amplifies the
-same way. So scores are held to 0.05 max (mean 2e-3), top-1 and top-3 to identity where the ranking has a margin.
+same way (measured here: max 0.046, mean 1e-3). So scores are held to 0.06 max and 2e-3 mean, top-1 and top-3
+to identity where LiteRT's ranking has a margin of 0.05.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def yamnet() -> Yamnet:
 
 @pytest.fixture(scope="module")
 def dev_windows(data) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Real 0.975 s windows (audio from ../shared, never stored here) and LiteRT's scores for them."""
+    """Real 0.975 s windows (audio from ../shared, never stored here) and LiteRT's scores for them
+    (golden/make_golden.py)."""
     golden = np.load(GOLDEN)
     windows = []
     for path, offset in zip(golden["paths"], golden["offsets"]):
@@ -88,7 +90,7 @@ def test_scores_match_tflite_on_real_clips(yamnet, dev_windows, shipped):
     scores, embeddings = yamnet(np.stack([log_mel(w) for w in windows]))
     assert scores.shape == (len(windows), 521) and embeddings.shape == (len(windows), 1024)
     diff = np.abs(scores - reference)
-    assert diff.max() < 0.05 and diff.mean() < 2e-3
+    assert diff.max() < 0.06 and diff.mean() < 2e-3
     checked = 0
     for ours, theirs in zip(scores, reference):  # a ranking is held where LiteRT's has a 0.05 margin
         ranked = np.sort(theirs)[::-1]
@@ -102,6 +104,16 @@ def test_scores_match_tflite_on_real_clips(yamnet, dev_windows, shipped):
     assert list(shipped)[0] == "esc50" and scores[len(paths), dog] > 0.85  # the shipped dog window
 
 
+def test_embeddings_match_tflite(yamnet, dev_windows):
+    """LiteRT's pooled embedding (read by re-pointing an output of the graph): cosine > 0.999 on every window
+    (0.9997 when this was written), largest element off by < 5 % of the largest (2.5 %)."""
+    theirs = np.load(GOLDEN)["embeddings"]
+    _, ours = yamnet(np.stack([log_mel(w) for w in dev_windows[0]]))
+    cosine = (ours * theirs).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(theirs, axis=1)
+    assert cosine.min() > 0.999
+    assert (np.abs(ours - theirs).max(1) / np.abs(theirs).max(1)).max() < 0.05
+
+
 def test_embeddings_feed_the_classifier(yamnet, dev_windows):
     """The embedding is the classifier's input (scores recomputed from it), and both arithmetics agree on it."""
     windows = dev_windows[0][:4]
@@ -109,7 +121,7 @@ def test_embeddings_feed_the_classifier(yamnet, dev_windows):
     scores, embeddings = yamnet(patches)
     logits = load_yamnet(arithmetic="float", max_batch=4)
     params = logits._params["logits"]
-    recomputed = expit(embeddings @ (np.asarray(params["kernel"]) * np.asarray(params["scale"])) + params["bias"])
+    recomputed = expit(embeddings @ np.asarray(params["kernel"]) + np.asarray(params["bias"]))
     assert np.abs(recomputed - scores).max() < 0.05
     _, float_embeddings = logits(patches)
     cosine = (embeddings * float_embeddings).sum(1) / np.linalg.norm(embeddings, axis=1) / np.linalg.norm(

@@ -1,0 +1,173 @@
+"""Sound-event alerts on the REPORT half: our decoding vs Frigate-style decoding of the same YAMNet, one run.
+
+    python bench/simulate_sed.py mix --out /tmp/sed-sim
+    python bench/sed_alerts.py --sim /tmp/sed-sim      # ours decoded from the cached yamnet.tflite scores
+    stream detect /tmp/sed-sim/report /tmp/sed-sim/quiet --out /tmp/sed-jax
+    python bench/sed_alerts.py --sim /tmp/sed-sim --events /tmp/sed-jax   # ours = what `stream detect` (JAX) wrote
+
+Frigate-style reads cached per-patch YAMNet scores (bench/sed_scores.py, yamnet.tflite as Frigate runs it,
+patches every 0.16 s); ours reads the same scores, or with --events the `stream detect` outputs (JAX YAMNet):
+- ours: configs/alerts.toml through the node's `Decoder` (pooled groups, median, hysteresis, cooldown, gate);
+- Frigate-style: one patch every 0.96 s (Frigate: 0.975 s), an alert while any class of the rule's group
+  scores >= 0.8 (one event per run of such windows, onset = first window's start).
+Figures: alert clips detected per rule (report clips, each with 1 s of silence either side), false alarms per
+hour on the report negatives (alert rules only; speech/music clips count as negatives for the alert rules),
+starts on 10 minutes each of silence / pink noise / room tone, event F1 (onset +-0.5 s) and segment F1 (1 s)
+of the 13 alert rules over the 20 report mixtures (sed_eval), median reference onset -> decision latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from sed_calibrate import HOP, HOP_FRAMES, NON_ALERTS, read_refs  # noqa: E402
+from sed_scores import scores  # noqa: E402
+
+from nodes.sed.decode import decode, gates, pool  # noqa: E402
+from nodes.sed.rules import DEFAULT_RULES, load_rules  # noqa: E402
+from stream.paths import model_dir  # noqa: E402
+
+FRIGATE_EVERY = 6  # patches: 6 x 0.16 s = 0.96 s between Frigate-style windows
+FRIGATE_THRESHOLD = 0.8
+
+
+def ours(rules, wav: Path) -> list[tuple[float, float, str, float]]:
+    """(onset, offset, rule, decided) of every event the node would emit."""
+    s, levels = scores(wav, HOP_FRAMES)
+    if len(s) == 0:
+        return []
+    x = pool(rules, s)
+    g = [gates(rules, lv) for lv in levels]
+    edges = decode(rules, x, g, HOP, len(s) * HOP + 0.96)
+    decided = {(e.rule, e.onset): e.decided for e in edges if e.kind == "start"}
+    return [(e.onset, e.t, e.rule, decided[(e.rule, e.onset)]) for e in edges if e.kind == "stop"]
+
+
+def detected(folder: Path):  # -> system(rules, wav) reading `stream detect`'s <stem>.events.jsonl
+    import json
+
+    def system(rules, wav: Path) -> list[tuple[float, float, str, float]]:
+        events = [json.loads(line) for line in (folder / f"{wav.stem}.events.jsonl").read_text().splitlines()]
+        decided = {(e["rule"], e["t_audio"]): e["t_publish"] for e in events if e["type"] == "sound.start"}
+        return [(e["start"], e["t_audio"], e["rule"], decided[(e["rule"], e["start"])])
+                for e in events if e["type"] == "sound.stop"]
+
+    return system
+
+
+def frigate(rules, wav: Path) -> list[tuple[float, float, str, float]]:
+    s, _ = scores(wav, HOP_FRAMES)
+    s = s[::FRIGATE_EVERY]
+    step = HOP * FRIGATE_EVERY
+    out = []
+    for rule in rules:
+        on = s[:, list(rule.indices)].max(1) >= FRIGATE_THRESHOLD if len(s) else np.zeros(0, bool)
+        k = 0
+        while k < len(on):
+            if on[k]:
+                j = k
+                while j + 1 < len(on) and on[j + 1]:
+                    j += 1
+                out.append((k * step, j * step + 0.96, rule.name, k * step + 0.96))
+                k = j + 1
+            else:
+                k += 1
+    return out
+
+
+def sed_scores(refs: dict[str, list], ests: dict[str, list], labels: list[str]) -> tuple[float, float]:
+    import dcase_util
+    import sed_eval
+
+    def container(d):
+        return dcase_util.containers.MetaDataContainer(
+            [{"filename": f, "event_label": r, "onset": a, "offset": b} for f, evs in d.items() for a, b, r in evs])
+
+    event = sed_eval.sound_event.EventBasedMetrics(labels, t_collar=0.5, evaluate_onset=True, evaluate_offset=False)
+    segment = sed_eval.sound_event.SegmentBasedMetrics(labels, time_resolution=1.0)
+    for f in refs:
+        r = container({f: refs[f]})
+        e = container({f: ests.get(f, [])})
+        event.evaluate(r, e)
+        segment.evaluate(r, e)
+    return (event.results_overall_metrics()["f_measure"]["f_measure"],
+            segment.results_overall_metrics()["f_measure"]["f_measure"])
+
+
+def run(system, rules, sim: Path) -> dict:
+    alert_rules = [r.name for r in rules if r.name not in NON_ALERTS]
+    out: dict = {"detected": {}, "fa": 0, "neg_s": 0.0, "quiet": {}}
+    for wav in sorted((sim / "report" / "clips").rglob("*.wav")):
+        cls = wav.stem.split("__")[0]
+        events = system(rules, wav)
+        if wav.parent.name == "target":
+            out["detected"].setdefault(cls, []).append(any(r == cls for _, _, r, _ in events))
+        n = sum(r in alert_rules and r != cls for _, _, r, _ in events)
+        if wav.parent.name == "negative" or cls in NON_ALERTS:
+            out["fa"] += n
+            out["neg_s"] += float(read_refs_duration(wav))
+    for wav in sorted((sim / "quiet").glob("*.wav")):
+        out["quiet"][wav.stem] = sum(r in alert_rules for _, _, r, _ in system(rules, wav))
+    refs, ests, latency = {}, {}, []
+    for wav in sorted((sim / "report" / "mixtures").glob("*.wav")):
+        refs[wav.stem] = read_refs(wav.with_suffix(".txt"))
+        events = [e for e in system(rules, wav) if e[2] in alert_rules]
+        ests[wav.stem] = [(a, b, r) for a, b, r, _ in events]
+        for a, _, r in refs[wav.stem]:
+            near = [d - a for on, _, rr, d in events if rr == r and abs(on - a) <= 0.5]
+            if near:
+                latency.append(min(near))
+    out["event_f1"], out["segment_f1"] = sed_scores(refs, ests, alert_rules)
+    out["latency"] = statistics.median(latency) if latency else float("nan")
+    return out
+
+
+def read_refs_duration(wav: Path) -> float:
+    import soundfile as sf
+
+    return sf.info(str(wav)).duration - 2.0  # the clip without its 1 s of padding either side
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sim", type=Path, default=Path("/tmp/sed-sim"))
+    p.add_argument("--events", type=Path, metavar="DIR", help="`stream detect` outputs for ours (else cached scores)")
+    args = p.parse_args()
+    with open(model_dir() / "yamnet" / "yamnet_class_map.csv", newline="") as f:
+        names = [row["display_name"] for row in csv.DictReader(f)]
+    rules = load_rules(DEFAULT_RULES, names)
+    results = {"ours": run(detected(args.events) if args.events else ours, rules, args.sim),
+               "Frigate-style": run(frigate, rules, args.sim)}
+    print("| rule | clips | ours | Frigate-style |\n|---|---|---|---|")
+    for rule in [r.name for r in rules]:
+        hits = {k: v["detected"].get(rule, []) for k, v in results.items()}
+        if hits["ours"]:
+            print(f"| {rule} | {len(hits['ours'])} | " + " | ".join(f"{sum(h)}/{len(h)}" for h in hits.values()) + " |")
+    print("\n| figure | ours | Frigate-style |\n|---|---|---|")
+
+    def row(name, fn):
+        print(f"| {name} | " + " | ".join(fn(v) for v in results.values()) + " |")
+
+    def alerts(v):
+        hits = [h for rule, hs in v["detected"].items() if rule not in NON_ALERTS for h in hs]
+        return f"{100 * sum(hits) / len(hits):.0f} % ({sum(hits)}/{len(hits)})"
+
+    row("alert clips detected (13 alert rules)", alerts)
+    row("false alarms per hour on negatives", lambda v: f"{3600 * v['fa'] / v['neg_s']:.1f} ({v['fa']} in "
+        f"{v['neg_s'] / 60:.1f} min)")
+    row("starts on silence / pink noise / room tone (10 min each)",
+        lambda v: " / ".join(str(v["quiet"][k]) for k in ("silence", "pink_noise", "room_tone")))
+    row("event F1, onset +-0.5 s (20 mixtures)", lambda v: f"{v['event_f1']:.3f}")
+    row("segment F1, 1 s", lambda v: f"{v['segment_f1']:.3f}")
+    row("median onset -> decision latency, s", lambda v: f"{v['latency']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""BeatNet's CRNN (Heydari, Cwitkowitz & Duan, ISMIR 2021) in JAX, with its front end, streamed frame by frame.
+
+Front end (as BeatNet's `log_spect.py` builds it from madmom): 22.05 kHz audio, frames of 1411 samples (64 ms)
+centred every 441 samples (50 frames/s), Hann window, |FFT| of the first 705 bins, madmom's logarithmic triangular
+filterbank (24 bands per octave, 30 Hz - 17 kHz, unique bins, filters normalised to area one; 136 bands),
+log10(1 + x), and the positive first-order difference stacked beside it: 272 values per frame.
+
+Model (BeatNet `model.py`): per frame, Conv1d(1 -> 2, kernel 10) over the 272 features, ReLU, max-pool 2,
+Linear(262 -> 150); a 2-layer unidirectional LSTM (150 cells) across frames; Linear(150 -> 3) and a softmax:
+(beat, downbeat, no beat). Causal in the model; the centred frames look 32 ms ahead, which the decoder's beat
+prediction absorbs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+
+from nodes.beats.onset import RATE
+
+FRAME, HOP, BINS = 1411, 441, 705
+LSTM_CELLS = 150
+
+
+@dataclass(frozen=True)
+class BeatNetFrontEndConfig:
+    fps: float = RATE / HOP  # 50 frames per second
+
+
+def log_filterbank(bands_per_octave: int = 24, fmin: float = 30.0, fmax: float = 17000.0,
+                   fref: float = 440.0) -> np.ndarray:
+    """[705, 136] madmom's LogarithmicFilterbank for BeatNet's STFT (bin k at k * 22050 / 1410 Hz, as madmom)."""
+    bin_freqs = np.fft.fftfreq(BINS * 2, 1.0 / RATE)[:BINS]
+    left = np.floor(np.log2(fmin / fref) * bands_per_octave)
+    right = np.ceil(np.log2(fmax / fref) * bands_per_octave)
+    freqs = fref * 2.0 ** (np.arange(left, right) / bands_per_octave)
+    freqs = freqs[np.searchsorted(freqs, fmin):]
+    freqs = freqs[:np.searchsorted(freqs, fmax, "right")]
+    idx = np.clip(bin_freqs.searchsorted(freqs), 1, BINS - 1)
+    idx -= freqs - bin_freqs[idx - 1] < bin_freqs[idx] - freqs  # the nearest bin
+    bins = np.unique(idx)
+    bank = np.zeros((BINS, len(bins) - 2))
+    for band, (start, center, stop) in enumerate(zip(bins[:-2], bins[1:-1], bins[2:])):
+        if stop - start < 2:
+            center, stop = start, start + 1
+        tri = np.concatenate([np.linspace(0, 1, center - start, endpoint=False),
+                              np.linspace(1, 0, stop - center, endpoint=False)])
+        bank[start:stop, band] = np.maximum(bank[start:stop, band], tri / tri.sum())
+    return bank.astype(np.float32)
+
+
+def features(frames: np.ndarray, filters: np.ndarray, previous: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """[n, 1411] frames -> [n, 272] features, given the log spectrum of the frame before the first (None at the
+    start of a stream: the first difference is zero, as madmom's). Returns (features, last log spectrum)."""
+    spec = np.abs(np.fft.fft(frames * np.hanning(FRAME).astype(np.float32), FRAME, axis=1)[:, :BINS])
+    logspec = np.log10(spec.astype(np.float32) @ filters + 1.0)
+    before = np.concatenate([(logspec[0] if previous is None else previous)[None], logspec[:-1]])
+    return np.hstack([logspec, np.maximum(logspec - before, 0)]).astype(np.float32), logspec[-1]
+
+
+def init_lstm_state():
+    import jax.numpy as jnp
+
+    return jnp.zeros((2, 2, LSTM_CELLS), jnp.float32)  # [layer, (h, c), cells]
+
+
+def crnn(params, x, state):
+    """[n, 272] features, LSTM state [2, 2, 150] -> ([n, 3] softmax (beat, downbeat, none), new state)."""
+    import jax
+    import jax.numpy as jnp
+
+    w = params["conv1"]["weight"][:, 0, :]  # [2, 10]
+    windows = jnp.stack([x[:, k:k + x.shape[1] - 9] for k in range(10)], axis=-1)  # [n, 263, 10]
+    conv = jax.nn.relu(jnp.einsum("nfk,ck->ncf", windows, w) + params["conv1"]["bias"][None, :, None])
+    pooled = jnp.maximum(conv[:, :, 0:262:2], conv[:, :, 1:263:2]).reshape(x.shape[0], -1)  # [n, 2 * 131]
+    h = pooled @ params["linear0"]["weight"].T + params["linear0"]["bias"]
+
+    def cell(layer, carry, inp):
+        hc, cc = carry
+        p = params["lstm"][layer]
+        gates = inp @ p["w_ih"].T + hc @ p["w_hh"].T + p["b_ih"] + p["b_hh"]
+        i, f, g, o = jnp.split(gates, 4)
+        cc = jax.nn.sigmoid(f) * cc + jax.nn.sigmoid(i) * jnp.tanh(g)
+        hc = jax.nn.sigmoid(o) * jnp.tanh(cc)
+        return (hc, cc), hc
+
+    def step(carry, inp):
+        (h0, c0), (h1, c1) = carry
+        (h0, c0), y0 = cell("0", (h0, c0), inp)
+        (h1, c1), y1 = cell("1", (h1, c1), y0)
+        return ((h0, c0), (h1, c1)), y1
+
+    carry = ((state[0, 0], state[0, 1]), (state[1, 0], state[1, 1]))
+    carry, ys = jax.lax.scan(step, carry, h)
+    logits = ys @ params["linear"]["weight"].T + params["linear"]["bias"]
+    new_state = jnp.stack([jnp.stack(carry[0]), jnp.stack(carry[1])])
+    return jax.nn.softmax(logits, axis=-1), new_state
+
+
+def bucket(n: int) -> int:
+    """Frames per jitted call: the next power of two (1, 2, 4, ...), so a stream compiles a handful of shapes."""
+    return 1 << max(0, (n - 1).bit_length())
+
+
+@cache
+def _jitted():
+    import jax
+    import jax.numpy as jnp
+
+    def run(params, x, state, valid):
+        """`crnn` over a padded bucket; the state after the last valid frame."""
+        def one(carry, inp):
+            frame, keep = inp
+            out, new = crnn(params, frame[None], carry)
+            return jnp.where(keep, new, carry), out[0]
+        state, out = jax.lax.scan(one, state, (x, valid))
+        return out, state
+
+    return jax.jit(run)
+
+
+class BeatNetFrontEnd:
+    """Stateful step for `BeatTracker`: 22.05 kHz samples -> [n, 2] (beat, downbeat) activations at 50 frames/s."""
+
+    def __init__(self, params) -> None:
+        import jax
+
+        if params is None:
+            from stream.models import load_params
+
+            params = load_params("beatnet-1")
+        self.params = jax.device_put(params)
+        self.config = BeatNetFrontEndConfig()
+        self.filters = log_filterbank()
+        self.reset()
+
+    def reset(self) -> None:
+        self.buffer = np.zeros(FRAME // 2, np.float32)  # frame 0 is centred on sample 0: zeros before it
+        self.logspec: np.ndarray | None = None  # last frame's log spectrum
+        self.state = init_lstm_state()
+        self.frames = 0  # frames produced
+        self.samples = 0  # samples pushed
+
+    def frame_time(self, index: int) -> float:
+        return index * HOP / RATE
+
+    def warm_up(self, sizes: tuple[int, ...] = (1, 2, 4)) -> None:
+        """Compile the buckets a live stream uses, before the first block (state untouched)."""
+        import jax.numpy as jnp
+
+        for n in sizes:
+            _jitted()(self.params, jnp.zeros((n, 272), jnp.float32), self.state, jnp.zeros(n, bool))
+
+    def push(self, samples: np.ndarray, last: bool = False) -> np.ndarray:
+        self.samples += len(samples)
+        x = np.concatenate([self.buffer, np.asarray(samples, np.float32)])
+        if last:  # madmom's frames run while their centre is inside the signal, zero-padded on the right
+            x = np.concatenate([x, np.zeros(FRAME, np.float32)])
+            n = -(-self.samples // HOP) - self.frames
+        else:
+            n = max(0, (len(x) - FRAME) // HOP + 1)
+        if n <= 0:
+            self.buffer = x
+            return np.zeros((0, 2), np.float32)
+        index = np.arange(FRAME)[None, :] + HOP * np.arange(n)[:, None]
+        feats, self.logspec = features(x[index], self.filters, self.logspec)
+        self.buffer = x[n * HOP:]
+        size = bucket(n)
+        padded = np.zeros((size, feats.shape[1]), np.float32)
+        padded[:n] = feats
+        out, self.state = _jitted()(self.params, padded, self.state, np.arange(size) < n)
+        self.frames += n
+        return np.asarray(out)[:n, :2]

@@ -1,0 +1,135 @@
+"""The online beat tracker as one stateful step: audio in (any rate, mono), beats and tempo changes out.
+
+Two front ends feed the same decoder: `dp`, the onset strength of `onset.py` (100 frames/s), and `crnn`, BeatNet's
+CRNN in JAX (`beatnet.py`, 50 frames/s, with a downbeat activation that places beats in the bar). The node
+(`node.py`) and the file command (`files.py`) both run this object, so live and file mode emit the same beats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import soxr
+
+from nodes.beats.bars import BarConfig, BarTracker
+from nodes.beats.decoder import BeatDecoder, DecoderConfig
+from nodes.beats.onset import RATE, OnsetConfig, OnsetDetector
+from stream.errors import AudioError, ConfigError
+
+MODES = ("dp", "crnn")
+
+
+@dataclass(frozen=True)
+class Beat:
+    time: float  # s from the stream's first sample
+    predicted: bool  # emitted before its time had been heard
+    strength: float  # [0, 1] posterior mass of the tempo behind it
+    tempo: float  # BPM of the period behind it
+    position: int  # beat in the bar (1 = downbeat), 0 when unknown
+
+
+@dataclass(frozen=True)
+class TempoChange:
+    time: float  # s from the stream's first sample
+    bpm: float
+    confidence: float  # [0, 1]
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    mode: str = "dp"  # "dp" (onset strength) or "crnn" (BeatNet's CRNN, needs the beatnet model file)
+    model: int = 1  # crnn mode: which BeatNet model (1, 2 or 3)
+    offset_s: float = 0.0  # added to every beat time (s): the front end's systematic delay, tuned
+    tempo_change: float = 0.04  # relative tempo change that triggers a tempo.changed event
+    tempo_hold_s: float = 1.0  # the new tempo must hold this long (s) before it is announced
+    onset: OnsetConfig = field(default_factory=OnsetConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    bars: BarConfig = field(default_factory=BarConfig)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"beats mode must be one of {MODES}, got {self.mode!r}")
+        if self.model not in (1, 2, 3):
+            raise ConfigError(f"beats model must be 1, 2 or 3 (BeatNet's three trainings), got {self.model}")
+
+
+class BeatTracker:
+    """`push(samples) -> (beats, tempo changes)` for one stream; `reset()` starts a new one."""
+
+    def __init__(self, config: TrackerConfig | None = None, rate: int = RATE, params=None) -> None:
+        self.config = config or TrackerConfig()
+        self.rate = rate
+        c = self.config
+        if c.mode == "dp":
+            self.frontend = OnsetDetector(c.onset)
+        else:
+            from nodes.beats.beatnet import BeatNetFrontEnd
+
+            self.frontend = BeatNetFrontEnd(params)
+        self.decoder = BeatDecoder(c.decoder, self.frontend.config.fps)
+        self.bars = BarTracker(c.bars)
+        self.reset()
+
+    def reset(self) -> None:
+        self.resampler = soxr.ResampleStream(self.rate, RATE, 1, dtype="float32") if self.rate != RATE else None
+        self.frontend.reset()
+        self.decoder.reset()
+        self.bars.reset()
+        self.observations = np.zeros(0, np.float32)
+        self.heard = 0  # samples at RATE pushed so far
+        self.origin = 0.0  # s of the stream before this tracker's first sample (see `skip`)
+        self.announced = 0.0  # last announced BPM
+        self.candidate: tuple[float, float] | None = None  # (BPM, since s) waiting to hold
+        self.downbeat = np.zeros(256, np.float32)  # crnn: recent downbeat activations, by frame modulo 256
+        self.previous_beat: int | None = None  # frame of the last emitted beat
+
+    def skip(self, seconds: float) -> None:
+        """Start the stream's clock at `seconds` (a tracker restarted mid-stream keeps the stream's times)."""
+        self.origin = seconds
+
+    def push(self, samples: np.ndarray, last: bool = False) -> tuple[list[Beat], list[TempoChange]]:
+        x = np.asarray(samples, np.float32).reshape(-1)
+        if not np.isfinite(x).all():
+            raise AudioError("beats: audio contains NaN or infinite samples; fix the source")
+        if self.resampler is not None:
+            x = self.resampler.resample_chunk(x, last=last)
+        self.heard += len(x)
+        out = self.frontend.push(x, last)  # [n] onset strength, or [n, 2] beat and downbeat activations
+        obs, downbeat = (out, None) if out.ndim == 1 else (out.sum(axis=1), out[:, 1])
+        self.observations = obs  # what the decoder saw for this block (file mode plots it)
+        first = self.decoder.state.frame
+        if downbeat is not None:
+            self.downbeat[(first + np.arange(len(obs))) % len(self.downbeat)] = downbeat
+        beats = []
+        now = self.origin + self.heard / RATE
+        for b in self.decoder.step(obs):
+            t = self.origin + self.frontend.frame_time(b.frame + b.ahead) + self.config.offset_s
+            if t < 0:
+                continue
+            position = self.bars.step(self._downbeat_at(self.previous_beat) if downbeat is not None else None)
+            self.previous_beat = b.frame + b.ahead
+            beats.append(Beat(round(t, 4), t > now, round(b.strength, 3),
+                              round(60.0 * self.frontend.config.fps / b.period, 1), position))
+        return beats, self._tempo(now)
+
+    def _downbeat_at(self, frame: int | None) -> float | None:
+        """Largest downbeat activation within two frames of `frame` (heard by now), None before the first beat."""
+        if frame is None:
+            return None
+        return float(self.downbeat[np.arange(frame - 2, frame + 3) % len(self.downbeat)].max())
+
+    def _tempo(self, now: float) -> list[TempoChange]:
+        """A tempo.changed event when the decoder's tempo moved by `tempo_change` and held for `tempo_hold_s`."""
+        bpm, confidence = self.decoder.tempo()
+        c = self.config
+        if self.announced and abs(bpm / self.announced - 1) < c.tempo_change:
+            self.candidate = None
+            return []
+        if self.candidate is None or abs(bpm / self.candidate[0] - 1) >= c.tempo_change:
+            self.candidate = (bpm, now)
+            return []
+        if now - self.candidate[1] < c.tempo_hold_s:
+            return []
+        self.announced, self.candidate = bpm, None
+        return [TempoChange(round(now, 3), round(bpm, 1), round(confidence, 3))]
