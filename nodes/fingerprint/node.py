@@ -23,13 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from nodes.chords.node import pcm_samples
 from nodes.fingerprint.extract import FingerprintExtractor
 from nodes.fingerprint.hashes import FRAME_S, Hashes
 from nodes.fingerprint.index import FingerprintIndex, Hits, Match
 from stream.errors import ConfigError
 from stream.message import Message
 from stream.node import Node
+from stream.pcm import mono
 
 SEEK_S = 1.0  # an offset jump larger than this re-announces the track
 
@@ -78,7 +78,7 @@ class FingerprintNode(Node[FingerprintConfig]):
 
     async def process(self, msg: Message, port: str = "") -> list[Message]:
         h = msg.header
-        samples = pcm_samples(msg)
+        samples = mono(msg)
         s = self.streams.get(h.stream)
         if s is None:
             s = self.streams[h.stream] = StreamState(FingerprintExtractor(h.sr), h.sr, h.t_capture_ns, h.t_wall,

@@ -22,7 +22,7 @@ import soxr
 from nodes.fingerprint.files import file_hashes, match_file
 from nodes.fingerprint.index import FingerprintIndex
 from nodes.fingerprint.node import FingerprintNode
-from stream.errors import AudioError, ConfigError
+from stream.errors import AudioError, ConfigError, MessageError
 from stream.graph import Supervisor, load_graph
 from stream.message import Message
 from stream.node import parse_config
@@ -127,7 +127,7 @@ def test_bad_input_and_config(library, tmp_path):
     node = FingerprintNode(index=FingerprintIndex.load(library / "index"))
     bad = np.zeros(1600, np.float32)
     bad[3] = np.inf
-    with pytest.raises(AudioError, match="NaN or infinite"):
+    with pytest.raises(MessageError, match="NaN or infinite"):
         asyncio.run(node.process(Message.new("s", "pcm", bad, sr=RATE, t_capture_ns=0, t_wall=0.0)))
     (tmp_path / "empty.wav").write_bytes(b"")
     with pytest.raises(AudioError):

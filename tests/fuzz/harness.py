@@ -84,6 +84,22 @@ def config_classes() -> dict[str, type]:
     return out
 
 
+def _fingerprint_config(tmp: Path) -> dict[str, Any]:
+    from nodes.fingerprint.index import FingerprintIndex
+
+    FingerprintIndex.empty().save(tmp / "fingerprint-index")
+    return {"index": str(tmp / "fingerprint-index")}
+
+
+def _sinks_config(tmp: Path) -> dict[str, Any]:
+    return {"sinks": [{"kind": "jsonl", "path": str(tmp / "sinks.jsonl")}]}
+
+
+# Nodes whose setup needs a file (an index, a sink's path): the config they are fuzzed with. Any other node runs
+# with its defaults; a new node that cannot start from defaults fails its fuzz test with its own ConfigError.
+CONFIGS = {"fingerprint": _fingerprint_config, "stream.sinks.node:SinksNode": _sinks_config}
+
+
 # -- generated messages -----------------------------------------------------------------------------------------
 @functools.cache
 def templates() -> dict[str, Message]:
@@ -200,8 +216,7 @@ class Target:
     def start(cls, kind: str, tmp: Path) -> Target:
         logging.getLogger("stream.runner").setLevel(logging.ERROR)  # a warning per gap would drown the output
         loop = asyncio.new_event_loop()
-        config = {"sinks": [{"kind": "jsonl", "path": str(tmp / f"{kind.replace(':', '_')}.jsonl")}]} \
-            if kind.endswith("SinksNode") else {}
+        config = CONFIGS[kind](tmp) if kind in CONFIGS else {}
         name = "fuzz-" + kind.rsplit(":", 1)[-1].lower()
         node = resolve(kind).from_table(config, name)
         spec = NodeSpec(name=name, kind=kind, config=config, endpoint=f"inproc://{name}", max_streams=MAX_STREAMS)
