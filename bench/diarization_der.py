@@ -15,7 +15,8 @@ files at a time, as `stream diarize`. Peer rows come from the hypotheses ``bench
 only on the files every cached peer has, while the peers' caches are still filling).
 
     nice -n 10 .venv/bin/python bench/diarization_der.py [--sets ami pyaa sim-tune sim-report sim-long]
-        [--sim /work/simdata] [--out DIR (keep our RTTMs)] [--per-file]
+        [--sim /work/simdata] [--out DIR (keep our RTTMs)] [--kept DIR (score those instead of running)]
+        [--per-file] [--common]
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from stream.paths import data_dir
 from stream.rttm import Turn, read_rttm, read_uem, write_rttm
 
 LATENCIES = (0.5, 2.0, 5.0)
-PEERS = ("pyannote", "diart-0.5", "diart-5")  # bench/diarization_peers.py systems
+OURS = {f"online {lat:g} s": f"online-{lat:g}" for lat in LATENCIES} | {"refined": "refined"}  # row -> folder
+PEERS = {p: p for p in ("pyannote", "diart-0.5", "diart-5")}  # bench/diarization_peers.py systems
 TUNE_SETS = ("ami", "sim-tune")  # per-file rows allowed
 
 
@@ -57,7 +59,7 @@ def diarize_sets(sets: dict[str, list[Path]],
     config, analyzer, _ = build(argparse.Namespace(latency=LATENCIES[0], max_speakers=None, enrolled=None))
     configs = [dataclasses.replace(config, geometry=dataclasses.replace(config.geometry, latency=lat))
                for lat in LATENCIES]
-    names = [f"online {lat:g} s" for lat in LATENCIES] + ["refined"]
+    names = list(OURS)
     hyps: dict[str, dict[str, dict[str, list[Turn]]]] = {s: {n: {} for n in names} for s in sets}
     jobs = [(s, path) for s, paths in sets.items() for path in paths]
     started, audio = time.perf_counter(), 0.0
@@ -70,7 +72,7 @@ def diarize_sets(sets: dict[str, list[Path]],
             for name, turns in zip(names, outputs):
                 hyps[s][name][path.stem] = turns
                 if out:
-                    folder = out / s / name.replace(" ", "")
+                    folder = out / OURS[name] / s
                     folder.mkdir(parents=True, exist_ok=True)
                     write_rttm(folder / f"{path.stem}.rttm", path.stem, turns)
             print(f"  {s} {path.stem}: {results[0].duration / 60:.1f} min, "
@@ -78,14 +80,14 @@ def diarize_sets(sets: dict[str, list[Path]],
     return hyps, time.perf_counter() - started, audio
 
 
-def peer_hypotheses(cache: Path, set_name: str, uris: list[str]) -> dict[str, dict[str, list[Turn]]]:
-    """{peer: {uri: turns}} of the cached peer RTTMs of this set (peers with none are left out)."""
+def cached(root: Path, systems: dict[str, str], set_name: str, uris: list[str]) -> dict[str, dict[str, list[Turn]]]:
+    """{system: {uri: turns}} from ``root/<folder>/<set>/<uri>.rttm`` (systems with none are left out)."""
     out: dict[str, dict[str, list[Turn]]] = {}
-    for peer in PEERS:
-        paths = {uri: cache / peer / set_name / f"{uri}.rttm" for uri in uris}
+    for system, folder in systems.items():
+        paths = {uri: root / folder / set_name / f"{uri}.rttm" for uri in uris}
         found = {uri: read_rttm(p).get(uri, []) for uri, p in paths.items() if p.exists()}
         if found:
-            out[peer] = found
+            out[system] = found
     return out
 
 
@@ -132,25 +134,29 @@ def run() -> None:
                         choices=["ami", "pyaa", "sim-tune", "sim-report", "sim-long"])
     parser.add_argument("--sim", type=Path, default=Path("/work/simdata"), help="bench/simulate_meetings.py --out")
     parser.add_argument("--peers", type=Path, help="peer RTTM cache (default SIM/peers)")
-    parser.add_argument("--out", type=Path, help="keep our hypothesis RTTMs here (<set>/<system>/<uri>.rttm)")
+    parser.add_argument("--out", type=Path, help="keep our hypothesis RTTMs here (<system>/<set>/<uri>.rttm)")
+    parser.add_argument("--kept", type=Path, help="score our RTTMs kept by an earlier --out instead of running")
     parser.add_argument("--per-file", action="store_true", help="per-file rows for the report sets too")
     parser.add_argument("--common", action="store_true",
-                        help="run and score a set only on the files every cached peer has (peers still running)")
+                        help="run and score a set only on the files every cached system has (peers still running)")
     args = parser.parse_args()
     folders = {s: f for s, f in set_folders(args.sim).items() if s in args.sets}
     references = {s: read_rttm(f / "reference.rttm") for s, f in folders.items()}
     uems = {s: read_uem(f / "reference.uem") for s, f in folders.items()}
     files = {s: files_of(f, references[s]) for s, f in folders.items()}
-    peers = {s: peer_hypotheses(args.peers or args.sim / "peers", s, [p.stem for p in files[s]]) for s in folders}
+    done = {s: cached(args.peers or args.sim / "peers", PEERS, s, [p.stem for p in files[s]]) for s in folders}
+    if args.kept:
+        done = {s: cached(args.kept, OURS, s, [p.stem for p in files[s]]) | done[s] for s in folders}
     if args.common:
-        files = {s: [p for p in paths if all(p.stem in h for h in peers[s].values())] for s, paths in files.items()}
-        peers = {s: {peer: {p.stem: h[p.stem] for p in files[s]} for peer, h in peers[s].items()} for s in folders}
-    hyps, wall, audio = diarize_sets(files, args.out)
+        files = {s: [p for p in paths if all(p.stem in h for h in done[s].values())] for s, paths in files.items()}
+        done = {s: {system: {p.stem: h[p.stem] for p in files[s]} for system, h in done[s].items()} for s in folders}
+    hyps, wall, audio = ({s: {} for s in folders}, 0.0, 0.0) if args.kept else diarize_sets(files, args.out)
     for s in folders:
-        hyps[s] |= peers[s]
+        hyps[s] |= done[s]
     print(f"\nDER % (no collar, overlap scored, UEM), pooled per set; speakers = |found - true| per file. "
-          f"Ours: {audio / 60:.0f} min of audio in {wall / 60:.1f} min (RTF {wall / max(audio, 1e-9):.3f}, "
-          f"3 latencies + refinement per model pass)\n")
+          + (f"Ours: kept in {args.kept}\n" if args.kept else
+             f"Ours: {audio / 60:.0f} min of audio in {wall / 60:.1f} min (RTF {wall / max(audio, 1e-9):.3f}, "
+             f"3 latencies + refinement per model pass)\n"))
     print(table(references, uems, hyps, args.per_file))
 
 

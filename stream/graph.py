@@ -72,6 +72,8 @@ import zmq.asyncio
 from stream import metrics
 from stream.curve import CurveKeys, is_loopback
 from stream.errors import ConfigError
+from stream.health import Health
+from stream.health import serve as serve_health
 from stream.message import NAME_RULE, valid_name
 from stream.node import Source, resolve
 from stream.paths import REPO_ROOT
@@ -80,6 +82,7 @@ from stream.runner import EXIT_FATAL, NodeSpec
 log = logging.getLogger(__name__)
 
 SINKS_NODE = "sinks"
+STATE_SUSPECT_AFTER = 3  # quick crashes in a row after which a node's checkpoint is set aside
 _GRAPH_KEYS = {"name", "checkpoint_s", "heartbeat_s", "hwm", "max_streams",
                "max_message_mb", "plaintext_tcp"}
 _NODE_KEYS = {"name", "kind", "config", "inputs", "endpoint"}
@@ -280,8 +283,11 @@ def with_source(graph: Graph, source: str) -> Graph:
 class Supervisor:
     """Starts, watches and stops the node processes of one graph run."""
 
-    def __init__(self, graph: Graph, run_dir: Path | None = None, grace_s: float = 5.0) -> None:
+    def __init__(self, graph: Graph, run_dir: Path | None = None, grace_s: float = 5.0,
+                 health: tuple[str, int] | None = None) -> None:
         self.graph = graph
+        self.health = health  # (host, port) to serve /livez and /readyz on (stream.health), or None
+        self.health_port = 0
         self.run_dir = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix=f"stream-{graph.name}-"))
         self._own_dir = run_dir is None  # a temp folder we made is removed at the end; a given one is kept
         self.grace_s = grace_s
@@ -341,6 +347,12 @@ class Supervisor:
         control.setsockopt(zmq.MAXMSGSIZE, MAX_CONTROL_BYTES)
         control.bind(f"ipc://{self.run_dir / 'control.sock'}")
         helpers = [asyncio.ensure_future(self._listen(control)), asyncio.ensure_future(self._stop_when_asked())]
+        health_server = None
+        if self.health is not None:
+            health = Health(self._node_health)
+            health_server = serve_health(health, *self.health)
+            self.health_port = health_server.server_port
+            helpers.append(asyncio.ensure_future(health.beat()))
         if duration_s is not None:
             helpers.append(asyncio.ensure_future(self._stop_after(duration_s)))
         try:
@@ -358,12 +370,20 @@ class Supervisor:
             ctx.term()
             server.shutdown()
             server.server_close()
+            if health_server is not None:
+                health_server.shutdown()
+                health_server.server_close()
             self._remove_run_dir()
         return 0 if all(code == 0 for code in codes) else 1
 
     def _remove_run_dir(self) -> None:
         if self._own_dir:
             shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    def _node_health(self) -> dict[str, dict[str, Any]]:
+        """Per node: its state as its heartbeats tell ("dead" between a crash and its restart), its restarts."""
+        return {name: {"state": self.states.get(name, "starting") if proc.returncode is None else "dead",
+                       "restarts": self.restarts[name]} for name, proc in list(self.procs.items())}
 
     async def _standby(self) -> asyncio.subprocess.Process:
         """A node process with its imports done, waiting for its spec on stdin (see `stream.runner.main`).
@@ -403,6 +423,8 @@ class Supervisor:
                 self.stopping.set()
                 return code
             failures = 1 if time.monotonic() - started > 10.0 else failures + 1
+            if failures == STATE_SUSPECT_AFTER:
+                self._set_state_aside(node.name)
             self.restarts[node.name] += 1
             delay = 0.0 if failures == 1 else min(5.0, 0.1 * 2 ** (failures - 2))
             log.warning("node %s exited with %d; restart #%d in %.1f s", node.name, code,
@@ -410,6 +432,15 @@ class Supervisor:
             await asyncio.sleep(delay)
             if self.stopping.is_set():
                 return code
+
+    def _set_state_aside(self, name: str) -> None:
+        """A node that keeps crashing right after its start may be crashing on its checkpoint (state the node
+        accepted but cannot run with): move it aside as `<node>.corrupt`, so the next start is fresh."""
+        state = self.run_dir / "state" / f"{name}.msgpack"
+        if state.is_file():
+            state.replace(state.with_suffix(".corrupt"))
+            log.warning("node %s crashed %d times in a row after its start; its checkpoint is set aside (%s) and it "
+                        "starts fresh", name, STATE_SUSPECT_AFTER, state.with_suffix(".corrupt"))
 
     async def _watch(self, name: str, proc: asyncio.subprocess.Process) -> None:
         """Kill a node whose heartbeats stopped (hung); `_supervise` then restarts it."""
@@ -491,9 +522,10 @@ def parse_beat(raw: bytes) -> dict[str, Any] | None:
     return beat
 
 
-def run(path: Path, source: str | None = None, duration_s: float | None = None, run_dir: Path | None = None) -> int:
+def run(path: Path, source: str | None = None, duration_s: float | None = None, run_dir: Path | None = None,
+        health: tuple[str, int] | None = None) -> int:
     """`stream run`: load, check and run a graph in the foreground."""
     graph = load_graph(path)
     if source:
         graph = with_source(graph, source)
-    return asyncio.run(Supervisor(graph, run_dir).run(duration_s))
+    return asyncio.run(Supervisor(graph, run_dir, health=health).run(duration_s))

@@ -55,6 +55,10 @@ AUTH_REFUSED = Counter(
     "stream_auth_refused", "Peers refused at a node's CURVE tcp:// output: key (client key not authorized), "
     "handshake (no CURVE, or the wrong server key).", ["node", "reason"],
 )
+CHECKPOINT_CORRUPT = Counter(
+    "stream_checkpoint_corrupt", "Node checkpoints found unusable at a start (set aside; the node started fresh).",
+    ["node"],
+)
 SINK_ERRORS = Counter("stream_sink_errors", "Events a sink failed to publish.", ["sink"])
 CAPTURE_PROBLEMS = Counter(
     "stream_capture_problems", "Input blocks a capture device spoiled: overflow (device dropped samples), "

@@ -139,10 +139,7 @@ class Runner:
     async def run(self) -> None:
         state_path = Path(self.spec.state_path) if self.spec.state_path else None
         if state_path and state_path.is_file():
-            state = load_state(state_path)
-            self.node.load_state_dict(state["node"])
-            self.tracker.load_state_dict(state["seq_in"])
-            log.info("%s: restored checkpoint %s", self.spec.name, state_path)
+            self._restore(state_path)
         await self.node.setup()
         curve = CurveKeys.from_dict(self.spec.curve) if self.spec.curve else None
         zap = ZapHandler(self.ctx, curve.authorized) if curve else None
@@ -181,6 +178,24 @@ class Runner:
 
     def stop(self) -> None:
         self.stopping.set()
+
+    def _restore(self, path: Path) -> None:
+        """Restore a checkpoint. An unusable one (torn or filled disk, a hand edit, a node version whose state
+        differs) is set aside as `<node>.corrupt` and the node starts fresh, with a warning and a count
+        (`stream_checkpoint_corrupt_total`): retrying it would crash the node at every restart."""
+        try:
+            state = load_state(path)
+            self.node.load_state_dict(state["node"])
+            self.tracker.load_state_dict(state["seq_in"])
+        except Exception as exc:  # noqa: BLE001 - any defect of the file or of the state in it
+            path.replace(path.with_suffix(".corrupt"))
+            self.node = type(self.node).from_table(self.spec.config, self.spec.name)
+            self.tracker = SeqTracker()
+            metrics.CHECKPOINT_CORRUPT.labels(self.spec.name).inc()
+            log.warning("%s: checkpoint %s is unusable (%s: %s); kept as %s, starting fresh", self.spec.name, path,
+                        type(exc).__name__, exc, path.with_suffix(".corrupt").name)
+            return
+        log.info("%s: restored checkpoint %s", self.spec.name, path)
 
     async def _produce(self) -> None:
         source = self.node.produce()
@@ -229,6 +244,7 @@ class Runner:
                 port, msg = self.queue.popleft()
                 self._depth.set(len(self.queue))
                 await self.handle(port, msg)
+                await asyncio.sleep(0)  # heartbeats go out between messages: a node behind is slow, not hung
 
     def _take(self, port: str, sock: zmq.asyncio.Socket) -> None:
         """Move what the socket holds into the queue (bounded: the rest waits in ZeroMQ's buffer)."""

@@ -131,11 +131,9 @@ def triplets(t: np.ndarray, u: np.ndarray, anchors: slice | None = None) -> Hash
 
 def pack(cells: list[np.ndarray]) -> np.ndarray:
     """Cells (each clipped to its size) -> one int64 per hash."""
-    out = np.zeros_like(cells[0])
-    scale = 1
-    for c, size in zip(cells, SIZES):
-        out += np.clip(c, 0, size - 1) * scale
-        scale *= size
+    out = np.zeros(len(cells[0]), np.int64)
+    for c, size in zip(reversed(cells), reversed(SIZES)):
+        out = out * size + np.minimum(np.maximum(c, 0), size - 1)
     return out
 
 

@@ -138,18 +138,19 @@ class FingerprintIndex:
             return None
         octaves = hits.du / STEPS_PER_OCTAVE
         offset = hits.track_t1 - np.exp2(octaves) * hits.query_t1
-        speed_cell, offset_cell = np.round(hits.du / SPEED_CELL), np.round(offset / OFFSET_CELL)
-        cells = np.stack([hits.track, speed_cell, offset_cell], axis=1).astype(np.int64)
-        uniq, votes = np.unique(cells, axis=0, return_counts=True)
+        speed_cell = np.round(hits.du / SPEED_CELL).astype(np.int64)
+        offset_cell = np.round(offset / OFFSET_CELL).astype(np.int64)
+        cells = (hits.track.astype(np.int64) << 40) + ((speed_cell + 128) << 32) + (offset_cell + (1 << 31))
+        uniq, votes = np.unique(cells, return_counts=True)
         best: dict[int, tuple[int, float, float]] = {}  # track -> (score, speed, offset frames)
         for c in np.argsort(-votes)[:CANDIDATES]:
-            near = (hits.track == uniq[c, 0]) & (np.abs(speed_cell - uniq[c, 1]) <= 1) \
-                & (np.abs(offset_cell - uniq[c, 2]) <= 1)
+            track = int(uniq[c] >> 40)
+            near = (hits.track == track) & (np.abs(speed_cell - (((uniq[c] >> 32) & 0xFF) - 128)) <= 1) \
+                & (np.abs(offset_cell - ((uniq[c] & 0xFFFFFFFF) - (1 << 31))) <= 1)
             speed = float(np.exp2(np.median(octaves[near])))
             b = hits.track_t1[near] - speed * hits.query_t1[near]
             b0 = float(np.median(b))
             score = int(np.sum(np.abs(b - b0) <= OFFSET_TOL))
-            track = int(uniq[c, 0])
             if score > best.get(track, (-1, 0.0, 0.0))[0]:
                 best[track] = (score, speed, b0)
         ranked = sorted(best.items(), key=lambda kv: -kv[1][0])

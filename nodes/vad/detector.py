@@ -175,6 +175,15 @@ class VoiceActivityDetector:
         probs = self._model.push(samples)
         return probs, self._decide(probs)
 
+    def skip(self, seconds: float) -> list[SpeechEvent]:
+        """Audio lost upstream: close speech that was open when it went missing (at the gap's start), then go on
+        `seconds` later from a fresh model state, so the stream clock keeps true time."""
+        events = close(self._decision, self._chunks * CHUNK_SECONDS)
+        self._model.reset()
+        self._decision = HysteresisState()
+        self._chunks += round(seconds / CHUNK_SECONDS)
+        return events
+
     def flush(self) -> tuple[np.ndarray, list[SpeechEvent]]:
         """End of stream: decide the zero-padded last chunk and close open speech at the end of the audio."""
         probs = self._model.flush()

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from nodes.segmentation.node import mono_pcm
-from nodes.vad.detector import SpeechEvent, VadConfig, VoiceActivityDetector
+from nodes.vad.detector import SAMPLE_RATE, SpeechEvent, VadConfig, VoiceActivityDetector
 from stream.message import Message
 from stream.models import use_compile_cache
 from stream.node import Node
@@ -43,11 +43,29 @@ class VadNodeConfig:
         return VadConfig(self.onset, self.offset, self.min_speech, self.min_silence)
 
 
+REALIGN_S = 0.1  # s: audio further off its capture time than this is put back on the stream's time
+
+
 @dataclass
 class StreamVad:
     detector: VoiceActivityDetector
     t0_ns: int  # capture time of the stream's first sample (monotonic ns)
     t0_wall: float  # the same, Unix s
+    samples: int = 0  # stream time of the next sample: samples pushed plus gaps skipped
+
+    def on_time(self, samples: np.ndarray, t_capture_ns: int) -> tuple[np.ndarray, list[SpeechEvent]]:
+        """Keep event times true when audio was lost upstream (a drop, a restarted node: the detector skips the
+        gap, closing open speech at its start) or comes twice (a source resumed from its checkpoint: cut);
+        offsets under `REALIGN_S` (a device clock's jitter) are left alone. (samples to push, events)."""
+        at = round((t_capture_ns - self.t0_ns) * SAMPLE_RATE / 1e9)
+        off, events = at - self.samples, []
+        if off > REALIGN_S * SAMPLE_RATE:
+            events = self.detector.skip(off / SAMPLE_RATE)
+            self.samples = at
+        elif off < -REALIGN_S * SAMPLE_RATE:
+            samples = samples[min(-off, len(samples)):]
+        self.samples += len(samples)
+        return samples, events
 
 
 class VadNode(Node[VadNodeConfig]):
@@ -67,7 +85,7 @@ class VadNode(Node[VadNodeConfig]):
         VoiceActivityDetector(self.params, self.config.vad).warmup()
         for name, saved in self._restored.items():
             self.streams[name] = StreamVad(VoiceActivityDetector(self.params, self.config.vad),
-                                           int(saved["t0_ns"]), float(saved["t0_wall"]))
+                                           int(saved["t0_ns"]), float(saved["t0_wall"]), int(saved["samples"]))
             self.streams[name].detector.load_state_dict(saved["detector"])
 
     async def process(self, msg: Message, port: str = "") -> list[Message]:
@@ -77,8 +95,9 @@ class VadNode(Node[VadNodeConfig]):
         if s is None:
             s = self.streams[h.stream] = StreamVad(VoiceActivityDetector(self.params, self.config.vad),
                                                    h.t_capture_ns, h.t_wall)
+        samples, skipped = s.on_time(samples, h.t_capture_ns)
         _, events = s.detector.push(samples)
-        return [self._event(h.stream, e) for e in events]
+        return [self._event(h.stream, e) for e in skipped + events]
 
     async def close(self) -> list[Message]:
         return [self._event(name, e) for name, s in self.streams.items() for e in s.detector.flush()[1]]
@@ -91,8 +110,8 @@ class VadNode(Node[VadNodeConfig]):
                            t_wall=s.t0_wall + event.time, meta=meta)
 
     def state_dict(self) -> dict[str, Any]:
-        return {name: {"detector": s.detector.state_dict(), "t0_ns": s.t0_ns, "t0_wall": s.t0_wall}
-                for name, s in self.streams.items()}
+        return {name: {"detector": s.detector.state_dict(), "t0_ns": s.t0_ns, "t0_wall": s.t0_wall,
+                       "samples": s.samples} for name, s in self.streams.items()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._restored = state  # applied in setup, once the model is loaded

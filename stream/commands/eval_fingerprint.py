@@ -33,6 +33,7 @@ class QueryResult:
     first_event: float | None  # s into the query of the first event
     false_matches: int
     elapsed: float  # s of wall time
+    named: tuple[str, ...]  # the tracks the events named, in order
 
 
 def score_query(audio: Path, track: str, offset: float, index, config=None) -> QueryResult:
@@ -43,7 +44,8 @@ def score_query(audio: Path, track: str, offset: float, index, config=None) -> Q
                and abs(e["offset"] - (offset + e["speed"] * e["t_audio"])) <= OFFSET_TOL_S]
     false = [e for e in result.events if e["track"] != track]
     return QueryResult(track, result.duration, correct[0]["t_audio"] if correct else None,
-                       result.events[0]["t_audio"] if result.events else None, len(false), result.elapsed)
+                       result.events[0]["t_audio"] if result.events else None, len(false), result.elapsed,
+                       tuple(e["track"] for e in result.events))
 
 
 def summarise(results: list[QueryResult], within: float) -> dict[str, float]:

@@ -101,6 +101,7 @@ class MqttConfig:
     rules_file: str = ""  # an alert rules TOML (the sed node's `rules`): its rules are announced too
     speaker: bool = True  # announce the active-speaker sensor and speaker-turn events
     tempo: bool = False  # announce the tempo sensor
+    music: bool = False  # announce the music genre and chord sensors
     speaker_hold_s: float = 0.5  # [0, 10] s the speaker state waits before saying "none" (a turn starting
     #   meanwhile cancels it), so Home Assistant sees "A, then B", not "A, none, B", between two turns
     buffer_size: int = 10_000  # [1, 10^7] events held while the broker is away; oldest dropped past it
@@ -235,7 +236,7 @@ class MqttSink(Sink):
         self.availability = f"{self.root}/availability"
         rules = config.rules + (mqtt_discovery.rule_names(config.rules_file) if config.rules_file else ())
         self.entities = mqtt_discovery.Entities(config.stream, tuple(dict.fromkeys(rules)), config.speaker,
-                                                config.tempo)
+                                                config.tempo, config.music)
         self._buffer: Buffer = (
             DiskBuffer(Path(config.buffer_path), config.buffer_size)
             if config.buffer_path

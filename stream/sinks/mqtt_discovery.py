@@ -5,7 +5,8 @@ Home Assistant reads retained JSON configs on `<prefix>/<component>/<node_id>/<o
 
 - `binary_sensor` `sound_<rule>` per alert rule, `device_class: sound`, state `ON`/`OFF`;
 - `sensor` `speaker`: the active speaker; `event` `speaker_turn`: speaker events as HA events;
-- `sensor` `tempo` in BPM (music graphs).
+- `sensor` `tempo` in BPM, `sensor` `music_genre` (top genre, or `none`; the genres and moods as attributes) and
+  `sensor` `chord` (the current chord) in music graphs.
 
 All share the device block (`identifiers`, name, model, versions) and the availability topic, so HA shows
 them unavailable when the graph's last will fires. A config for an entity the graph no longer has (a rule was
@@ -34,6 +35,7 @@ class Entities:
     rules: tuple[str, ...] = ()  # alert rule names (as in the rules TOML)
     speaker: bool = True  # active-speaker sensor + speaker-turn event entity
     tempo: bool = False  # tempo sensor
+    music: bool = False  # music genre sensor (music.tags events) and chord sensor (chord.changed events)
 
 
 def rule_names(path: str) -> tuple[str, ...]:
@@ -109,6 +111,10 @@ def configs(prefix: str, base: str, entities: Entities) -> dict[str, dict[str, A
             unit_of_measurement="BPM",
             state_class="measurement",
         )
+    if entities.music:
+        add("sensor", "music_genre", name="Music genre", icon="mdi:music", state_topic=f"{root}/music/state",
+            json_attributes_topic=f"{root}/music")
+        add("sensor", "chord", name="Chord", icon="mdi:music-clef-treble", state_topic=f"{root}/chord/state")
     return out
 
 

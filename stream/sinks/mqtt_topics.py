@@ -9,6 +9,8 @@ Topic scheme (`<base>` is `stream` unless configured, `<id>` the event's stream 
 | `sound.tags`    | `<base>/<id>/tags`           | —                               |                      |
 | `beat`          | `<base>/<id>/beat`           | `<base>/<id>/tempo/state`       | tempo, BPM (`%.1f`)  |
 | `level`         | `<base>/<id>/level`          | —                               |                      |
+| `music.tags`    | `<base>/<id>/music`          | `<base>/<id>/music/state`       | top genre, or `none` |
+| `chord.changed` | `<base>/<id>/chord`          | `<base>/<id>/chord/state`       | chord (`A:min`, `N`) |
 | any other `a.b` | `<base>/<id>/a`              | —                               |                      |
 | availability    | `<base>/<id>/availability`   | retained, last will `offline`   | `online` / `offline` |
 | (internal)      | `<base>/<id>/sync/<client>`  | the sink's own discovery sync token; ignore |   |
@@ -59,7 +61,8 @@ class States:
 
     `speaker.active` says one label started (`active: true`) or stopped; the state is every active label in the
     order they started, comma-separated, or `none`. `sound.start` turns its rule's state `ON`, `sound.stop` `OFF`;
-    `beat` events carry `tempo` (BPM) once the tracker has one.
+    `beat` events carry `tempo` (BPM) once the tracker has one; `music.tags` the top genre, `chord.changed` the
+    chord.
     """
 
     def __init__(self, base: str) -> None:
@@ -84,6 +87,10 @@ class States:
             return {f"{root}/sound/{slug(str(_field(event, 'rule')))}/state": state}
         if kind == "beat" and event.get("tempo") is not None:
             return {f"{root}/tempo/state": f"{float(event['tempo']):.1f}"}
+        if kind == "music.tags":
+            return {f"{root}/music/state": str(_field(event, "genre"))}
+        if kind == "chord.changed":
+            return {f"{root}/chord/state": str(_field(event, "chord"))}
         return {}
 
 

@@ -121,7 +121,7 @@ def test_bad_input_is_rejected_and_the_node_goes_on():
     bad[10] = np.nan
     with pytest.raises(MessageError, match="NaN"):
         asyncio.run(node.process(Message.new("s", "pcm", bad, sr=RATE, t_capture_ns=0, t_wall=0.0)))
-    with pytest.raises(MessageError, match="float32 pcm"):
+    with pytest.raises(MessageError, match="expected float32 pcm"):
         asyncio.run(node.process(Message.new("s", "fbank", np.zeros((4, 80), np.float32), sr=100, t_capture_ns=0,
                                              t_wall=0.0)))
     events = run_node(node, good, RATE)

@@ -45,7 +45,7 @@ def example(event_type: str) -> dict[str, Any]:
         elif prop.get("type") == "array":
             event[key] = []
         else:
-            event[key] = "spk1"
+            event[key] = prop.get("examples", ["spk1"])[0]  # a string: the schema's own example when it has a format
     jsonschema.validate(event, spec)
     return event
 

@@ -1,0 +1,346 @@
+"""Fault injection in the meeting graph (bench/RESULTS.md, "## Reliability: faults and soak").
+
+configs/meeting.toml on an AMI clip at real-time pace (capture -> segmentation -> diarization, capture -> vad,
+JSONL sink), plus "vad_ref", a twin of the VAD node that is never harmed. Mid-stream one node is hit:
+`kill` (SIGKILL; the supervisor restarts it from its checkpoint) or `stop` (SIGSTOP for `--stop-s`, then
+SIGCONT; a stop of 10 heartbeats or more is taken for a hang: the supervisor kills and restarts the node).
+Each run is scored against what the same audio gives unharmed:
+- turns: the diarization node's speaker.turn events against `stream diarize --latency 0.5` on the same file
+  (what the live graph emits unharmed, tests/meeting): `identical` (same turns, boundaries within a frame),
+  `agreement` (frames with the same labels), `relabelled` (agreement < 0.9),
+  `lost` (reference turns of 0.5 s or more that no output turn of the same label covers half of),
+  `duplicated` (output turns of one label overlapping by more than a frame: one turn told twice);
+- VAD: the vad node's events against vad_ref's (`vad lost`, `vad duplicated`);
+- transport: messages counted dropped per node (`stream_messages_total{result="dropped"}`: ZeroMQ drops and
+  the outage of a killed node, by sequence number), events lost on the way to the sinks (the sinks node's
+  dropped count), the largest queue depth sampled (bound: the runner's 64);
+- recovery: from the end of the fault (the kill, or SIGCONT) until the node runs again (at once when its process
+  lives on, else when its new process is ready); restarts; the graph's exit code.
+Turns and VAD decisions are scored from `SETTLE_S` after the recovery. What a node misses while it restarts is
+lost by design (PUB/SUB: real-time audio prefers a counted drop to a blocked microphone; a restarted capture skips
+its downtime as live audio would; the diarization node fills lost windows with silence); so when capture,
+segmentation or diarization restarted, the reference is `stream diarize` on the file with the outage (fault to
+recovery) silenced: what the chain received, so a speaker first heard in the lost span is no error.
+
+    .venv/bin/python -m bench.faults [--nodes capture,segmentation,diarization,vad,sinks] [--faults kill,stop]
+                                     [--clip dev00] [--at 10] [--stop-s 5] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from stream.graph import NodeEntry, Supervisor, check, load_graph, with_source
+from stream.paths import REPO_ROOT, data_dir
+from stream.rttm import Turn, read_rttm
+
+FRAME = 0.02  # s, the diarisation output grid
+MIN_TURN_S = 0.5  # s: shorter turns are scored by frame agreement only
+SETTLE_S = 2.5  # s after a fault for a restarted clustering node to stitch its speakers back (tests/meeting)
+NODES = ("capture", "segmentation", "diarization", "vad", "sinks")
+FEEDS_TURNS = ("capture", "segmentation", "diarization")  # a restart of these loses the turns of its outage
+WARM_UP = """
+import asyncio
+from nodes.segmentation.node import SegmentationNode
+from nodes.vad.node import VadNode
+asyncio.run(SegmentationNode().setup())
+asyncio.run(VadNode().setup())
+"""
+
+
+@dataclass(frozen=True)
+class Fault:
+    node: str  # node name in the meeting graph
+    action: str  # "kill" | "stop"
+    at_s: float  # s of audio when it strikes
+    stop_s: float = 5.0  # s a "stop" lasts
+
+
+@dataclass
+class Outcome:
+    fault: Fault
+    exit_code: int = -1
+    restarts: dict[str, int] = field(default_factory=dict)
+    recovered_s: float = float("nan")
+    audio_lost_s: float = 0.0  # s of audio no node received (a restart upstream of the models), scored as silence
+    identical: bool = False
+    agreement: float = float("nan")
+    relabelled: bool = True
+    lost: int = -1
+    duplicated: int = -1
+    vad_lost: int = -1
+    vad_duplicated: int = -1
+    dropped: dict[str, float] = field(default_factory=dict)
+    sink_lost: float = float("nan")
+    max_queue: float = float("nan")
+    turns: int = 0
+
+    @property
+    def survived(self) -> bool:
+        """Recovered with nothing relabelled, lost or duplicated (drops during a kill are counted, allowed)."""
+        return (self.exit_code == 0 and not self.relabelled and self.lost == 0 and self.duplicated == 0
+                and self.vad_lost == 0 and self.vad_duplicated == 0 and self.recovered_s < 10.0)
+
+
+def clip(name: str, seconds: float | None, folder: Path) -> Path:
+    """The AMI clip `name`, or its first `seconds` as a WAV in `folder`."""
+    path = data_dir() / "diarization" / "ami" / f"{name}.flac"
+    if seconds is None:
+        return path
+    audio, rate = sf.read(path, dtype="float32")
+    cut = folder / f"{name}-{seconds:g}s.wav"
+    sf.write(cut, audio[: round(seconds * rate)], rate)
+    return cut
+
+
+def warm_up() -> None:
+    """Compile the model shapes into the persistent cache, as a user's first run does (node start-up in seconds)."""
+    subprocess.run([sys.executable, "-c", WARM_UP], check=True, cwd=REPO_ROOT)
+
+
+def silenced(wav: Path, start_s: float, end_s: float, folder: Path) -> Path:
+    """`wav` with [start_s, end_s) silenced: the audio a graph received when that span was lost."""
+    audio, rate = sf.read(wav, dtype="float32")
+    audio[round(start_s * rate): round(end_s * rate)] = 0.0
+    path = folder / f"{wav.stem}.wav"  # same stem: same RTTM uri
+    sf.write(path, audio, rate)
+    return path
+
+
+def reference_turns(wav: Path, folder: Path) -> list[Turn]:
+    """What the live graph emits unharmed: `stream diarize --latency 0.5` on the same file."""
+    subprocess.run([sys.executable, "-m", "stream.cli", "diarize", str(wav), "--latency", "0.5", "--out",
+                    str(folder)], check=True, cwd=REPO_ROOT, capture_output=True)
+    return read_rttm(folder / f"{wav.stem}.rttm")[wav.stem]
+
+
+def meeting_graph(wav: Path, out: Path):
+    """configs/meeting.toml on `wav`, a "vad_ref" twin of the VAD node, a JSONL sink, RTTMs in `out`."""
+    graph = with_source(load_graph(REPO_ROOT / "configs" / "meeting.toml"), str(wav))
+    nodes = []
+    for node in graph.nodes:
+        if node.name == "diarization":
+            node = replace(node, config={**node.config, "rttm_dir": str(out / "rttm")})
+        if node.name == "vad":
+            nodes.append(replace(node, name="vad_ref"))
+        if node.name == "sinks":
+            node = NodeEntry("sinks", node.kind, {"sinks": [{"kind": "jsonl", "path": str(out / "events.jsonl")}]},
+                             (*node.inputs, "vad_ref"))
+        nodes.append(node)
+    graph = replace(graph, nodes=tuple(nodes), metrics_port=0)
+    check(graph)
+    return graph
+
+
+class Metrics:
+    """A run's multiprocess metric files, read afresh on each call."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def get(self, name: str, **labels: str) -> float:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(self.directory))
+        return registry.get_sample_value(name, labels) or 0.0
+
+
+def read_events(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def turns_of(events: list[dict], node: str) -> list[Turn]:
+    return sorted(Turn(e["start"], e["stop"], e["label"]) for e in events
+                  if e["type"] == "speaker.turn" and e["node"] == node)
+
+
+def same_turns(ours: list[Turn], theirs: list[Turn]) -> bool:
+    return len(ours) == len(theirs) and all(
+        a.label == b.label and abs(a.start - b.start) <= FRAME + 1e-3 and abs(a.end - b.end) <= FRAME + 1e-3
+        for a, b in zip(sorted(ours), sorted(theirs)))
+
+
+def agreement(a: list[Turn], b: list[Turn], start: float, end: float) -> float:
+    """Fraction of frames with speech in either where both have exactly the same labels active."""
+    times = np.arange(start, end, FRAME) + FRAME / 2
+    frames = [(frozenset(t.label for t in a if t.start <= x < t.end), frozenset(t.label for t in b if t.start <= x < t.end))
+              for x in times]
+    pairs = [(x, y) for x, y in frames if x or y]
+    return sum(x == y for x, y in pairs) / max(1, len(pairs))
+
+
+def lost_turns(ours: list[Turn], reference: list[Turn], start: float) -> int:
+    """Reference turns of `MIN_TURN_S` or more from `start` on that no output turn of the same label covers half of
+    (shorter ones are within the chain's boundary jitter: `agreement` scores them)."""
+    def covered(r: Turn) -> float:
+        return sum(max(0.0, min(r.end, t.end) - max(r.start, t.start)) for t in ours if t.label == r.label)
+    return sum(covered(r) < 0.5 * (r.end - r.start) for r in reference
+               if r.start >= start and r.end - r.start >= MIN_TURN_S)
+
+
+def duplicated_turns(ours: list[Turn]) -> int:
+    """Pairs of turns of one label overlapping by more than a frame: a turn told twice."""
+    return sum(a.label == b.label and min(a.end, b.end) - max(a.start, b.start) > FRAME
+               for i, a in enumerate(ours) for b in ours[i + 1:])
+
+
+def vad_diff(events: list[dict], start: float) -> tuple[int, int]:
+    """(lost, duplicated) VAD decisions of "vad" against its twin "vad_ref", from audio time `start` on."""
+    def decisions(node: str) -> list[tuple[float, bool]]:
+        return [(round(e["t_audio"], 2), e["speech"]) for e in events
+                if e["type"] == "vad" and e["node"] == node and e["t_audio"] >= start]
+    ours, ref = decisions("vad"), decisions("vad_ref")
+    return len(set(ref) - set(ours)), len(ours) - len(set(ours))
+
+
+async def strike(supervisor: Supervisor, fault: Fault, events: Path) -> tuple[float, int]:
+    """Wait until `fault.at_s` of audio has been captured, then hit the node; returns when the fault ended
+    (Unix time of the kill, or of SIGCONT) and the pid it hit."""
+    while not (first := read_events(events)):
+        await asyncio.sleep(0.05)
+    t0 = first[0]["t_capture"] - first[0]["t_audio"]
+    await asyncio.sleep(max(0.0, t0 + fault.at_s - time.time()))
+    pid = supervisor.procs[fault.node].pid
+    if fault.action == "kill":
+        os.kill(pid, signal.SIGKILL)
+        return time.time(), pid
+    os.kill(pid, signal.SIGSTOP)
+    await asyncio.sleep(fault.stop_s)
+    try:
+        os.kill(pid, signal.SIGCONT)
+    except ProcessLookupError:
+        pass  # killed as hung meanwhile
+    return time.time(), pid
+
+
+async def watch(supervisor: Supervisor, metrics: Metrics, node: str, names: list[str],
+                samples: dict[str, list[float]], back: list[tuple[float, int, str]]) -> None:
+    """Every 0.1 s: each node's queue depth, and (Unix time, pid, state) of the faulted node."""
+    while True:
+        for name in names:
+            samples.setdefault(name, []).append(metrics.get("stream_queue_depth", node=name))
+        proc = supervisor.procs.get(node)
+        alive = proc is not None and proc.returncode is None
+        back.append((time.time(), proc.pid if alive else 0, supervisor.states.get(node, "") if alive else ""))
+        await asyncio.sleep(0.1)
+
+
+def recovery(back: list[tuple[float, int, str]], ended_at: float, fault: Fault, pid: int) -> float:
+    """s from the end of the fault until the node runs again: at once if a stopped process lives on, else when
+    its new process is ready."""
+    for t, now_pid, state in back:
+        if t >= ended_at and state == "ready" and (now_pid != pid or fault.action == "stop"):
+            return max(0.0, t - ended_at)
+    return float("nan")
+
+
+async def run_fault(fault: Fault, wav: Path, reference: list[Turn] | None, folder: Path) -> Outcome:
+    """One run of the meeting graph on `wav` with `fault`; scored as the module docstring says (against
+    `reference`, the turns of `wav` unharmed, computed here when None and needed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    graph = meeting_graph(wav, folder)
+    supervisor = Supervisor(graph, folder / "run")
+    metrics = Metrics(folder / "run" / "metrics")
+    samples: dict[str, list[float]] = {}
+    back: list[tuple[float, int, str]] = []
+    run = asyncio.ensure_future(supervisor.run(duration_s=sf.info(wav).duration + 120))
+    sampler = asyncio.ensure_future(watch(supervisor, metrics, fault.node, [n.name for n in graph.nodes], samples,
+                                          back))
+    outcome = Outcome(fault)
+    try:
+        ended_at, pid = await asyncio.wait_for(strike(supervisor, fault, folder / "events.jsonl"), 90)
+        with contextlib.suppress(asyncio.TimeoutError):  # a graph that cannot finish is stopped and scored
+            outcome.exit_code = await asyncio.wait_for(asyncio.shield(run), sf.info(wav).duration + 120)
+    finally:
+        sampler.cancel()
+        if not run.done():
+            supervisor.stopping.set()
+            await run
+    events = read_events(folder / "events.jsonl")
+    t0 = next(e["t_capture"] - e["t_audio"] for e in events)
+    outcome.recovered_s = recovery(back, ended_at, fault, pid)
+    end_s = sf.info(wav).duration
+    recovered_at = ended_at - t0 + outcome.recovered_s if outcome.recovered_s == outcome.recovered_s else end_s
+    outcome.dropped = {n.name: metrics.get("stream_messages_total", node=n.name, result="dropped") for n in graph.nodes}
+    outcome.restarts = dict(supervisor.restarts)
+    if outcome.restarts[fault.node] and fault.node in FEEDS_TURNS:  # score against what the chain received
+        struck = ended_at - (fault.stop_s if fault.action == "stop" else 0.0)
+        lost = (struck - t0, recovered_at)
+        outcome.audio_lost_s = lost[1] - lost[0]
+        reference = reference_turns(silenced(wav, *lost, folder), folder / "reference")
+    elif reference is None:
+        reference = reference_turns(wav, folder / "reference")
+    settle = recovered_at + SETTLE_S
+    turns = turns_of(events, "diarization")
+    outcome.turns = len(turns)
+    outcome.identical = same_turns(turns, reference)
+    outcome.agreement = agreement(turns, reference, settle, max(t.end for t in reference) + 1.0)
+    outcome.relabelled = outcome.agreement < 0.9
+    outcome.lost = lost_turns(turns, reference, settle)
+    outcome.duplicated = duplicated_turns(turns)
+    outcome.vad_lost, outcome.vad_duplicated = vad_diff(events, settle)
+    outcome.sink_lost = outcome.dropped["sinks"]
+    outcome.max_queue = max(depth for series in samples.values() for depth in series)
+    return outcome
+
+
+def row(o: Outcome) -> str:
+    dropped = sum(v for k, v in o.dropped.items() if k != "sinks")
+    return (f"| {o.fault.node} | {o.fault.action} | {o.exit_code} | {sum(o.restarts.values())} | {o.recovered_s:.2f} | "
+            f"{o.audio_lost_s:.1f} | "
+            f"{'yes' if o.identical else 'no'} | {o.agreement:.3f} | {o.lost} | {o.duplicated} | {o.vad_lost} | "
+            f"{o.vad_duplicated} | {dropped:.0f} | {o.sink_lost:.0f} | {o.max_queue:.0f} | "
+            f"{'yes' if o.survived else 'NO'} |")
+
+
+HEADER = ("| node | fault | exit | restarts | recovered (s) | audio lost (s) | turns identical | agreement | turns lost | turns dup. | "
+          "vad lost | vad dup. | msgs dropped (counted) | events lost to sinks | max queue | survived |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--nodes", default=",".join(NODES))
+    parser.add_argument("--faults", default="kill,stop")
+    parser.add_argument("--clip", default="dev00")
+    parser.add_argument("--at", type=float, default=10.0, help="s of audio when the fault strikes")
+    parser.add_argument("--stop-s", type=float, default=5.0)
+    parser.add_argument("--json", type=Path, help="write the outcomes here")
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="stream-faults-"))
+    wav = clip(args.clip, None, folder)
+    warm_up()
+    reference = reference_turns(wav, folder / "reference")
+    print(f"{wav.name}: {len(reference)} reference turns; fault at {args.at:g} s of audio; stop {args.stop_s:g} s")
+    print(HEADER)
+    outcomes = []
+    for node in args.nodes.split(","):
+        for action in args.faults.split(","):
+            fault = Fault(node, action, args.at, args.stop_s)
+            outcome = await run_fault(fault, wav, reference, folder / f"{node}-{action}")
+            outcomes.append(outcome)
+            print(row(outcome), flush=True)
+    survived = sum(o.survived for o in outcomes)
+    print(f"survived {survived} of {len(outcomes)}; relabellings {sum(o.relabelled for o in outcomes)}; turns lost "
+          f"{sum(o.lost for o in outcomes)}; duplicated {sum(o.duplicated for o in outcomes)}")
+    if args.json:
+        args.json.write_text(json.dumps([{**asdict(o), "survived": o.survived} for o in outcomes], indent=1))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

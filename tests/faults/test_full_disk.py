@@ -1,0 +1,87 @@
+"""A full disk under the JSONL sink: capture -> loudness -> JSONL (generated signal, real time) writing into a
+256 KiB tmpfs that a filler file fills mid-run, then frees again.
+
+Guards: the graph keeps running (exit 0, no restart); every event that did not fit is counted in
+`stream_sink_errors_total{sink="jsonl"}` (within a few of the blocks of the full spell); every line in the file is
+a whole event (no half line left by a short write); events are written again once there is space.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import subprocess
+import time
+
+import pytest
+
+from stream.graph import Supervisor, load_graph
+
+GRAPH = """
+[graph]
+name = "disk"
+[metrics]
+port = 0
+[[nodes]]
+name = "capture"
+kind = "capture"
+config = {{ source = "signal", block_ms = 20.0 }}
+[[nodes]]
+name = "loudness"
+kind = "loudness"
+inputs = ["capture"]
+[[sinks]]
+kind = "jsonl"
+path = "{out}"
+"""
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 256 KiB tmpfs (root only; skipped with the reason where mounting is refused)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True,
+                          text=True)
+    if done.returncode:
+        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip()}); the full-disk test needs root")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def fill(path, chunk: int = 4096) -> None:
+    """Write `path` until the file system is full."""
+    with open(path, "wb", buffering=0) as f, contextlib.suppress(OSError):
+        while True:
+            f.write(b"\0" * chunk)
+
+
+async def test_full_disk_under_jsonl_sink_counts_lost_events_and_keeps_whole_lines(tmp_path, small_disk,
+                                                                                    run_metrics):
+    out = small_disk / "events.jsonl"
+    (tmp_path / "g.toml").write_text(GRAPH.format(out=out))
+    supervisor = Supervisor(load_graph(tmp_path / "g.toml"), tmp_path / "run")
+    run = asyncio.ensure_future(supervisor.run())
+    while not out.exists() or out.read_text().count("\n") < 25:
+        await asyncio.sleep(0.05)
+    fill(small_disk / "filler")
+    full_from = time.time()
+    await asyncio.sleep(1.0)
+    (small_disk / "filler").unlink()
+    full_s = time.time() - full_from
+    lines_after = out.read_text().count("\n") + 25
+    while out.read_text().count("\n") < lines_after:
+        await asyncio.sleep(0.05)
+    supervisor.stopping.set()
+    assert await asyncio.wait_for(run, 30) == 0
+
+    events = [json.loads(line) for line in out.read_text().splitlines()]  # raises on a half line
+    steps = [round((b["t_audio"] - a["t_audio"]) / 0.02) for a, b in zip(events, events[1:])]
+    missing = sum(step - 1 for step in steps)
+    errors = run_metrics(tmp_path / "run" / "metrics").get("stream_sink_errors_total", sink="jsonl")
+    print(f"disk full for {full_s:.2f} s: {missing:.0f} events missing from the file, {errors:.0f} sink errors")
+    assert supervisor.restarts == {"capture": 0, "loudness": 0, "sinks": 0}
+    assert missing == errors  # every event lost to the full disk is counted
+    assert 0.5 * full_s / 0.02 <= errors <= full_s / 0.02 + 10
+    assert sum(step > 1 for step in steps) == 1  # one spell, then every block again
