@@ -22,6 +22,7 @@ import json
 import logging
 import sys
 import tempfile
+import urllib.parse
 from collections import deque
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -139,10 +140,10 @@ def build_app(feed: Feed, enrol_db: Path) -> Starlette:
 
     async def enrol(request: Request) -> Response:
         stream = request.path_params["stream"]
-        form = await request.form()
-        try:
-            label, name = str(form["label"]), str(form["name"]).strip()
-            start, stop = float(str(form["start"])), float(str(form["stop"]))
+        form = {k: v[0] for k, v in urllib.parse.parse_qs((await request.body()).decode(errors="replace")).items()}
+        try:  # the page's form is urlencoded: parsed here, no multipart dependency
+            label, name = form["label"], form["name"].strip()
+            start, stop = float(form["start"]), float(form["stop"])
         except (KeyError, ValueError):
             return JSONResponse({"error": "need label, name, start and stop (s)"}, status_code=400)
         t0 = next((e["t_capture"] - e["t_audio"] for e in feed.events.get(stream, ())
