@@ -391,6 +391,7 @@ class Supervisor:
         proc = await (spare or self._standby())
         proc.stdin.write(self.spec(node).to_json().encode() + b"\n")
         proc.stdin.close()
+        (log.warning if self.restarts[node.name] else log.info)("node %s: pid %d", node.name, proc.pid)
         self.procs[node.name] = proc
         self.beats[node.name] = time.monotonic()
         self.states[node.name] = "starting"
@@ -407,6 +408,8 @@ class Supervisor:
             watchdog.cancel()
             metrics.mark_dead(proc.pid, self.run_dir / "metrics")
             if code == 0 or self.stopping.is_set():
+                if code:
+                    log.warning("node %s exited with %d while the graph stopped", node.name, code)
                 return code
             if code == EXIT_FATAL:
                 log.error("node %s cannot run (its error is above); stopping the graph", node.name)
@@ -510,12 +513,3 @@ def parse_beat(raw: bytes) -> dict[str, Any] | None:
             and beat.get("state") in ("starting", "ready", "done")):
         return None
     return beat
-
-
-def run(path: Path, source: str | None = None, duration_s: float | None = None, run_dir: Path | None = None,
-        health: tuple[str, int] | None = None) -> int:
-    """`stream run`: load, check and run a graph in the foreground."""
-    graph = load_graph(path)
-    if source:
-        graph = with_source(graph, source)
-    return asyncio.run(Supervisor(graph, run_dir, health=health).run(duration_s))

@@ -36,6 +36,7 @@ from typing import Any
 
 import msgpack
 import numpy as np
+import setproctitle
 import zmq
 import zmq.asyncio
 
@@ -383,6 +384,9 @@ async def run_spec(spec: NodeSpec) -> None:
     try:
         await runner.run()
     finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):  # done: a stop arriving while the sockets linger is moot, and
+            loop.remove_signal_handler(sig)  # would otherwise kill the exiting process (exit -15, counted a failure)
+            signal.signal(sig, signal.SIG_IGN)
         ctx.destroy(linger=2000)
 
 
@@ -395,12 +399,16 @@ def main() -> None:
     """
     logging.basicConfig(level=os.environ.get("STREAM_LOG_LEVEL", "WARNING"),
                         format=f"%(asctime)s node[{os.getpid()}] %(levelname)s %(message)s")
+    setproctitle.setproctitle("stream node (standby)")
     for kind in sys.argv[1:]:
         resolve(kind)
     line = sys.stdin.readline()
     if not line.strip():
         return
     spec = NodeSpec.from_json(line)
+    setproctitle.setproctitle(f"stream node {spec.name} ({spec.kind})")  # `ps`/`top` show which node is which
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(logging.Formatter(f"%(asctime)s {spec.name}[{os.getpid()}] %(levelname)s %(message)s"))
     try:
         asyncio.run(run_spec(spec))
     except StreamError as exc:

@@ -8,7 +8,8 @@ stitched speakers get their labels back at the next embedded window, within `emb
 
 Event header `t_capture_ns` = capture time of the audio at the edge (a turn's end), so the sinks' latency
 histogram measures how long after a turn ended it was announced: about `latency` + the window step + compute.
-At end of stream it writes `<rttm_dir>/<stream>.rttm`: the same turns as `stream diarize --latency L` gives.
+At end of stream it writes `<rttm_dir>/<stream>-<date>-<time>.rttm` (the stream's start, local time: a new file per
+run, the same after a restart): the same turns as `stream diarize --latency L` gives; the RTTM uri is the stream.
 
     [[nodes]]
     name = "diarization"
@@ -55,7 +56,7 @@ class DiarizationNodeConfig:
     min_duration_on: float = _DEFAULTS.turns.min_duration_on  # s >= 0: shorter turns are dropped
     min_duration_off: float = _DEFAULTS.turns.min_duration_off  # s >= 0: shorter pauses do not end a turn
     enrolled: str = ""  # enrolment store folder (`stream enroll`): its speakers get their names; "" = none
-    rttm_dir: str = ""  # write <rttm_dir>/<stream>.rttm at end of stream; "" = no file
+    rttm_dir: str = ""  # write <rttm_dir>/<stream>-<date>-<time>.rttm at end of stream; "" = no file
 
     def __post_init__(self) -> None:
         self.diarization  # noqa: B018 - builds the chain's configs, which validate every range (ConfigError)
@@ -79,6 +80,11 @@ class StreamDiarization:
     t0_ns: int = 0
     t0_wall: float = 0.0
     audio_s: float = 0.0  # s of audio the stream had when its latest window was cut
+
+
+def rttm_name(stream: str, t0_wall: float) -> str:
+    """`meeting-20261204-171500.rttm`: the stream id and its start (local time)."""
+    return f"{stream}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(t0_wall))}.rttm"
 
 
 class DiarizationNode(Node[DiarizationNodeConfig]):
@@ -135,7 +141,7 @@ class DiarizationNode(Node[DiarizationNodeConfig]):
             out += self._events(name, s.diarizer.finish(s.audio_s))
             if self.config.rttm_dir:
                 Path(self.config.rttm_dir).mkdir(parents=True, exist_ok=True)
-                write_rttm(Path(self.config.rttm_dir) / f"{name}.rttm", name, s.diarizer.turns())
+                write_rttm(Path(self.config.rttm_dir) / rttm_name(name, s.t0_wall), name, s.diarizer.turns())
         return out
 
     def _events(self, stream: str, step: Step) -> list[Message]:

@@ -59,6 +59,7 @@ def build(args: argparse.Namespace):  # -> (DiarizationConfig, WindowAnalyzer, e
     return config, analyzer, enrolled
 
 
+PROGRESS_S = 10.0  # s between progress lines when stderr is not a terminal (a log file, CI)
 CONCURRENT_FILES = 2  # files in flight: one file's start and end (a model batch with nothing to overlap it)
 #   overlap the other's middle, so both cores stay busy on folders of short recordings (bench/RESULTS.md)
 
@@ -103,10 +104,16 @@ def run(args: argparse.Namespace) -> int:
             with tqdm(total=round(total, 1), unit="s", desc=path.name, leave=False, position=row,
                       disable=not sys.stderr.isatty(), file=sys.stderr) as bar:
 
+                logged = [time.monotonic()]
+
                 def progress(t: float) -> None:
                     if stop.is_set():
                         raise _Stopped
                     bar.update(round(t, 1) - bar.n)
+                    if bar.disable and time.monotonic() - logged[0] >= PROGRESS_S:  # a log, not a terminal
+                        logged[0] = time.monotonic()
+                        print(f"{path}: {t:.0f} of {total:.0f} s ({100 * t / total:.0f} %)", file=sys.stderr,
+                              flush=True)
 
                 return diarize_file(path, analyzer, config, enrolled, refine=args.refine, progress=progress)
         finally:
@@ -125,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
             write_rttm(args.out / f"{path.stem}.rttm", path.stem, result.turns)
             if result.refined is not None:
                 write_rttm(args.out / f"{path.stem}.refined.rttm", path.stem, result.refined)
-            print(f"{path}: {result.speakers} speakers, {result.speech:.1f} s speech of {result.duration:.1f} s, "
+            print(f"{path}: {result.speakers} speaker{'s' * (result.speakers != 1)}, {result.speech:.1f} s speech of {result.duration:.1f} s, "
                   f"RTF {result.elapsed / max(result.duration, 1e-9):.3f}")
             audio += result.duration
     finally:

@@ -31,12 +31,13 @@ def _graph(tmp_path, text):
 
 
 def test_demo_graph_loads_with_sinks_node_wired_to_every_node(tmp_path):
-    graph = load_graph(__import__("stream.paths").paths.REPO_ROOT / "configs" / "demo.toml")
-    assert [n.name for n in graph.nodes] == ["capture", "loudness", "sinks"]
-    assert graph.node("sinks").inputs == ("capture", "loudness")
-    assert graph.subscribers("capture") == ["loudness", "sinks"]
-    spec = Supervisor(graph, tmp_path).spec(graph.node("loudness"))
-    assert spec.inputs == {"capture": f"ipc://{tmp_path / 'capture.sock'}"}
+    graph = load_graph(REPO_ROOT / "configs" / "demo.toml")
+    assert [n.name for n in graph.nodes] == ["capture", "segmentation", "diarization", "sed", "beats", "chords",
+                                             "sinks"]
+    assert graph.node("sinks").inputs == ("capture", "segmentation", "diarization", "sed", "beats", "chords")
+    assert graph.subscribers("capture") == ["segmentation", "sed", "beats", "chords", "sinks"]
+    spec = Supervisor(graph, tmp_path).spec(graph.node("diarization"))
+    assert spec.inputs == {"segmentation": f"ipc://{tmp_path / 'segmentation.sock'}"}
     assert spec.subscribers == ["sinks"]
 
 
@@ -107,17 +108,20 @@ def test_missing_source_file_is_named_at_once():
     assert "missing.wav: no such file" in done.stderr and "stream devices" in done.stderr
 
 
-def test_duration_counts_from_ready(tmp_path):
+def test_duration_counts_from_ready(tmp_path, monkeypatch):
     """Issue #21: `--duration` counted the start-up. A node that takes 3 s to set up holds the start; a 1.5 s run
     still delivers 1.5 s of level events (capture starts once every subscriber has joined)."""
     import asyncio
     import json
 
+    # by its own folder: a `tests` package in site-packages (dcase_util ships one) hides `tests.runtime`
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(Path(__file__).parent),
+                                                                   os.environ.get("PYTHONPATH")])))
     out = tmp_path / "events.jsonl"
     graph = _graph(tmp_path, BASE + f"""
 [[nodes]]
 name = "slow"
-kind = "tests.runtime.faulty:SlowStart"
+kind = "faulty:SlowStart"
 inputs = ["capture"]
 [metrics]
 port = 0
