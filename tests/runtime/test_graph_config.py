@@ -108,17 +108,20 @@ def test_missing_source_file_is_named_at_once():
     assert "missing.wav: no such file" in done.stderr and "stream devices" in done.stderr
 
 
-def test_duration_counts_from_ready(tmp_path):
+def test_duration_counts_from_ready(tmp_path, monkeypatch):
     """Issue #21: `--duration` counted the start-up. A node that takes 3 s to set up holds the start; a 1.5 s run
     still delivers 1.5 s of level events (capture starts once every subscriber has joined)."""
     import asyncio
     import json
 
+    # by its own folder: a `tests` package in site-packages (dcase_util ships one) hides `tests.runtime`
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(Path(__file__).parent),
+                                                                   os.environ.get("PYTHONPATH")])))
     out = tmp_path / "events.jsonl"
     graph = _graph(tmp_path, BASE + f"""
 [[nodes]]
 name = "slow"
-kind = "tests.runtime.faulty:SlowStart"
+kind = "faulty:SlowStart"
 inputs = ["capture"]
 [metrics]
 port = 0
