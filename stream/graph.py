@@ -170,9 +170,17 @@ def load_graph(path: Path) -> Graph:
         raise ConfigError(f"graph file {path} not found; see configs/demo.toml for an example") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"graph file {path} is not valid TOML: {exc}") from None
+    return graph_from_table(raw, Path(path))
+
+
+def graph_from_table(raw: dict[str, Any], path: Path) -> Graph:
+    """A checked Graph from a parsed graph TOML (`path` names it in errors and gives the default name)."""
     _table(raw, str(path), {"graph", "metrics", "nodes", "sinks", "curve"})
     head = _table(raw.get("graph", {}), "[graph]", _GRAPH_KEYS)
     met = _table(raw.get("metrics", {}), "[metrics]", {"host", "port"})
+    for key in ("nodes", "sinks"):
+        if not isinstance(raw.get(key, []), list):
+            raise ConfigError(f"{path}: {key} must be an array of tables ([[{key}]] blocks), got {raw[key]!r}")
     entries = []
     for i, node in enumerate(raw.get("nodes", [])):
         node = _table(node, f"[[nodes]] #{i + 1}", _NODE_KEYS)
@@ -180,6 +188,8 @@ def load_graph(path: Path) -> Graph:
             raise ConfigError(f"[[nodes]] #{i + 1} needs a name and a kind")
         node = {**node, **_typed(node, f"[[nodes]] {node['name']!r}", {"name": str, "kind": str, "config": dict,
                                                                       "inputs": list, "endpoint": str})}
+        if not all(isinstance(i, str) for i in node.get("inputs", [])):
+            raise ConfigError(f"[[nodes]] {node['name']!r}: inputs must be node names or endpoints (strings)")
         entries.append(NodeEntry(node["name"], node["kind"], dict(node.get("config", {})),
                                  tuple(node.get("inputs", ())), node.get("endpoint", "")))
     if raw.get("sinks"):

@@ -116,17 +116,16 @@ class DiarizationNode(Node[DiarizationNodeConfig]):
     async def process(self, msg: Message, port: str = "") -> list[Message]:
         activity, embeddings, plan = read_window(msg, self.chain.geometry)
         h, g = msg.header, self.chain.geometry
-        s = self._stream(h.stream)
-        k = h.meta["window"]
-        if k < s.diarizer.windows:
-            raise MessageError("order", f"stream {h.stream}: window {k} arrived after window {s.diarizer.windows - 1}")
-        if (k - s.diarizer.windows) * g.step > MAX_GAP_S:
-            raise MessageError("order", f"stream {h.stream}: window {k} is {k - s.diarizer.windows} windows ahead of "
-                                        f"the next expected ({s.diarizer.windows}); at most {MAX_GAP_S:.0f} s are "
-                                        "filled with silence")
+        k, expected = h.meta["window"], self.streams[h.stream].diarizer.windows if h.stream in self.streams else 0
+        if k < expected:
+            raise MessageError("order", f"stream {h.stream}: window {k} arrived after window {expected - 1}")
+        if (k - expected) * g.step > MAX_GAP_S:
+            raise MessageError("order", f"stream {h.stream}: window {k} is {k - expected} windows ahead of the next "
+                                        f"expected ({expected}); at most {MAX_GAP_S:.0f} s are filled with silence")
         t_end = (k + 1) * g.step
         if not t_end - g.duration <= h.meta["audio_s"] <= t_end + g.duration + 1.0:  # blocks are <= 1 s
             raise MessageError("meta", f"audio_s={h.meta['audio_s']} s does not fit window {k} (ends at {t_end} s)")
+        s = self._stream(h.stream)  # only now: a refused window leaves no state behind
         s.t0_ns, s.t0_wall = h.t_capture_ns - round(t_end * 1e9), h.t_wall - t_end
         s.audio_s = float(h.meta["audio_s"])
         out = []

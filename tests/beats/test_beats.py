@@ -25,7 +25,7 @@ from nodes.beats.evaluate import score
 from nodes.beats.files import read_beats, track_file
 from nodes.beats.node import BeatsNode
 from nodes.beats.tracker import BeatTracker, TrackerConfig
-from stream.errors import AudioError, ConfigError, MessageError, ModelError
+from stream.errors import ConfigError, MessageError, ModelError
 from stream.graph import NodeEntry, Supervisor, check, load_graph, with_source
 from stream.message import Message
 from stream.paths import REPO_ROOT
@@ -108,7 +108,7 @@ async def test_node_rejects_bad_input_and_goes_on():
         samples = x[i * 441:(i + 1) * 441].copy()
         if i == 100:
             samples[5] = np.nan
-            with pytest.raises(AudioError, match="NaN"):
+            with pytest.raises(MessageError, match="NaN"):
                 await node.process(block(i, samples))
             continue
         beats += [m.header.meta for m in await node.process(block(i, samples)) if m.header.meta["type"] == "beat"]
