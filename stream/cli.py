@@ -34,6 +34,7 @@ COMMANDS = [
     "keys",
     "chords",
     "fingerprint",
+    "plot",
 ]
 
 

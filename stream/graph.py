@@ -170,9 +170,17 @@ def load_graph(path: Path) -> Graph:
         raise ConfigError(f"graph file {path} not found; see configs/demo.toml for an example") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"graph file {path} is not valid TOML: {exc}") from None
+    return graph_from_table(raw, Path(path))
+
+
+def graph_from_table(raw: dict[str, Any], path: Path) -> Graph:
+    """A checked Graph from a parsed graph TOML (`path` names it in errors and gives the default name)."""
     _table(raw, str(path), {"graph", "metrics", "nodes", "sinks", "curve"})
     head = _table(raw.get("graph", {}), "[graph]", _GRAPH_KEYS)
     met = _table(raw.get("metrics", {}), "[metrics]", {"host", "port"})
+    for key in ("nodes", "sinks"):
+        if not isinstance(raw.get(key, []), list):
+            raise ConfigError(f"{path}: {key} must be an array of tables ([[{key}]] blocks), got {raw[key]!r}")
     entries = []
     for i, node in enumerate(raw.get("nodes", [])):
         node = _table(node, f"[[nodes]] #{i + 1}", _NODE_KEYS)
@@ -180,6 +188,8 @@ def load_graph(path: Path) -> Graph:
             raise ConfigError(f"[[nodes]] #{i + 1} needs a name and a kind")
         node = {**node, **_typed(node, f"[[nodes]] {node['name']!r}", {"name": str, "kind": str, "config": dict,
                                                                       "inputs": list, "endpoint": str})}
+        if not all(isinstance(i, str) for i in node.get("inputs", [])):
+            raise ConfigError(f"[[nodes]] {node['name']!r}: inputs must be node names or endpoints (strings)")
         entries.append(NodeEntry(node["name"], node["kind"], dict(node.get("config", {})),
                                  tuple(node.get("inputs", ())), node.get("endpoint", "")))
     if raw.get("sinks"):
@@ -391,6 +401,7 @@ class Supervisor:
         proc = await (spare or self._standby())
         proc.stdin.write(self.spec(node).to_json().encode() + b"\n")
         proc.stdin.close()
+        (log.warning if self.restarts[node.name] else log.info)("node %s: pid %d", node.name, proc.pid)
         self.procs[node.name] = proc
         self.beats[node.name] = time.monotonic()
         self.states[node.name] = "starting"
@@ -407,6 +418,8 @@ class Supervisor:
             watchdog.cancel()
             metrics.mark_dead(proc.pid, self.run_dir / "metrics")
             if code == 0 or self.stopping.is_set():
+                if code:
+                    log.warning("node %s exited with %d while the graph stopped", node.name, code)
                 return code
             if code == EXIT_FATAL:
                 log.error("node %s cannot run (its error is above); stopping the graph", node.name)
@@ -510,12 +523,3 @@ def parse_beat(raw: bytes) -> dict[str, Any] | None:
             and beat.get("state") in ("starting", "ready", "done")):
         return None
     return beat
-
-
-def run(path: Path, source: str | None = None, duration_s: float | None = None, run_dir: Path | None = None,
-        health: tuple[str, int] | None = None) -> int:
-    """`stream run`: load, check and run a graph in the foreground."""
-    graph = load_graph(path)
-    if source:
-        graph = with_source(graph, source)
-    return asyncio.run(Supervisor(graph, run_dir, health=health).run(duration_s))

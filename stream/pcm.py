@@ -1,8 +1,9 @@
 """The one check every node applies to a "pcm" message before touching its samples.
 
 A message that passed the wire check (`stream.message.decode`) can still be unusable audio: a 0-d or 3-d array,
-no channels, a `valid_frames` that is not a frame count, NaN or infinite samples, a rate of 0. Nodes call
-`pcm_frames` and let its MessageError reach the runtime, which counts the message as malformed and goes on.
+no channels, a `valid_frames` that is not a frame count, NaN or infinite samples, samples far beyond full scale,
+a rate of 0. Nodes call
+`pcm_frames` (or `mono`) and let its MessageError reach the runtime, which counts the message as malformed and goes on.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from stream.errors import MessageError
 from stream.message import Message
 
 MAX_CHANNELS = 64
+MAX_AMPLITUDE = 1000.0  # 60 dB over full scale (1.0): float pcm beyond this is not audio (and overflows power)
 
 
 def pcm_frames(msg: Message, rate: int | None = None) -> np.ndarray:
@@ -36,6 +38,9 @@ def pcm_frames(msg: Message, rate: int | None = None) -> np.ndarray:
     if not np.isfinite(data).all():
         raise MessageError("nonfinite", "pcm has NaN or infinite samples (the capture node replaces them with "
                                         "silence; check the sender)")
+    if data.size and np.abs(data).max() > MAX_AMPLITUDE:
+        raise MessageError("amplitude", f"pcm samples reach {np.abs(data).max():.3g}; float pcm is full scale at "
+                                        f"1.0 and this node takes up to {MAX_AMPLITUDE:g}")
     return data
 
 

@@ -36,6 +36,7 @@ from typing import Any
 
 import msgpack
 import numpy as np
+import setproctitle
 import zmq
 import zmq.asyncio
 
@@ -243,7 +244,7 @@ class Runner:
             while self.queue:
                 port, msg = self.queue.popleft()
                 self._depth.set(len(self.queue))
-                await self._handle(port, msg)
+                await self.handle(port, msg)
                 await asyncio.sleep(0)  # heartbeats go out between messages: a node behind is slow, not hung
 
     def _take(self, port: str, sock: zmq.asyncio.Socket) -> None:
@@ -253,14 +254,17 @@ class Runner:
                 frames = sock.recv_multipart(zmq.NOBLOCK, copy=False).result()
             except zmq.Again:
                 break
-            msg = self._decode(port, frames)
+            msg = self.receive(port, [f.buffer for f in frames])
             if msg is not None:
                 self.queue.append((port, msg))
         self._depth.set(len(self.queue))
 
-    def _decode(self, port: str, frames: list[zmq.Frame]) -> Message | None:
+    def receive(self, port: str, frames: list[bytes | memoryview]) -> Message | None:
+        """The message of wire frames `[topic, header, array]` from input `port`, or None when it is refused (and
+        counted: malformed, rejected). `stream.runner` and the fuzzer (tests/fuzz) feed nodes through this and
+        `handle`."""
         try:
-            msg = decode([f.buffer for f in frames[1:]])
+            msg = decode(frames[1:])
         except MessageError as exc:
             self._messages["malformed"].inc()
             self._log_once(exc.reason, f"{self.spec.name}: malformed message from {port} ({exc}); counting, going on")
@@ -288,7 +292,8 @@ class Runner:
             log.warning("%s: seq from %s went back to %d (sender restarted)", self.spec.name, port, msg.header.seq)
         return msg
 
-    async def _handle(self, port: str, msg: Message) -> None:
+    async def handle(self, port: str, msg: Message) -> None:
+        """Process one received message (end-of-stream included), count the result, publish the outputs."""
         if msg.header.kind == EOS:
             if self._accounts(port, msg.header.meta.get("sent")):
                 self.ended.add(port)
@@ -383,6 +388,9 @@ async def run_spec(spec: NodeSpec) -> None:
     try:
         await runner.run()
     finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):  # done: a stop arriving while the sockets linger is moot, and
+            loop.remove_signal_handler(sig)  # would otherwise kill the exiting process (exit -15, counted a failure)
+            signal.signal(sig, signal.SIG_IGN)
         ctx.destroy(linger=2000)
 
 
@@ -395,12 +403,16 @@ def main() -> None:
     """
     logging.basicConfig(level=os.environ.get("STREAM_LOG_LEVEL", "WARNING"),
                         format=f"%(asctime)s node[{os.getpid()}] %(levelname)s %(message)s")
+    setproctitle.setproctitle("stream node (standby)")
     for kind in sys.argv[1:]:
         resolve(kind)
     line = sys.stdin.readline()
     if not line.strip():
         return
     spec = NodeSpec.from_json(line)
+    setproctitle.setproctitle(f"stream node {spec.name} ({spec.kind})")  # `ps`/`top` show which node is which
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(logging.Formatter(f"%(asctime)s {spec.name}[{os.getpid()}] %(levelname)s %(message)s"))
     try:
         asyncio.run(run_spec(spec))
     except StreamError as exc:

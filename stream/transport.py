@@ -22,6 +22,7 @@ events and reconnects when a disconnect is not followed by ZeroMQ's own retry (`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -168,7 +169,8 @@ class Input:
         if self._disconnected_at is None or time.monotonic() - self._disconnected_at < self.settle_s:
             return False
         self._disconnected_at = None
-        self.sock.disconnect(self.endpoint)
+        with contextlib.suppress(zmq.ZMQError):  # ZeroMQ may have dropped the endpoint already
+            self.sock.disconnect(self.endpoint)
         self.sock.connect(self.endpoint)
         return True
 

@@ -13,8 +13,9 @@ prediction absorbs.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from functools import cache
+from functools import partial
 
 import numpy as np
 
@@ -104,34 +105,46 @@ def bucket(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
 
 
-@cache
-def _jitted():
+def _scan(params, x, state, valid):
+    """`crnn` frame by frame over a padded bucket; the state after the last valid frame."""
     import jax
     import jax.numpy as jnp
 
-    def run(params, x, state, valid):
-        """`crnn` over a padded bucket; the state after the last valid frame."""
-        def one(carry, inp):
-            frame, keep = inp
-            out, new = crnn(params, frame[None], carry)
-            return jnp.where(keep, new, carry), out[0]
-        state, out = jax.lax.scan(one, state, (x, valid))
-        return out, state
+    def one(carry, inp):
+        frame, keep = inp
+        out, new = crnn(params, frame[None], carry)
+        return jnp.where(keep, new, carry), out[0]
 
-    return jax.jit(run)
+    state, out = jax.lax.scan(one, state, (x, valid))
+    return out, state
+
+
+_COMPILED: dict[int, tuple] = {}  # id(params) -> (params, jitted step): one compilation per weight set
+
+
+def compiled(params):
+    """`_scan` jitted with the weights closed over (as constants a call costs ~0.13 ms instead of ~0.28 ms of CPU
+    per frame: the step runs 50 times a second per stream)."""
+    import jax
+
+    held = _COMPILED.get(id(params))
+    if held is None or held[0] is not params:
+        held = _COMPILED[id(params)] = (params, jax.jit(partial(_scan, params)))
+    return held[1]
 
 
 class BeatNetFrontEnd:
     """Stateful step for `BeatTracker`: 22.05 kHz samples -> [n, 2] (beat, downbeat) activations at 50 frames/s."""
 
     def __init__(self, params) -> None:
-        import jax
-
+        # one frame per call: XLA's intra-op threads only add synchronisation (CPU RTF 0.036 -> 0.024 measured);
+        # takes effect when this is the process's first use of JAX (a node process, `stream beats`)
+        os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
         if params is None:
             from stream.models import load_params
 
             params = load_params("beatnet-1")
-        self.params = jax.device_put(params)
+        self.params = params
         self.config = BeatNetFrontEndConfig()
         self.filters = log_filterbank()
         self.reset()
@@ -151,7 +164,7 @@ class BeatNetFrontEnd:
         import jax.numpy as jnp
 
         for n in sizes:
-            _jitted()(self.params, jnp.zeros((n, 272), jnp.float32), self.state, jnp.zeros(n, bool))
+            compiled(self.params)(jnp.zeros((n, 272), jnp.float32), self.state, jnp.zeros(n, bool))
 
     def push(self, samples: np.ndarray, last: bool = False) -> np.ndarray:
         self.samples += len(samples)
@@ -170,6 +183,6 @@ class BeatNetFrontEnd:
         size = bucket(n)
         padded = np.zeros((size, feats.shape[1]), np.float32)
         padded[:n] = feats
-        out, self.state = _jitted()(self.params, padded, self.state, np.arange(size) < n)
+        out, self.state = compiled(self.params)(padded, self.state, np.arange(size) < n)
         self.frames += n
         return np.asarray(out)[:n, :2]

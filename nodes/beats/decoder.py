@@ -37,6 +37,8 @@ class DecoderConfig:
     tempogram_s: float = 6.0  # tempogram memory (s of onset strength)
     tempogram_every: int = 10  # frames between tempogram updates
     tempogram_power: float = 1.0  # [0, 4] weight of the tempogram on the tempo transition (0 = ignore it)
+    prior_power: float = 0.0  # [0, 2] weight of the tempo prior on every beat's transition (0 = only at the start
+    #                           and on jumps)
     lead: int = 2  # frames before its phase 0 that a beat is emitted (and predicted)
     min_gap: float = 0.6  # fraction of the period that must separate two emitted beats
 
@@ -142,7 +144,7 @@ class BeatDecoder:
     def tempo_transitions(self, salience: np.ndarray) -> np.ndarray:
         """The per-beat period transition given a tempogram: drift, or a jump to a supported tempo."""
         c = self.config
-        weight = salience ** c.tempogram_power
+        weight = salience ** c.tempogram_power * (self.prior / self.prior.max()) ** c.prior_power
         target = self.prior * weight
         a = (1 - c.jump) * self.drift * weight[None, :] + c.jump * target / target.sum()
         return a / a.sum(axis=1, keepdims=True)

@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 
 from nodes.beats.tracker import MODES, Beat, BeatTracker, TempoChange, TrackerConfig
-from stream.errors import ConfigError, MessageError
+from stream.errors import ConfigError
 from stream.message import Message
 from stream.node import Node
+from stream.pcm import mono
 
 
 @dataclass(frozen=True)
@@ -81,11 +82,9 @@ class BeatsNode(Node[BeatsNodeConfig]):
 
     async def process(self, msg: Message, port: str = "") -> list[Message]:
         h = msg.header
-        if h.kind != "pcm" or h.dtype != "float32" or len(h.shape) not in (1, 2):
-            raise MessageError("input", f"beats takes float32 pcm, got {h.kind} {h.dtype} {list(h.shape)}")
-        samples = msg.data if msg.data.ndim == 1 else msg.data.mean(axis=1, dtype=np.float32)
+        samples = mono(msg)  # MessageError for unusable pcm (stream.pcm), before any state exists
         s = self._stream(msg)
-        beats, tempi = s.tracker.push(samples[: h.meta.get("valid_frames", len(samples))])
+        beats, tempi = s.tracker.push(samples)
         return [self._beat(h.stream, b) for b in beats] + [self._tempo(h.stream, t) for t in tempi]
 
     def _message(self, stream: str, time_s: float, meta: dict[str, Any]) -> Message:

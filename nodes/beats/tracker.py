@@ -18,6 +18,7 @@ from nodes.beats.onset import RATE, OnsetConfig, OnsetDetector
 from stream.errors import AudioError, ConfigError
 
 MODES = ("dp", "crnn")
+OFFSETS = {"dp": 0.015, "crnn": 0.023}  # s: median (reference - ours) over matched beats, drums/band, tune half
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class TempoChange:
 class TrackerConfig:
     mode: str = "dp"  # "dp" (onset strength) or "crnn" (BeatNet's CRNN, needs the beatnet model file)
     model: int = 1  # crnn mode: which BeatNet model (1, 2 or 3)
-    offset_s: float = 0.0  # added to every beat time (s): the front end's systematic delay, tuned
+    offset_s: float | None = None  # added to every beat time (s); None = the mode's tuned value (OFFSETS)
     tempo_change: float = 0.04  # relative tempo change that triggers a tempo.changed event
     tempo_hold_s: float = 1.0  # the new tempo must hold this long (s) before it is announced
     onset: OnsetConfig = field(default_factory=OnsetConfig)
@@ -61,6 +62,7 @@ class BeatTracker:
         self.config = config or TrackerConfig()
         self.rate = rate
         c = self.config
+        self.offset = OFFSETS[c.mode] if c.offset_s is None else c.offset_s
         if c.mode == "dp":
             self.frontend = OnsetDetector(c.onset)
         else:
@@ -104,7 +106,7 @@ class BeatTracker:
         beats = []
         now = self.origin + self.heard / RATE
         for b in self.decoder.step(obs):
-            t = self.origin + self.frontend.frame_time(b.frame + b.ahead) + self.config.offset_s
+            t = self.origin + self.frontend.frame_time(b.frame + b.ahead) + self.offset
             if t < 0:
                 continue
             position = self.bars.step(self._downbeat_at(self.previous_beat) if downbeat is not None else None)

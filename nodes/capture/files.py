@@ -6,6 +6,8 @@ with the same `Conformer` the live capture node uses.
 
 from __future__ import annotations
 
+import os
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,21 +21,42 @@ BLOCK_SECONDS = 30.0  # decode this much audio at a time
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".oga", ".opus", ".aiff", ".aif")
 
 
-def audio_files(paths: list[Path]) -> list[Path]:
-    """Files as given, folders recursed for audio suffixes (sorted); a missing path raises AudioError."""
+def find_audio(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """(files as given and audio files in folders, recursed and sorted; [(path, why it was left out)] for paths
+    that are missing and folders that cannot be read), so a batch command reports each and goes on with the rest."""
     out: list[Path] = []
+    problems: list[tuple[Path, str]] = []
     for path in paths:
         if path.is_dir():
-            out += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+            found: list[Path] = []
+            for folder, _, names in os.walk(path, onerror=lambda exc: problems.append(
+                    (Path(exc.filename), f"cannot read this folder ({exc.strerror}); its files are left out"))):
+                found += [Path(folder) / n for n in names if Path(n).suffix.lower() in AUDIO_SUFFIXES]
+            out += sorted(p for p in found if p.is_file())
         elif path.is_file():
             out.append(path)
         else:
-            raise AudioError(f"{path}: no such file or folder")
-    return out
+            problems.append((path, "no such file or folder"))
+    return out, problems
+
+
+def audio_files(paths: list[Path]) -> list[Path]:
+    """Files as given, folders recursed for audio suffixes (sorted); AudioError for the first path that is missing
+    or a folder that cannot be read (for commands that need every input, e.g. enrolment)."""
+    files, problems = find_audio(paths)
+    if problems:
+        path, reason = problems[0]
+        raise AudioError(f"{path}: {reason}")
+    return files
 
 
 def open_audio(path: Path) -> sf.SoundFile:
-    """The opened file, or AudioError saying why it cannot be used."""
+    """The opened file, or AudioError saying why it cannot be used (unreadable, not audio, empty, truncated)."""
+    try:
+        with open(path, "rb") as raw:
+            head = raw.read(4096)
+    except OSError as exc:
+        raise AudioError(f"cannot read the file ({exc.strerror})") from None
     try:
         f = sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
@@ -43,7 +66,33 @@ def open_audio(path: Path) -> sf.SoundFile:
         f.close()
         raise AudioError("the file has no samples")
     check_rate(int(f.samplerate), "file")
+    declared = _wav_data_bytes(head)
+    available = f.frames * f.channels * _wav_sample_bytes(f.subtype)
+    if declared is not None and available and declared > available + f.channels * 8:
+        f.close()
+        per_second = available / f.frames * f.samplerate
+        raise AudioError(f"the file is truncated: its header announces {declared / per_second:.1f} s of audio, only "
+                         f"{available / per_second:.1f} s are there; repair or re-encode it "
+                         "(`ffmpeg -i IN OUT.flac` keeps what is there)")
     return f
+
+
+def _wav_data_bytes(head: bytes) -> int | None:
+    """Size of the data chunk a RIFF/WAVE header announces (None: not a WAV, or a streaming placeholder size)."""
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    offset = 12
+    while offset + 8 <= len(head):
+        chunk, size = struct.unpack_from("<4sI", head, offset)
+        if chunk == b"data":
+            return None if size in (0, 0xFFFFFFFF) else size
+        offset += 8 + size + (size & 1)
+    return None
+
+
+def _wav_sample_bytes(subtype: str) -> int:
+    """Bytes per sample of a WAV subtype (0 for compressed ones, which the truncation check skips)."""
+    return {"PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}.get(subtype, 0)
 
 
 def read_blocks(path: Path, rate: int = 16000) -> Iterator[np.ndarray]:

@@ -1,4 +1,5 @@
-"""Capture node: audio from a device, a file or the test signal, as fixed-size stamped `pcm` messages.
+"""Capture node: audio from a device, a file, a scene (files one after another: the demo) or the test signal,
+as fixed-size stamped `pcm` messages.
 
 Output: kind "pcm", data float32 [block frames, channels] at `rate` Hz, `t_capture_ns` = monotonic capture
 time of the block's first sample. The last block of a file is zero-padded to full size; its
@@ -8,7 +9,7 @@ time of the block's first sample. The last block of a file is zero-padded to ful
     name = "capture"
     kind = "capture"
     [nodes.config]
-    source = "device"   # "device" | "file" | "signal"
+    source = "device"   # "device" | "file" | "scene" | "signal"
     device = "pulse"    # index or (part of a) name from `stream devices`; omit for the default input
     rate = 16000
 """
@@ -24,7 +25,15 @@ from typing import Literal
 import numpy as np
 
 from nodes.capture.conform import MAX_RATE, MIN_RATE, Block, Conformer
-from nodes.capture.sources import DeviceSource, FileSource, SignalSource, Source, Timeline, block_frames
+from nodes.capture.sources import (
+    DeviceSource,
+    FileSource,
+    SceneSource,
+    SignalSource,
+    Source,
+    Timeline,
+    block_frames,
+)
 from stream.errors import ConfigError
 from stream.message import NAME_RULE, Message, valid_name
 from stream.node import Source as SourceNode
@@ -32,9 +41,10 @@ from stream.node import Source as SourceNode
 
 @dataclass(frozen=True)
 class CaptureConfig:
-    source: Literal["device", "file", "signal"] = "signal"
+    source: Literal["device", "file", "scene", "signal"] = "signal"
     device: int | str | None = None  # source "device": index or name part; None = the default input
     path: str = ""  # source "file": WAV/FLAC/OGG at any rate and channel count
+    scene: tuple[str, ...] = ()  # source "scene": files played one after another (relative: under STREAM_DATA_DIR)
     rate: int = 16_000  # Hz, the graph's sample rate [8000, 192000]
     channels: int = 1  # 1 = mono (down-mixed), 2 = stereo
     block_ms: float = 20.0  # ms per block, (0, 1000]
@@ -53,6 +63,8 @@ class CaptureConfig:
             raise ConfigError(f"capture stream {self.stream!r} must be {NAME_RULE}")
         if self.source == "file" and not self.path:
             raise ConfigError('capture source "file" needs path = "some.wav"')
+        if self.source == "scene" and not self.scene:
+            raise ConfigError('capture source "scene" needs scene = ["first.flac", "second.wav", ...]')
 
 
 class CaptureNode(SourceNode[CaptureConfig]):
@@ -72,6 +84,8 @@ class CaptureNode(SourceNode[CaptureConfig]):
             return DeviceSource(c.device, channels=c.channels, block_ms=c.block_ms, node=self.name)
         if c.source == "file":
             return FileSource(c.path, block_ms=c.block_ms, realtime=c.realtime, loop=c.loop, timeline=self.timeline)
+        if c.source == "scene":
+            return SceneSource(c.scene, c.rate, block_ms=c.block_ms, realtime=c.realtime, timeline=self.timeline)
         return SignalSource(c.rate, block_ms=c.block_ms, realtime=c.realtime, timeline=self.timeline)
 
     def state_dict(self) -> dict[str, int]:

@@ -1,4 +1,4 @@
-"""Block sources: a sound device, a file, or the generated test signal, as async iterators of stamped blocks.
+"""Block sources: a sound device, a file, a scene of files, or the generated test signal, as async iterators of stamped blocks.
 
 Each source yields `Block(samples float32 [frames, channels], t_capture_ns)` at its own native rate and channel
 count; `conform.Conformer` brings them to the graph's format. Stamps are on the `time.monotonic_ns()` clock:
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,8 +23,10 @@ import soundfile as sf
 from nodes.capture import testsignal
 from nodes.capture.clock import ArrivalClock
 from nodes.capture.conform import Block, check_finite, check_rate
+from nodes.capture.files import read_blocks
 from stream.errors import AudioError
 from stream.metrics import CAPTURE_PROBLEMS
+from stream.paths import data_dir
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +143,59 @@ class SignalSource:
             yield Block(samples, await self.timeline.advance(self.block_frames, self.rate, self.realtime))
 
 
+class SceneSource:
+    """Several sound files played one after another as one stream (the demo scene: a meeting, an alarm, music),
+    mono at the graph's `rate`, paced like `FileSource`. Relative paths are under `STREAM_DATA_DIR`."""
+
+    channels = 1
+
+    def __init__(self, paths: tuple[str, ...], rate: int, block_ms: float = 20.0, realtime: bool = True,
+                 timeline: Timeline | None = None) -> None:
+        self.paths = [scene_path(p) for p in paths]
+        self.durations = []
+        for path in self.paths:
+            try:
+                self.durations.append(sf.info(str(path)).duration)
+            except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+                raise AudioError(f"scene part {path}: cannot read it ({exc}); relative parts are under "
+                                 f"STREAM_DATA_DIR ({data_dir()}): set it to the shared data folder") from None
+        self.rate = check_rate(rate, "scene")
+        self.block_frames = block_frames(rate, block_ms)
+        self.realtime = realtime
+        self.timeline = timeline or Timeline()
+
+    def parts(self) -> list[tuple[float, float, Path]]:
+        """(start s, end s, file) of each part on the stream's time line."""
+        starts = np.cumsum([0.0, *self.durations])
+        return [(float(a), float(b), p) for a, b, p in zip(starts, starts[1:], self.paths)]
+
+    async def blocks(self) -> AsyncIterator[Block]:
+        self.timeline.begin(self.rate, self.realtime)
+        skip = self.timeline.offset  # a restarted capture resumes where the scene was
+        for path in self.paths:
+            for chunk in read_blocks(path, self.rate):
+                for first in range(0, len(chunk), self.block_frames):
+                    samples = chunk[first:first + self.block_frames]
+                    if skip >= len(samples):
+                        skip -= len(samples)
+                        continue
+                    samples, skip = samples[skip:], 0
+                    yield Block(samples[:, None], await self.timeline.advance(len(samples), self.rate, self.realtime))
+
+
+def scene_path(part: str) -> Path:
+    """A scene part: absolute, or relative to STREAM_DATA_DIR."""
+    return Path(part) if Path(part).is_absolute() else data_dir() / part
+
+
 def find_input_device(device: str | int | None) -> dict[str, Any]:
-    """PortAudio's description of an input device by index, name (or unique part of it), or the default."""
+    """PortAudio's description of an input device by index, name (or unique part of it), or the default.
+
+    `pulse:<source>` is the sound server's source of that name (`stream devices` lists them): PortAudio's "pulse"
+    device with PULSE_SOURCE set, which the PulseAudio client library reads when the stream opens.
+    """
+    if isinstance(device, str) and device.startswith("pulse:"):
+        os.environ["PULSE_SOURCE"], device = device.removeprefix("pulse:"), "pulse"
     import sounddevice as sd  # PortAudio enumerates devices when imported: import only where needed
 
     try:

@@ -72,7 +72,7 @@ class ChordsNode(Node[ChordsNodeConfig]):
 
     async def process(self, msg: Message, port: str = "") -> list[Message]:
         h = msg.header
-        samples = mono(msg)
+        samples = mono(msg)  # MessageError for unusable pcm (stream.pcm), before any state exists
         s = self.streams.get(h.stream)
         if s is None:
             s = self.streams[h.stream] = StreamChords(ChordTracker(h.sr, self.config.chroma, self.config.chords),

@@ -8,7 +8,8 @@ stitched speakers get their labels back at the next embedded window, within `emb
 
 Event header `t_capture_ns` = capture time of the audio at the edge (a turn's end), so the sinks' latency
 histogram measures how long after a turn ended it was announced: about `latency` + the window step + compute.
-At end of stream it writes `<rttm_dir>/<stream>.rttm`: the same turns as `stream diarize --latency L` gives.
+At end of stream it writes `<rttm_dir>/<stream>-<date>-<time>.rttm` (the stream's start, local time: a new file per
+run, the same after a restart): the same turns as `stream diarize --latency L` gives; the RTTM uri is the stream.
 
     [[nodes]]
     name = "diarization"
@@ -55,7 +56,7 @@ class DiarizationNodeConfig:
     min_duration_on: float = _DEFAULTS.turns.min_duration_on  # s >= 0: shorter turns are dropped
     min_duration_off: float = _DEFAULTS.turns.min_duration_off  # s >= 0: shorter pauses do not end a turn
     enrolled: str = ""  # enrolment store folder (`stream enroll`): its speakers get their names; "" = none
-    rttm_dir: str = ""  # write <rttm_dir>/<stream>.rttm at end of stream; "" = no file
+    rttm_dir: str = ""  # write <rttm_dir>/<stream>-<date>-<time>.rttm at end of stream; "" = no file
 
     def __post_init__(self) -> None:
         self.diarization  # noqa: B018 - builds the chain's configs, which validate every range (ConfigError)
@@ -79,6 +80,11 @@ class StreamDiarization:
     t0_ns: int = 0
     t0_wall: float = 0.0
     audio_s: float = 0.0  # s of audio the stream had when its latest window was cut
+
+
+def rttm_name(stream: str, t0_wall: float) -> str:
+    """`meeting-20261204-171500.rttm`: the stream id and its start (local time)."""
+    return f"{stream}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(t0_wall))}.rttm"
 
 
 class DiarizationNode(Node[DiarizationNodeConfig]):
@@ -110,17 +116,16 @@ class DiarizationNode(Node[DiarizationNodeConfig]):
     async def process(self, msg: Message, port: str = "") -> list[Message]:
         activity, embeddings, plan = read_window(msg, self.chain.geometry)
         h, g = msg.header, self.chain.geometry
-        s = self._stream(h.stream)
-        k = h.meta["window"]
-        if k < s.diarizer.windows:
-            raise MessageError("order", f"stream {h.stream}: window {k} arrived after window {s.diarizer.windows - 1}")
-        if (k - s.diarizer.windows) * g.step > MAX_GAP_S:
-            raise MessageError("order", f"stream {h.stream}: window {k} is {k - s.diarizer.windows} windows ahead of "
-                                        f"the next expected ({s.diarizer.windows}); at most {MAX_GAP_S:.0f} s are "
-                                        "filled with silence")
+        k, expected = h.meta["window"], self.streams[h.stream].diarizer.windows if h.stream in self.streams else 0
+        if k < expected:
+            raise MessageError("order", f"stream {h.stream}: window {k} arrived after window {expected - 1}")
+        if (k - expected) * g.step > MAX_GAP_S:
+            raise MessageError("order", f"stream {h.stream}: window {k} is {k - expected} windows ahead of the next "
+                                        f"expected ({expected}); at most {MAX_GAP_S:.0f} s are filled with silence")
         t_end = (k + 1) * g.step
         if not t_end - g.duration <= h.meta["audio_s"] <= t_end + g.duration + 1.0:  # blocks are <= 1 s
             raise MessageError("meta", f"audio_s={h.meta['audio_s']} s does not fit window {k} (ends at {t_end} s)")
+        s = self._stream(h.stream)  # only now: a refused window leaves no state behind
         s.t0_ns, s.t0_wall = h.t_capture_ns - round(t_end * 1e9), h.t_wall - t_end
         s.audio_s = float(h.meta["audio_s"])
         out = []
@@ -135,7 +140,7 @@ class DiarizationNode(Node[DiarizationNodeConfig]):
             out += self._events(name, s.diarizer.finish(s.audio_s))
             if self.config.rttm_dir:
                 Path(self.config.rttm_dir).mkdir(parents=True, exist_ok=True)
-                write_rttm(Path(self.config.rttm_dir) / f"{name}.rttm", name, s.diarizer.turns())
+                write_rttm(Path(self.config.rttm_dir) / rttm_name(name, s.t0_wall), name, s.diarizer.turns())
         return out
 
     def _events(self, stream: str, step: Step) -> list[Message]:

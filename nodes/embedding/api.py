@@ -136,17 +136,35 @@ def embed_waveforms(params: Params, waves: list[np.ndarray], sample_rate: int = 
     return embed_feature_list(params, feats, batch_size)
 
 
+MAX_BATCH_FRAMES = 8 * 3000  # padded rows x frames per CAM++ call (8 utterances of 30 s): bounds its memory
+
+
+def length_batches(lengths: list[int], batch_size: int = 8, max_frames: int = MAX_BATCH_FRAMES) -> list[list[int]]:
+    """Indices of utterances of `lengths` frames grouped for `embed`: a batch shares one length bucket (so padding
+    adds < 42 % to any row, never a short file padded to a long one) and pads to at most `max_frames` rows x frames
+    (a longer utterance is a batch of its own), with at most `batch_size` rows."""
+    batches: list[list[int]] = []
+    bucket = 0
+    for i in sorted(range(len(lengths)), key=lengths.__getitem__):
+        size = bucket_frames(lengths[i])
+        current = batches[-1] if batches else []
+        if not current or size != bucket or len(current) >= batch_size \
+                or bucket_batch(len(current) + 1) * size > max_frames:
+            batches.append([])
+        batches[-1].append(i)
+        bucket = size
+    return batches
+
+
 def embed_feature_list(params: Params, feats: list[np.ndarray], batch_size: int = 8,
                        progress: Callable[[int], None] | None = None,
                        cfg: CampplusConfig = CampplusConfig()) -> np.ndarray:
-    """[T_i, 80] fbank of N utterances -> [N, 192], in input order; similar lengths share a padded batch.
+    """[T_i, 80] fbank of N utterances -> [N, 192], in input order; batched by `length_batches`.
 
     `progress(n)` is called after each batch with the number of rows it finished.
     """
     out = np.zeros((len(feats), CampplusConfig().embedding_size), np.float32)
-    order = sorted(range(len(feats)), key=lambda i: len(feats[i]))
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
+    for rows in length_batches([len(f) for f in feats], batch_size):
         t = max(len(feats[i]) for i in rows)
         batch = np.stack([np.pad(feats[i], ((0, t - len(feats[i])), (0, 0))) for i in rows])
         out[rows] = embed(params, batch, lengths=np.array([len(feats[i]) for i in rows]), cfg=cfg)

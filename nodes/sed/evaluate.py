@@ -1,4 +1,5 @@
-"""Scoring sound-event alerts against references: sed_eval F1 per rule, false alarms per hour, latency, plots.
+"""Scoring sound-event alerts against references: F1 per rule (sed_eval's definitions), false alarms per hour,
+latency, plots.
 
 Event lists are (onset, offset, label) in seconds, sed_eval's format (tab-separated files: `stream detect`'s
 `<stem>.events.tsv`, and references such as `bench/simulate_sed.py` writes). A file whose reference is empty is a
@@ -7,6 +8,7 @@ negative: every alert in it is a false alarm.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,51 +63,74 @@ class Report:
         return 3600 * self.false_alarms / self.negative_s if self.negative_s > 0 else None
 
 
-def _container(events: dict[str, list[Event]]):
-    import dcase_util
+def _matches(refs: list[float], ests: list[float], collar: float) -> int:
+    """Largest one-to-one matching of onsets within +-collar (sed_eval's "optimal" bipartite matching)."""
+    partner: dict[int, int] = {}  # est -> ref
 
-    return dcase_util.containers.MetaDataContainer(
-        [{"filename": f, "event_label": label, "onset": a, "offset": b} for f, evs in events.items()
-         for a, b, label in evs])
+    def augment(r: int, seen: set[int]) -> bool:
+        for e, onset in enumerate(ests):
+            if e not in seen and abs(onset - refs[r]) <= collar:
+                seen.add(e)
+                if e not in partner or augment(partner[e], seen):
+                    partner[e] = r
+                    return True
+        return False
+
+    return sum(augment(r, set()) for r in range(len(refs)))
+
+
+def _roll(events: list[Event], label: str, segments: int, resolution: float) -> np.ndarray:
+    """Segments where `label` is active (sed_eval's event roll: floor(onset), ceil(offset))."""
+    roll = np.zeros(segments, bool)
+    for onset, offset, name in events:
+        if name == label:
+            roll[math.floor(onset / resolution):math.ceil(offset / resolution)] = True
+    return roll
+
+
+def _counts(references: dict[str, list[Event]], hypotheses: dict[str, list[Event]], files: list[str], label: str,
+            collar: float, resolution: float) -> tuple[int, int, int, int, int, int]:
+    """(event hits, references, estimates, segment hits, reference segments, estimated segments) of one label."""
+    out = np.zeros(6, int)
+    for f in files:
+        ref = [e for e in references[f] if e[2] == label]
+        hyp = [e for e in hypotheses.get(f, []) if e[2] == label]
+        out[:3] += (_matches([e[0] for e in ref], [e[0] for e in hyp], collar), len(ref), len(hyp))
+        end = max([e[1] for e in references[f]] + [e[1] for e in hypotheses.get(f, [])] + [0.0])
+        segments = math.ceil(end / resolution)
+        r, h = _roll(ref, label, segments, resolution), _roll(hyp, label, segments, resolution)
+        out[3:] += (int((r & h).sum()), int(r.sum()), int(h.sum()))
+    return tuple(int(x) for x in out)
+
+
+def _f1(hits: int, refs: int, ests: int) -> float:
+    return 2 * hits / (refs + ests) if refs + ests else 0.0
 
 
 def score(references: dict[str, list[Event]], hypotheses: dict[str, list[Event]], labels: Sequence[str],
-          durations: dict[str, float], starts: dict[str, list[tuple[float, float, str]]] | None = None) -> Report:
-    """sed_eval event-based (onset, +-0.5 s) and segment-based (1 s) F1 per label over the positive files;
-    false alarms per hour over the negative files (empty reference; `durations` in s); median latency from
-    `starts` (file -> [(onset, publication time, rule)] of sound.start events) to the reference onsets they match.
+          durations: dict[str, float], starts: dict[str, list[tuple[float, float, str]]] | None = None,
+          collar: float = 0.5, resolution: float = 1.0) -> Report:
+    """Event-based (onsets within +-`collar` s) and segment-based (`resolution` s) F1 per label over the positive
+    files, as sed_eval 0.2.1 defines them (optimal matching; micro-averaged overall; checked equal to it on the
+    report-half outputs); false alarms per hour over the negative files (empty reference; `durations` in s);
+    median latency from `starts` (file -> [(onset, publication time, rule)] of sound.start events) to the
+    reference onsets they match.
     """
-    import sed_eval
-
     labels = list(labels)
     positive = [f for f in references if references[f]]
-    event = sed_eval.sound_event.EventBasedMetrics(labels, t_collar=0.5, evaluate_onset=True,
-                                                   evaluate_offset=False)
-    segment = sed_eval.sound_event.SegmentBasedMetrics(labels, time_resolution=1.0)
-    for f in positive:
-        ref = _container({f: [e for e in references[f] if e[2] in labels]})
-        hyp = _container({f: [e for e in hypotheses.get(f, []) if e[2] in labels]})
-        event.evaluate(ref, hyp)
-        segment.evaluate(ref, hyp)
-    per_event, per_segment = event.results_class_wise_metrics(), segment.results_class_wise_metrics()
-    counts = {label: sum(e[2] == label for f in positive for e in references[f]) for label in labels}
-    rules = [RuleScore(label, counts[label], _f(per_event[label]["f_measure"]["f_measure"]),
-                       _f(per_segment[label]["f_measure"]["f_measure"])) for label in labels if counts[label]]
+    counts = {label: _counts(references, hypotheses, positive, label, collar, resolution) for label in labels}
+    rules = [RuleScore(label, c[1], _f1(*c[:3]), _f1(*c[3:])) for label, c in counts.items() if c[1]]
+    total = np.sum([c for c in counts.values()], axis=0) if counts else np.zeros(6, int)
     negatives = [f for f in references if not references[f]]
     false = sum(e[2] in labels for f in negatives for e in hypotheses.get(f, []))
     delays = []
     for f in positive:
         for onset, _, label in references[f]:
-            near = [t - onset for a, t, r in (starts or {}).get(f, []) if r == label and abs(a - onset) <= 0.5]
+            near = [t - onset for a, t, r in (starts or {}).get(f, []) if r == label and abs(a - onset) <= collar]
             if near:
                 delays.append(min(near))
-    return Report(rules, _f(event.results_overall_metrics()["f_measure"]["f_measure"]),
-                  _f(segment.results_overall_metrics()["f_measure"]["f_measure"]), false,
-                  sum(durations.get(f, 0.0) for f in negatives), statistics.median(delays) if delays else None)
-
-
-def _f(x: float) -> float:
-    return 0.0 if x is None or np.isnan(x) else float(x)
+    return Report(rules, _f1(*total[:3]), _f1(*total[3:]), false, sum(durations.get(f, 0.0) for f in negatives),
+                  statistics.median(delays) if delays else None)
 
 
 def format_report(report: Report) -> str:

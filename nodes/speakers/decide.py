@@ -10,11 +10,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nodes.diarization.clustering import ClusteringConfig
 from nodes.speakers.scoring import score
 from nodes.speakers.store import SpeakerStore
 from stream.errors import ConfigError
 
+_CLUSTERING = ClusteringConfig()
 UNKNOWN = "unknown"
+DEFAULT_COSINE = _CLUSTERING.identify_threshold  # raw cosine: what the diarization node names enrolled speakers at
 
 
 @dataclass(frozen=True)
@@ -36,12 +39,15 @@ class Decision:
 
 
 def _threshold(store: SpeakerStore) -> float:
-    if store.threshold is None:
-        raise ConfigError(
-            f"enrolment store {store.path} has no calibrated threshold: run "
-            f"`stream verify --calibrate TRIALS --db {store.path}` first (or pass --threshold)"
-        )
-    return store.threshold.value
+    """The store's calibrated threshold; on raw cosine (no cohort) `DEFAULT_COSINE` until one is calibrated."""
+    if store.threshold is not None:
+        return store.threshold.value
+    if store.cohort is None:
+        return DEFAULT_COSINE
+    raise ConfigError(
+        f"enrolment store {store.path} has a cohort (s-norm scores) but no calibrated threshold: run "
+        f"`stream verify --calibrate TRIALS --db {store.path}` first (or pass --threshold)"
+    )
 
 
 def verify(store: SpeakerStore, name: str, tests: np.ndarray, threshold: float | None = None) -> list[Decision]:

@@ -11,13 +11,21 @@ A store is a folder, readable without this code:
 
 Embeddings only compare within one model, so a store records the model that made them and refuses any other.
 Other parts (the diariser pre-seeding its clusters) read `SpeakerStore.open(db, model).centroids()`.
+
+Changes go through `SpeakerStore.edit(db)`: it holds an exclusive lock (`DB/.lock`, fcntl) from reading the store
+to saving it, so two `stream enroll` at once both land; every file is replaced atomically (written beside, fsynced,
+renamed) and store.json last, so a crash or a full disk leaves the previous store readable.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import re
+import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +33,7 @@ import numpy as np
 from nodes.speakers.calibration import Threshold
 from nodes.speakers.scoring import centroid
 from stream.errors import ConfigError, ModelError
+from stream.files import atomic_write
 
 FORMAT = 1
 _NAME = re.compile(r"^[\w][\w.\-]*$")
@@ -80,11 +89,31 @@ class SpeakerStore:
                 store.cohort_sources = list(meta["cohort"])
             if meta.get("threshold"):
                 store.threshold = Threshold(**meta["threshold"])
-        except (OSError, KeyError, TypeError, ValueError) as exc:  # JSONDecodeError is a ValueError
+        except (OSError, KeyError, TypeError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # JSON: ValueError
             raise ConfigError(
                 f"enrolment store {path} is incomplete or corrupt ({exc!r}); re-create it with `stream enroll`"
             ) from exc
         return store
+
+    @classmethod
+    @contextlib.contextmanager
+    def edit(cls, path: Path, model: str | None = None, dim: int | None = None,
+             create: bool = False) -> Iterator[SpeakerStore]:
+        """`open` under the store's exclusive lock, yield it for changes, `save` when the block ends cleanly."""
+        path = Path(path)
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        elif not path.is_dir():
+            cls.open(path, model, dim)  # raises its "no enrolment store" error
+        try:
+            lock = open(path / ".lock", "a")  # noqa: SIM115 - closed below, after the lock is released
+        except OSError as exc:
+            raise ConfigError(f"cannot lock the enrolment store {path} ({exc.strerror})") from None
+        with lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            store = cls.open(path, model, dim, create)
+            yield store
+            store.save()
 
     def _check(self, embeddings: np.ndarray, what: str) -> np.ndarray:
         embeddings = np.asarray(embeddings, dtype=np.float32)
@@ -133,13 +162,11 @@ class SpeakerStore:
     def save(self) -> None:
         """Write the store (each file replaced atomically, store.json last so readers never see a half store)."""
         self.path.mkdir(parents=True, exist_ok=True)
-        tmp = self.path / "embeddings.tmp.npz"
-        np.savez(tmp, **self.speakers)
-        tmp.replace(self.path / "embeddings.npz")
+        with atomic_write(self.path / "embeddings.npz") as f:
+            write_npz(f, self.speakers)
         if self.cohort is not None:
-            tmp = self.path / "cohort.tmp.npy"
-            np.save(tmp, self.cohort)
-            tmp.replace(self.path / "cohort.npy")
+            with atomic_write(self.path / "cohort.npy") as f:
+                np.save(f, self.cohort)
         meta = {
             "format": FORMAT,
             "model": self.model,
@@ -148,6 +175,14 @@ class SpeakerStore:
             "cohort": self.cohort_sources if self.cohort is not None else None,
             "threshold": dataclasses.asdict(self.threshold) if self.threshold else None,
         }
-        tmp = self.path / "store.tmp.json"
-        tmp.write_text(json.dumps(meta, indent=1) + "\n")
-        tmp.replace(self.path / "store.json")
+        with atomic_write(self.path / "store.json", "w", encoding="utf-8") as f:
+            f.write(json.dumps(meta, indent=1) + "\n")
+
+
+def write_npz(file: object, arrays: dict[str, np.ndarray]) -> None:
+    """An .npz (what `np.load` reads) of `arrays` by name. Not `np.savez(**arrays)`: a speaker named "file" or
+    "allow_pickle" would collide with its own parameters (a crash, or an embedding silently not saved)."""
+    with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED) as archive:
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)

@@ -90,11 +90,12 @@ class VadNode(Node[VadNodeConfig]):
 
     async def process(self, msg: Message, port: str = "") -> list[Message]:
         h = msg.header
+        samples = mono_pcm(msg)  # MessageError before any state exists for the stream
         s = self.streams.get(h.stream)
         if s is None:
             s = self.streams[h.stream] = StreamVad(VoiceActivityDetector(self.params, self.config.vad),
                                                    h.t_capture_ns, h.t_wall)
-        samples, skipped = s.on_time(mono_pcm(msg), h.t_capture_ns)
+        samples, skipped = s.on_time(samples, h.t_capture_ns)
         _, events = s.detector.push(samples)
         return [self._event(h.stream, e) for e in skipped + events]
 

@@ -14,7 +14,10 @@ EPILOG = """outputs: DIR/<stem>.rttm, the online result at --latency (RTTM uri =
 DIR/<stem>.refined.rttm, re-clustered and re-segmented with the whole file seen.
 Inputs: WAV/FLAC/OGG/MP3 at any rate and channel count (down-mixed, resampled to 16 kHz); folders are recursed.
 Two files are diarised at a time: a file's summary line gives its own wall time over its duration (RTF), the last
-line the throughput over all files."""
+line the throughput over all files. Inputs that share a stem (a/x.flac, b/x.wav) are refused before any work:
+their outputs would overwrite each other. A path or file that cannot be used, or an output that cannot be written,
+is one error line naming it; the other files go on and the exit code is 1. Outputs are written atomically (never
+a partial RTTM); after Ctrl-C or a full disk, --skip-existing does only the files not yet written."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--enrolled", type=Path, metavar="DB",
                    help="enrolment store (see `stream enroll`): its speakers are labelled by name")
     p.add_argument("--max-speakers", type=int, metavar="N", help="most speakers per file (default 20)")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="skip files whose outputs are already in --out (resume an interrupted run)")
     p.set_defaults(func=run)
 
 
@@ -59,6 +64,7 @@ def build(args: argparse.Namespace):  # -> (DiarizationConfig, WindowAnalyzer, e
     return config, analyzer, enrolled
 
 
+PROGRESS_S = 10.0  # s between progress lines when stderr is not a terminal (a log file, CI)
 CONCURRENT_FILES = 2  # files in flight: one file's start and end (a model batch with nothing to overlap it)
 #   overlap the other's middle, so both cores stay busy on folders of short recordings (bench/RESULTS.md)
 
@@ -74,19 +80,25 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from nodes.capture.files import audio_files, open_audio
+    from nodes.capture.files import open_audio
     from nodes.diarization.files import FileResult, diarize_file
+    from stream.commands import batch
     from stream.errors import StreamError
-    from stream.rttm import write_rttm
+    from stream.rttm import rttm_uri, write_rttm
 
     started = time.perf_counter()
+    files, unusable = batch.inputs(args.audio)
+    batch.refuse_collisions(files, lambda path: rttm_uri(path.stem))  # the uri, and so the file name, is unique
+    batch.check_out_dir(args.out)
+
+    def outputs(path: Path) -> list[Path]:
+        return [args.out / f"{path.stem}.rttm"] + ([args.out / f"{path.stem}.refined.rttm"] if args.refine else [])
+
+    if getattr(args, "skip_existing", False):
+        files = batch.pending(files, outputs)
+    if not files:
+        return 1 if unusable else 0
     config, analyzer, enrolled = build(args)
-    args.out.mkdir(parents=True, exist_ok=True)
-    try:
-        files = audio_files(args.audio)
-    except StreamError as exc:
-        print(f"stream diarize: {exc}", file=sys.stderr)
-        return 1
     rows: SimpleQueue[int] = SimpleQueue()  # terminal rows for the progress bars of the files in flight
     for row in range(CONCURRENT_FILES):
         rows.put(row)
@@ -103,16 +115,28 @@ def run(args: argparse.Namespace) -> int:
             with tqdm(total=round(total, 1), unit="s", desc=path.name, leave=False, position=row,
                       disable=not sys.stderr.isatty(), file=sys.stderr) as bar:
 
+                logged = [time.monotonic()]
+
                 def progress(t: float) -> None:
                     if stop.is_set():
                         raise _Stopped
                     bar.update(round(t, 1) - bar.n)
+                    if bar.disable and time.monotonic() - logged[0] >= PROGRESS_S:  # a log, not a terminal
+                        logged[0] = time.monotonic()
+                        print(f"{path}: {t:.0f} of {total:.0f} s ({100 * t / total:.0f} %)", file=sys.stderr,
+                              flush=True)
 
                 return diarize_file(path, analyzer, config, enrolled, refine=args.refine, progress=progress)
         finally:
             rows.put(row)
 
-    failed, audio = 0, 0.0
+    def write(path: Path, result: FileResult) -> None:
+        uri = rttm_uri(path.stem)
+        write_rttm(args.out / f"{path.stem}.rttm", uri, result.turns)
+        if result.refined is not None:
+            write_rttm(args.out / f"{path.stem}.refined.rttm", uri, result.refined)
+
+    audio, finished, failed = 0.0, 0, 0
     pool = ThreadPoolExecutor(CONCURRENT_FILES)
     try:
         for path, future in [(path, pool.submit(one, path)) for path in files]:  # reported in input order
@@ -121,13 +145,20 @@ def run(args: argparse.Namespace) -> int:
             except StreamError as exc:
                 print(f"{path}: error: {exc}", file=sys.stderr)
                 failed += 1
-                continue
-            write_rttm(args.out / f"{path.stem}.rttm", path.stem, result.turns)
-            if result.refined is not None:
-                write_rttm(args.out / f"{path.stem}.refined.rttm", path.stem, result.refined)
-            print(f"{path}: {result.speakers} speakers, {result.speech:.1f} s speech of {result.duration:.1f} s, "
-                  f"RTF {result.elapsed / max(result.duration, 1e-9):.3f}")
-            audio += result.duration
+            else:
+                if batch.write_output(path, lambda: write(path, result)):
+                    print(f"{path}: {result.speakers} speaker{'s' * (result.speakers != 1)}, {result.speech:.1f} s "
+                          f"speech of {result.duration:.1f} s, RTF {result.elapsed / max(result.duration, 1e-9):.3f}")
+                    audio += result.duration
+                else:
+                    failed += 1
+            finished += 1
+    except KeyboardInterrupt:
+        left = files[finished:]
+        print(f"stream diarize: interrupted; {len(left)} of {len(files)} files not finished (nothing partial "
+              f"written): {', '.join(map(str, left[:5]))}{' ...' if len(left) > 5 else ''}; run the same command "
+              "with --skip-existing to do only those", file=sys.stderr)
+        raise
     finally:
         stop.set()
         pool.shutdown(cancel_futures=True)
@@ -135,4 +166,4 @@ def run(args: argparse.Namespace) -> int:
         done = time.perf_counter()
         print(f"{len(files) - failed} of {len(files)} files, {audio:.1f} s of audio in {done - started:.1f} s "
               f"(models loaded and compiled included): RTF {(done - started) / audio:.3f}")
-    return 1 if failed else 0
+    return 1 if failed or unusable else 0

@@ -36,26 +36,34 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from nodes.capture.files import audio_files
+    from stream.errors import ConfigError
+
     from nodes.embedding.api import campplus_config, load_campplus
     from nodes.embedding.files import embed_files
     from stream.allocator import keep_freed_memory
+    from stream.commands import batch
+    from stream.files import atomic_write
     from stream.models import use_compile_cache
 
-    use_compile_cache()  # one compiled shape per length bucket: a second run loads them from disk
-    keep_freed_memory()
-    paths = audio_files(args.audio)
+    paths, unusable = batch.inputs(args.audio)
     if not paths:
         print("stream embed: error: no audio files found in " + " ".join(map(str, args.audio)), file=sys.stderr)
         return 1
+    batch.check_out_dir(args.out.parent)  # before any compute: a bad --out is found now, not after the embeddings
+    if args.out.is_dir():
+        raise ConfigError(f"--out {args.out} is a folder; give a file name such as {args.out / 'embeddings.npz'}")
+    use_compile_cache()  # one compiled shape per length bucket: a second run loads them from disk
+    keep_freed_memory()
     params = load_campplus(args.model)
     with tqdm(total=len(paths), unit="file", disable=not sys.stderr.isatty()) as bar:
         emb, errors = embed_files(params, paths, progress=bar.update, cfg=campplus_config(args.model))
     for i, reason in errors.items():
         print(f"stream embed: {paths[i]}: {reason}", file=sys.stderr)
     ok = [i for i in range(len(paths)) if i not in errors]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "wb") as f:
-        np.savez(f, embeddings=emb[ok], paths=np.array([str(paths[i]) for i in ok]), model=np.array(args.model))
+    try:
+        with atomic_write(args.out) as f:  # a full disk leaves no corrupt FILE.npz
+            np.savez(f, embeddings=emb[ok], paths=np.array([str(paths[i]) for i in ok]), model=np.array(args.model))
+    except OSError as exc:
+        raise ConfigError(f"cannot write {args.out} ({exc.strerror or exc}); nothing was saved") from None
     print(f"{len(ok)} embeddings -> {args.out}" + (f"; {len(errors)} files failed" if errors else ""))
-    return 1 if errors else 0
+    return 1 if errors or unusable else 0

@@ -32,10 +32,11 @@ def run(args: argparse.Namespace) -> int:
     from nodes.speakers.embeddings import DIM, embed_paths
     from nodes.speakers.store import SpeakerStore
 
-    store = SpeakerStore.open(args.db, args.model, dim=DIM[args.model], create=True)
+    SpeakerStore.open(args.db, args.model, dim=DIM[args.model], create=True)  # a wrong model fails before compute
     paths = audio_files(args.audio)
-    store.enrol(args.name, embed_paths(args.model, paths), [str(p) for p in paths], replace=args.replace)
-    store.save()
+    embeddings = embed_paths(args.model, paths)
+    with SpeakerStore.edit(args.db, args.model, dim=DIM[args.model], create=True) as store:  # locked: read, save
+        store.enrol(args.name, embeddings, [str(p) for p in paths], replace=args.replace)
     print(f"enrolled {args.name}: {len(paths)} files, {len(store.speakers[args.name])} embeddings in {args.db} "
           f"({len(store.speakers)} speakers)")
     return 0

@@ -48,8 +48,6 @@ def _rttms(paths: list[Path], refined: bool) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     import tempfile
 
-    from nodes.diarization.evaluate import format_table, plot_timelines, score
-    from stream.commands import diarize
     from stream.rttm import read_rttm, read_uem
 
     if bool(args.hypotheses) == bool(args.audio):
@@ -57,10 +55,18 @@ def run(args: argparse.Namespace) -> int:
         return 2
     references = read_rttm(args.reference)
     uems = read_uem(args.uem) if args.uem else {}
+    with tempfile.TemporaryDirectory(prefix="stream-der-") as scratch:  # removed at the end unless --out
+        return _score(args, references, uems, args.out or Path(scratch))
+
+
+def _score(args: argparse.Namespace, references: dict, uems: dict, out: Path) -> int:
+    from nodes.diarization.evaluate import format_table, plot_timelines, score
+    from stream.commands import diarize
+    from stream.rttm import read_rttm, rttm_uri
+
     runs: dict[str, list[Path]] = {}
     code = 0
     if args.audio:
-        out = args.out or Path(tempfile.mkdtemp(prefix="stream-der-"))
         code = diarize.run(argparse.Namespace(audio=args.audio, out=out, latency=args.latency, refine=args.refine,
                                               enrolled=args.enrolled, max_speakers=args.max_speakers))
         runs[f"online, latency {args.latency:g} s"] = _rttms([out], refined=False)
@@ -71,12 +77,17 @@ def run(args: argparse.Namespace) -> int:
     for name, paths in runs.items():
         hypotheses = {uri: turns for p in paths for uri, turns in read_rttm(p).items()}
         # a file with no speech writes an empty RTTM: its uri is the file stem
-        hypotheses.update({p.name.removesuffix(".rttm").removesuffix(".refined"): [] for p in paths if not p.read_text().strip()})
+        hypotheses.update({rttm_uri(p.name.removesuffix(".rttm").removesuffix(".refined")): [] for p in paths
+                           if not p.read_text().strip()})
         scored = {uri: turns for uri, turns in references.items() if uri in hypotheses}
         if not scored:
             print(f"stream eval der: no hypothesis uri matches the reference ({sorted(references)[:5]}...)",
                   file=sys.stderr)
             return 1
+        unscored = sorted(set(references) - set(scored))
+        if unscored:
+            print(f"stream eval der: note: {len(scored)} of {len(references)} reference files scored; no hypothesis "
+                  f"for {', '.join(unscored[:5])}{' ...' if len(unscored) > 5 else ''}", file=sys.stderr)
         print(f"\n{name}: DER/JER in %, overlap scored, {'UEM applied' if uems else 'no UEM'}")
         print(format_table(score(scored, hypotheses, uems)))
         if args.plots:

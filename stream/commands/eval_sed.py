@@ -1,8 +1,9 @@
 """`stream eval sed`: sound-event alerts (`stream detect` outputs, or `stream detect` run now) against references.
 
-Prints sed_eval's event-based F1 (onsets within +-0.5 s) and segment-based F1 (1 s) per rule and overall over the
-files whose reference has events, false alarms per hour over the files whose reference is empty (negatives), and
-the median onset -> sound.start latency; with --plots, one score-vs-time PNG per file with the reference shaded.
+Prints the event-based F1 (onsets within +-0.5 s) and segment-based F1 (1 s) per rule and overall over the
+files whose reference has events (sed_eval 0.2.1's definitions, nodes/sed/evaluate.py), false alarms per hour over
+the files whose reference is empty (negatives), and the median onset -> sound.start latency; with --plots, one
+score-vs-time PNG per file with the reference shaded.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ REFERENCE_SUFFIXES = (".txt", ".tsv", ".csv", ".ann")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sed", help="sound-event alerts: sed_eval F1 per rule, false alarms per hour, latency")
+    p = sub.add_parser("sed", help="sound-event alerts: event/segment F1 per rule, false alarms per hour, latency")
     p.add_argument("hypotheses", nargs="*", type=Path, metavar="EVENTS",
                    help="<stem>.events.tsv files of `stream detect`, or folders of them (leave out with --audio)")
     p.add_argument("--reference", nargs="+", type=Path, required=True, metavar="REF",

@@ -7,7 +7,8 @@ from pathlib import Path
 
 DESCRIPTION = """\
 Score each audio file against every enrolled speaker's centroid (cosine, s-normed against the store's cohort when
-it has one) and name the best one when its score reaches the store's calibrated threshold, "unknown" otherwise.
+it has one) and name the best one when its score reaches the store's calibrated threshold (before any calibration, on
+raw cosine: 0.45, the diarisation's naming threshold), "unknown" otherwise.
 Output: one tab-separated line per file: file, name (or unknown), best score, threshold, best candidate.
 """
 

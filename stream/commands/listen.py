@@ -54,7 +54,7 @@ def _listen_mqtt(args: argparse.Namespace) -> int:
 
     async def listen() -> None:
         seen = 0
-        async for event in events(args.mqtt):
+        async for event in events(args.mqtt, availability=True):
             if args.topic and not any(f"{event['type']}/{event['stream']}".startswith(t) for t in args.topic):
                 continue
             print(json.dumps(event) if args.json else format_event(event), flush=True)

@@ -48,6 +48,7 @@ def calibrate(args: argparse.Namespace) -> None:
     if args.cohort:
         paths = audio_files(args.cohort)
         store.set_cohort(embed_paths(store.model, paths), [str(p) for p in paths])
+    cohort = (store.cohort, store.cohort_sources)
     trials = read_trials(args.calibrate)
     index: dict[Path, int] = {}
     for t in trials:
@@ -59,8 +60,10 @@ def calibrate(args: argparse.Namespace) -> None:
     scores = score(emb, emb, store.cohort)[enrol, test]
     threshold = calibrate(scores, np.array([t.target for t in trials]), None if args.eer else args.far,
                           snorm=store.cohort is not None, trials=str(args.calibrate))
-    store.set_threshold(threshold)
-    store.save()
+    with SpeakerStore.edit(args.db, store.model) as store:  # locked: speakers enrolled meanwhile are kept
+        if cohort[0] is not None:
+            store.set_cohort(*cohort)
+        store.set_threshold(threshold)
     frr = f"{100 * threshold.frr:.2f} %" if threshold.frr is not None else "n/a (no target trials)"
     print(f"threshold {threshold.value:.4f} ({'s-norm' if threshold.snorm else 'cosine'}, {threshold.method}): "
           f"FAR {100 * threshold.far:.2f} %, FRR {frr} on {len(trials)} trials -> saved in {args.db}")

@@ -24,6 +24,7 @@ def format_event(event: dict[str, Any]) -> str:
 @dataclass(frozen=True)
 class ConsoleConfig:
     every: int = 1  # print one event in `every` (level events come 50 per second)
+    types: tuple[str, ...] = ()  # event types to print, e.g. ["speaker.turn", "beat"]; () = all
 
 
 class ConsoleSink(Sink):
@@ -34,6 +35,8 @@ class ConsoleSink(Sink):
         self._count = 0
 
     async def publish(self, event: dict[str, Any]) -> None:
+        if self.config.types and event.get("type") not in self.config.types:
+            return
         self._count += 1
         if self._count % self.config.every == 0:
             print(format_event(event), file=sys.stdout, flush=True)

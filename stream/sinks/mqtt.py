@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import socket
@@ -56,7 +57,7 @@ from stream.metrics import LATENCY_BUCKETS
 from stream.sinks import mqtt_discovery
 from stream.sinks.mqtt_buffer import Buffer, DiskBuffer, MemoryBuffer, Outgoing
 from stream.sinks.base import Sink
-from stream.sinks.mqtt_topics import NO_SPEAKER, States, encode, event_topic
+from stream.sinks.mqtt_topics import States, encode, event_topic, idle
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +103,8 @@ class MqttConfig:
     speaker: bool = True  # announce the active-speaker sensor and speaker-turn events
     tempo: bool = False  # announce the tempo sensor
     music: bool = False  # announce the music genre and chord sensors
-    speaker_hold_s: float = 0.5  # [0, 10] s the speaker state waits before saying "none" (a turn starting
-    #   meanwhile cancels it), so Home Assistant sees "A, then B", not "A, none, B", between two turns
+    speaker_hold_s: float = 0.5  # [0, 10] s a speaker state waits before saying "none" / 0 talking / OFF (a turn
+    #   starting meanwhile cancels it), so Home Assistant sees "A, then B", not "A, none, B", between two turns
     buffer_size: int = 10_000  # [1, 10^7] events held while the broker is away; oldest dropped past it
     buffer_path: str = ""  # SQLite file to keep the buffer on disk (survives graph restarts); "" = memory
     window: int = 64  # [1, 1000] events in flight before waiting for acknowledgements
@@ -245,7 +246,7 @@ class MqttSink(Sink):
         self._tracker = States(config.base_topic)
         self._states: dict[str, str] = {}
         self._dirty: set[str] = set()
-        self._holds: dict[str, asyncio.TimerHandle] = {}  # state topic -> its deferred "none"
+        self._holds: dict[str, tuple[asyncio.TimerHandle, str]] = {}  # state topic -> its deferred idle value
         self._strangers: set[Any] = set()  # stream ids of events that are not ours (warned once each)
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()  # set while the sender has nothing left to send
@@ -287,6 +288,10 @@ class MqttSink(Sink):
                         "its topics without discovery or availability (set `stream` in the sink's table)",
                         self.config.stream, event.get("stream"))
         states = self._tracker.update(event)
+        label = event.get("label")
+        if self.config.speaker and isinstance(label, str) and label not in self.entities.labels:
+            self.entities = dataclasses.replace(self.entities, labels=(*self.entities.labels, label))
+            self._announce = True  # its "speaking" binary_sensor
         dropped = self._buffer.push(Outgoing(event_topic(self.config.base_topic, event), encode(event), time.time()))
         if dropped:
             DROPPED.labels(**self._labels).inc(dropped)
@@ -297,19 +302,20 @@ class MqttSink(Sink):
         self._wake.set()
 
     def _set_state(self, topic: str, value: str) -> None:
-        """Retained state to (re)send; a speaker state of "none" waits `speaker_hold_s` (hysteresis)."""
+        """Retained state to (re)send; a speaker state going idle ("none", 0 talking, a speaker OFF) waits
+        `speaker_hold_s` (hysteresis)."""
         held = self._holds.pop(topic, None)
         if held is not None:
-            held.cancel()
-        if value == NO_SPEAKER and topic.endswith("/speaker/state") and self.config.speaker_hold_s > 0:
-            self._holds[topic] = asyncio.get_running_loop().call_later(self.config.speaker_hold_s,
-                                                                       self._release, topic, value)
+            held[0].cancel()
+        if self.config.speaker_hold_s > 0 and idle(topic, value):
+            timer = asyncio.get_running_loop().call_later(self.config.speaker_hold_s, self._release, topic, value)
+            self._holds[topic] = (timer, value)
             return
         self._states[topic] = value
         self._dirty.add(topic)
 
     def _release(self, topic: str, value: str) -> None:
-        """The held "none" is due: send it."""
+        """The held idle state is due: send it."""
         del self._holds[topic]
         self._states[topic] = value
         self._dirty.add(topic)
@@ -322,9 +328,9 @@ class MqttSink(Sink):
         What is still undelivered then stays on disk with `buffer_path` (sent on the next start); an in-memory
         buffer's rest is lost, logged and counted as dropped.
         """
-        for topic in list(self._holds):  # the last word: nobody speaks
-            self._holds[topic].cancel()
-            self._release(topic, NO_SPEAKER)
+        for topic, (timer, value) in list(self._holds.items()):  # the last word: nobody speaks
+            timer.cancel()
+            self._release(topic, value)
         if self._task:
             deadline = time.monotonic() + flush_s
             while not self._idle.is_set() and self.connected and time.monotonic() < deadline:

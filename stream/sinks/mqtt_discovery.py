@@ -5,6 +5,9 @@ Home Assistant reads retained JSON configs on `<prefix>/<component>/<node_id>/<o
 
 - `binary_sensor` `sound_<rule>` per alert rule, `device_class: sound`, state `ON`/`OFF`;
 - `sensor` `speaker`: the active speaker; `event` `speaker_turn`: speaker events as HA events;
+- `sensor` `speakers`: how many speakers talk now; `binary_sensor` `speaking_<label>` (ON/OFF) per speaker label
+  seen so far, announced when the label first appears;
+- `sensor` `turn_latency` (diagnostic): the latest turn's capture-to-publish latency, ms;
 - `sensor` `tempo` in BPM, `sensor` `music_genre` (top genre, or `none`; the genres and moods as attributes) and
   `sensor` `chord` (the current chord) in music graphs.
 
@@ -36,6 +39,7 @@ class Entities:
     speaker: bool = True  # active-speaker sensor + speaker-turn event entity
     tempo: bool = False  # tempo sensor
     music: bool = False  # music genre sensor (music.tags events) and chord sensor (chord.changed events)
+    labels: tuple[str, ...] = ()  # speaker labels seen so far: a "speaking" binary_sensor each
 
 
 def rule_names(path: str) -> tuple[str, ...]:
@@ -101,6 +105,14 @@ def configs(prefix: str, base: str, entities: Entities) -> dict[str, dict[str, A
             # HA wants {"event_type": ...}; our payload names it `type`: keep every field as an attribute.
             value_template="{{ dict(value_json, event_type=value_json.type) | tojson }}",
         )
+    if entities.speaker:
+        add("sensor", "speakers", name="Speakers talking", icon="mdi:account-multiple",
+            state_topic=f"{root}/speakers/state", state_class="measurement")
+        add("sensor", "turn_latency", name="Turn latency", entity_category="diagnostic", icon="mdi:timer-outline",
+            state_topic=f"{root}/latency/state", unit_of_measurement="ms", state_class="measurement")
+        for label in entities.labels:
+            add("binary_sensor", f"speaking_{slug(label)}", name=f"{label} speaking", device_class="sound",
+                state_topic=f"{root}/speaker/{slug(label)}/state", payload_on="ON", payload_off="OFF")
     if entities.tempo:
         add(
             "sensor",

@@ -5,6 +5,9 @@ Topic scheme (`<base>` is `stream` unless configured, `<id>` the event's stream 
 | event type      | event topic (not retained)   | state topic (retained)          | state payload        |
 |-----------------|------------------------------|---------------------------------|----------------------|
 | `speaker.*`     | `<base>/<id>/speaker`        | `<base>/<id>/speaker/state`     | active speakers, or `none` |
+|                 |                              | `<base>/<id>/speakers/state`    | how many talk now    |
+|                 |                              | `<base>/<id>/speaker/<label>/state` | `ON` / `OFF`     |
+|                 |                              | `<base>/<id>/latency/state`     | turn latency, ms     |
 | `sound.start/stop` | `<base>/<id>/sound/<rule>` | `<base>/<id>/sound/<rule>/state`| `ON` / `OFF`         |
 | `sound.tags`    | `<base>/<id>/tags`           | —                               |                      |
 | `beat`          | `<base>/<id>/beat`           | `<base>/<id>/tempo/state`       | tempo, BPM (`%.1f`)  |
@@ -81,7 +84,11 @@ class States:
                 speaking.remove(label)
             if _field(event, "active"):
                 speaking.append(label)
-            return {f"{root}/speaker/state": ", ".join(speaking) or NO_SPEAKER}
+            return {f"{root}/speaker/state": ", ".join(speaking) or NO_SPEAKER,
+                    f"{root}/speakers/state": str(len(speaking)),
+                    f"{root}/speaker/{slug(label)}/state": "ON" if _field(event, "active") else "OFF"}
+        if kind == "speaker.turn" and isinstance(event.get("latency"), (int, float)):
+            return {f"{root}/latency/state": f"{1000 * event['latency']:.0f}"}
         if kind in ("sound.start", "sound.stop"):
             state = "ON" if kind == "sound.start" else "OFF"
             return {f"{root}/sound/{slug(str(_field(event, 'rule')))}/state": state}
@@ -92,6 +99,13 @@ class States:
         if kind == "chord.changed":
             return {f"{root}/chord/state": str(_field(event, "chord"))}
         return {}
+
+
+def idle(topic: str, value: str) -> bool:
+    """Whether a retained speaker state says someone stopped: nobody talks, 0 talking, a speaker OFF (the sink
+    holds these a moment, so a pause between two turns does not flap Home Assistant's sensors)."""
+    return ((topic.endswith("/speaker/state") and value == NO_SPEAKER) or (topic.endswith("/speakers/state")
+            and value == "0") or ("/speaker/" in topic and topic.endswith("/state") and value == "OFF"))
 
 
 def encode(event: dict[str, Any]) -> bytes:

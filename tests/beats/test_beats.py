@@ -25,12 +25,12 @@ from nodes.beats.evaluate import score
 from nodes.beats.files import read_beats, track_file
 from nodes.beats.node import BeatsNode
 from nodes.beats.tracker import BeatTracker, TrackerConfig
-from stream.errors import AudioError, ConfigError, MessageError, ModelError
+from stream.errors import ConfigError, MessageError, ModelError
 from stream.graph import NodeEntry, Supervisor, check, load_graph, with_source
 from stream.message import Message
 from stream.paths import REPO_ROOT
 from stream.schemas import schema
-from tests.beats.signals import RATE, can_render, drum_groove, music_render
+from beat_signals import RATE, can_render, drum_groove, music_render
 
 CHANGE_S, AFTER_BPM = 12.0, 130.0
 
@@ -47,7 +47,7 @@ def rendered(tmp_path_factory):
     return out, groove, chorale
 
 
-@pytest.mark.parametrize("item, bound", [(1, 0.9), (2, 0.3)], ids=["rock-groove", "piano-chorale"])
+@pytest.mark.parametrize("item, bound", [(1, 0.9), (2, 0.35)], ids=["rock-groove", "piano-chorale"])
 def test_f_measure_on_rendered_music(rendered, item, bound):
     out, *tracks = rendered
     track = tracks[item - 1]
@@ -108,7 +108,7 @@ async def test_node_rejects_bad_input_and_goes_on():
         samples = x[i * 441:(i + 1) * 441].copy()
         if i == 100:
             samples[5] = np.nan
-            with pytest.raises(AudioError, match="NaN"):
+            with pytest.raises(MessageError, match="NaN"):
                 await node.process(block(i, samples))
             continue
         beats += [m.header.meta for m in await node.process(block(i, samples)) if m.header.meta["type"] == "beat"]
@@ -138,4 +138,5 @@ def test_beats_command_reports_bad_files_one_line_each(tmp_path):
     errors = [line for line in run.stderr.splitlines() if "error" in line]
     assert len(errors) == 2 and "broken.wav" in errors[0] + errors[1] and "missing.wav" in errors[0] + errors[1]
     times, _ = read_beats(tmp_path / "out" / "good.beats")
-    assert len(times) >= 12 and np.all(np.diff(times) > 0.4)
+    settled = times[times >= 1.5]  # locked after ~1.5 s: every 0.5 s from there on
+    assert len(settled) >= 12 and np.all(np.abs(np.diff(settled) - 0.5) < 0.02)

@@ -107,9 +107,12 @@ def test_null_sink_monitor_round_trip(pulse, tmp_path):
 
 
 def test_stream_devices_lists_the_pulse_device(pulse):
-    """`stream devices` in a process that sees the server: the ALSA "pulse" device, with inputs, at 44.1 kHz."""
+    """`stream devices` in a process that sees the server: the ALSA "pulse" device, with inputs, at 44.1 kHz, and the
+    server's sources by name."""
     out = subprocess.run([sys.executable, "-m", "stream.cli", "devices"], env=pulse, capture_output=True, text=True,
                          timeout=30, check=True).stdout
-    rows = [line.split() for line in out.splitlines()[1:-1]]
+    lines = out.splitlines()
+    rows = [line.split() for line in lines[1:lines.index("* default input")]]
     pulse_row = next(row for row in rows if row[1] == "pulse")
     assert int(pulse_row[2]) >= 1 and int(pulse_row[3]) == 44_100
+    assert "  test.monitor" in lines  # the server's sources by name (issue #21), to give as --source pulse:<name>

@@ -168,3 +168,26 @@ async def test_restarted_capture_resumes_the_file_where_its_checkpoint_was(tmp_p
     gap_ms = ((await anext(messages)).header.t_capture_ns - stamps[-1]) / 1e6
     await messages.aclose()
     assert 20 + 300 <= gap_ms < 20 + 350
+
+
+async def test_scene_plays_its_parts_in_order_at_the_graph_rate_and_resumes(tmp_path):
+    """The demo's source: a 16 kHz mono part then a 44.1 kHz stereo part, one stream at 16 kHz; parts() tells
+    when each plays; a restarted scene (its Timeline) skips what was already played."""
+    from nodes.capture.sources import SceneSource, Timeline
+
+    sf.write(tmp_path / "a.wav", np.full(16000, 0.25, np.float32), 16000)
+    sf.write(tmp_path / "b.flac", np.full((22050, 2), -0.5, np.float32), 44100)
+    scene = SceneSource((str(tmp_path / "a.wav"), str(tmp_path / "b.flac")), 16000, realtime=False)
+    assert [(a, b) for a, b, _ in scene.parts()] == [(0.0, 1.0), (1.0, 1.5)]
+    blocks = [b async for b in scene.blocks()]
+    audio = np.concatenate([b.samples[:, 0] for b in blocks])
+    assert len(audio) == 24000 and all(len(b.samples) == 320 for b in blocks)
+    assert np.allclose(audio[100:15900], 0.25) and np.allclose(audio[16100:23900], -0.5, atol=1e-3)
+    stamps = np.diff([b.t_capture_ns for b in blocks])
+    assert np.all(stamps == 20_000_000)  # 20 ms blocks, sample-exact stamps across the part boundary
+    resumed = SceneSource((str(tmp_path / "a.wav"), str(tmp_path / "b.flac")), 16000,
+                          realtime=False, timeline=Timeline(blocks[0].t_capture_ns, 20000))
+    rest = np.concatenate([b.samples[:, 0] async for b in resumed.blocks()])
+    assert len(rest) == 4000 and np.allclose(rest[100:3900], -0.5, atol=1e-3)
+    with pytest.raises(AudioError, match="STREAM_DATA_DIR"):
+        SceneSource(("no/such/part.flac",), 16000)

@@ -36,16 +36,19 @@ async def test_configs_carry_home_assistant_keys_and_point_at_live_states(broker
     assert sorted(configs) == [
         "homeassistant/binary_sensor/stream_kitchen/sound_dog_barking/config",
         "homeassistant/binary_sensor/stream_kitchen/sound_smoke_alarm/config",
+        "homeassistant/binary_sensor/stream_kitchen/speaking_alice/config",
         "homeassistant/event/stream_kitchen/speaker_turn/config",
         "homeassistant/sensor/stream_kitchen/speaker/config",
+        "homeassistant/sensor/stream_kitchen/speakers/config",
         "homeassistant/sensor/stream_kitchen/tempo/config",
+        "homeassistant/sensor/stream_kitchen/turn_latency/config",
     ]
     for topic, config in configs.items():
         missing = (COMMON | REQUIRED[topic.split("/")[1]]) - config.keys()
         assert not missing, f"{topic} lacks {missing}"
         assert config["device"]["identifiers"] == ["stream_kitchen"]
         assert config["availability_topic"] == "stream/kitchen/availability"
-    assert len({c["unique_id"] for c in configs.values()}) == 5
+    assert len({c["unique_id"] for c in configs.values()}) == 8
     states = {t: p for t, p, _ in rec.messages}
     smoke = configs["homeassistant/binary_sensor/stream_kitchen/sound_smoke_alarm/config"]
     assert smoke["device_class"] == "sound"
@@ -56,9 +59,18 @@ async def test_configs_carry_home_assistant_keys_and_point_at_live_states(broker
     turn = configs["homeassistant/event/stream_kitchen/speaker_turn/config"]
     assert turn["state_topic"] == "stream/kitchen/speaker"
     assert set(turn["event_types"]) == {"speaker.turn", "speaker.active"}
-    # Configs come before `online`, so HA never sees an available device without entities.
+    # issue #21: a "speaking" binary_sensor per speaker label (announced when the label first appears), how many
+    # talk now, the latest turn's latency as a diagnostic entity
+    alice = configs["homeassistant/binary_sensor/stream_kitchen/speaking_alice/config"]
+    assert states[alice["state_topic"]] == alice["payload_on"].encode()
+    assert states[configs["homeassistant/sensor/stream_kitchen/speakers/config"]["state_topic"]] == b"1"
+    assert configs["homeassistant/sensor/stream_kitchen/turn_latency/config"]["entity_category"] == "diagnostic"
+    # Configs come before `online`, so HA never sees an available device without entities (a speaker's comes when
+    # it first speaks, and `online` follows it again).
     order = [t for t, _, _ in rec.messages]
-    assert max(order.index(t) for t in configs) < order.index("stream/kitchen/availability")
+    assert max(order.index(t) for t in configs if "speaking_" not in t) < order.index("stream/kitchen/availability")
+    assert order.index(alice_topic := "homeassistant/binary_sensor/stream_kitchen/speaking_alice/config") < \
+        len(order) - 1 - order[::-1].index("stream/kitchen/availability"), alice_topic
 
 
 async def test_removed_rule_is_deleted_and_birth_message_reannounces(broker: Broker, record) -> None:  # noqa: ANN001
@@ -77,9 +89,11 @@ async def test_removed_rule_is_deleted_and_birth_message_reannounces(broker: Bro
             await rec.wait_for(lambda: len(rec.on(dog)) == 3)
         await second.stop()
     async with record(broker.port, "homeassistant/#") as late:  # what a new HA would discover now
-        await late.wait_for(lambda: len(late.messages) >= 3)
+        await late.wait_for(lambda: len(late.messages) >= 5)
     assert sorted(t for t, _, _ in late.messages) == [
         dog,
         "homeassistant/event/stream_kitchen/speaker_turn/config",
         "homeassistant/sensor/stream_kitchen/speaker/config",
+        "homeassistant/sensor/stream_kitchen/speakers/config",
+        "homeassistant/sensor/stream_kitchen/turn_latency/config",
     ]

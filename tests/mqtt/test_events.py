@@ -86,13 +86,18 @@ async def test_retained_states_follow_speakers_and_alerts(broker: Broker, record
     await sink.publish(base | {"type": "beat", "tempo": 121.04})
     await sink.stop()
     async with record(broker.port, "stream/kitchen/+/+") as late:  # a newcomer gets the retained states only
-        await late.wait_for(lambda: len(late.messages) >= 2)
+        await late.wait_for(lambda: len(late.messages) >= 3)
         async with record(broker.port, "stream/kitchen/sound/+/+") as alerts:
             await alerts.wait_for(lambda: len(alerts.messages) >= 1)
+        async with record(broker.port, "stream/kitchen/speaker/+/state") as speaking:
+            await speaking.wait_for(lambda: len(speaking.messages) >= 2)
     assert dict((t, p) for t, p, _ in late.messages) == {
         "stream/kitchen/speaker/state": b"bob",
+        "stream/kitchen/speakers/state": b"1",
         "stream/kitchen/tempo/state": b"121.0",
     }
+    assert sorted((t, p) for t, p, _ in speaking.messages) == [("stream/kitchen/speaker/alice/state", b"OFF"),
+                                                               ("stream/kitchen/speaker/bob/state", b"ON")]
     assert alerts.messages == [("stream/kitchen/sound/smoke_alarm/state", b"ON", True)]
 
 

@@ -73,3 +73,25 @@ async def test_stream_listen_mqtt_prints_json_lines(broker: Broker) -> None:
     lines = [json.loads(line) for line in out.decode().splitlines()]
     assert [e["type"] for e in lines] == ["level"] * 3
     assert [round((b["t_audio"] - a["t_audio"]) * 10) for a, b in zip(lines, lines[1:])] == [1, 1]  # in order
+
+
+async def test_listen_shows_availability_changes(broker: Broker) -> None:
+    """Issue #21: `stream listen --mqtt` never showed availability; now a graph going online/offline is shown."""
+    got: list[dict] = []
+
+    async def listen() -> None:
+        async for event in events(broker.url, availability=True):
+            got.append(event)
+
+    task = asyncio.create_task(listen())
+    await asyncio.sleep(0.3)  # subscribed
+    sink = MqttSink(MqttConfig(url=broker.url, stream="hall", discovery=False))
+    await sink.start()
+    await sink.stop()
+    for _ in range(250):
+        if len(got) >= 2:
+            break
+        await asyncio.sleep(0.02)
+    task.cancel()
+    assert got[:2] == [{"type": "availability", "stream": "hall", "state": "online"},
+                       {"type": "availability", "stream": "hall", "state": "offline"}]

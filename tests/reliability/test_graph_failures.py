@@ -93,8 +93,8 @@ async def test_bug7_wrong_mqtt_password_stops_the_graph(tmp_path):
     with Broker(users={"stream": "right"}) as broker:
         path = _graph(tmp_path, sink="mqtt",
                       sink_config=f'url = "{broker.url}"\nusername = "stream"\npassword = "wrong"')
-        code, _, took = await _run(path, tmp_path, 20)
-    assert code != 0 and took < 15
+        code, _, took = await _run(path, tmp_path, 60)
+    assert code != 0 and took < 45  # stopped on the refusal, not at the 60 s duration
 
 
 async def test_bug4_garbage_on_the_control_socket_is_counted_and_kills_nothing(tmp_path):

@@ -31,12 +31,13 @@ def _graph(tmp_path, text):
 
 
 def test_demo_graph_loads_with_sinks_node_wired_to_every_node(tmp_path):
-    graph = load_graph(__import__("stream.paths").paths.REPO_ROOT / "configs" / "demo.toml")
-    assert [n.name for n in graph.nodes] == ["capture", "loudness", "sinks"]
-    assert graph.node("sinks").inputs == ("capture", "loudness")
-    assert graph.subscribers("capture") == ["loudness", "sinks"]
-    spec = Supervisor(graph, tmp_path).spec(graph.node("loudness"))
-    assert spec.inputs == {"capture": f"ipc://{tmp_path / 'capture.sock'}"}
+    graph = load_graph(REPO_ROOT / "configs" / "demo.toml")
+    assert [n.name for n in graph.nodes] == ["capture", "segmentation", "diarization", "sed", "beats", "chords",
+                                             "sinks"]
+    assert graph.node("sinks").inputs == ("capture", "segmentation", "diarization", "sed", "beats", "chords")
+    assert graph.subscribers("capture") == ["segmentation", "sed", "beats", "chords", "sinks"]
+    spec = Supervisor(graph, tmp_path).spec(graph.node("diarization"))
+    assert spec.inputs == {"segmentation": f"ipc://{tmp_path / 'segmentation.sock'}"}
     assert spec.subscribers == ["sinks"]
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from nodes.speakers.calibration import Threshold
-from nodes.speakers.decide import UNKNOWN, identify, verify
+from nodes.speakers.decide import DEFAULT_COSINE, UNKNOWN, identify, verify
 from nodes.speakers.store import SpeakerStore
 from stream.errors import ConfigError, ModelError
 
@@ -58,8 +58,9 @@ def test_verify_and_identify(tmp_path):
     store.enrol("alice", np.array([[1.0, 0.1, 0.0], [1.0, -0.1, 0.0]]), ["a1", "a2"])
     store.enrol("bob", np.array([[0.0, 1.0, 0.0]]), ["b1"])
     tests = np.array([[0.9, 0.2, 0.0], [0.0, 0.0, 1.0]])
-    with pytest.raises(ConfigError, match="no calibrated threshold"):
-        identify(store, tests)
+    fresh = identify(store, tests)  # no calibration yet: the diarisation's cosine threshold (issue #21)
+    assert [(d.name, d.threshold) for d in fresh] == [("alice", DEFAULT_COSINE), (UNKNOWN, DEFAULT_COSINE)]
+    assert DEFAULT_COSINE == 0.45
     decisions = identify(store, tests, threshold=0.5)
     assert [d.name for d in decisions] == ["alice", UNKNOWN]
     assert decisions[0].score == pytest.approx(0.9 / np.hypot(0.9, 0.2))

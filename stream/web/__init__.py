@@ -1,0 +1,1 @@
+"""The live web timeline of `stream run --web` (server.py, page.html)."""

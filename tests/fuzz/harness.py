@@ -1,0 +1,275 @@
+"""Fuzzing every node, the wire decoder and graph configs with generated messages (hypothesis).
+
+Shared by the CI profile (`tests/fuzz/test_fuzz.py`, a few hundred inputs per target) and the full run
+(`bench/fuzz.py`, 10,000 per node). Targets are found, not listed: every `nodes/<kind>/node.py` whose node takes
+messages, plus the sinks node, so a node added to the project is fuzzed with no change here.
+
+A node is driven through the real runtime path (`stream.runner.Runner.receive` then `.handle`, publishing to a
+real ZeroMQ socket), with valid headers carrying hostile values, wrong shapes and dtypes, NaN/inf/denormal/DC/
+clipped audio, huge declared sizes, every kind and random bytes. Each input must:
+- neither crash (any exception out of the runtime) nor hang (`HANG_S` per input, SIGALRM);
+- be counted exactly once in `stream_messages_total{node,result}` (ok, malformed or rejected), unless it is an
+  end-of-stream the runtime accepted;
+- when refused, leave the node's state exactly as it was (nothing already accepted is lost);
+and the process's memory must stay bounded over the run (`Target.rss_growth`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib
+import logging
+import math
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import numpy as np
+import psutil
+import zmq.asyncio
+from hypothesis import strategies as st
+from prometheus_client import REGISTRY
+
+from nodes.diarization.node import DiarizationNode
+from nodes.diarization.stitching import Plan
+from nodes.segmentation.node import window_message
+from stream.message import DTYPES, Message
+from stream.node import Source, resolve
+from stream.paths import REPO_ROOT
+from stream.runner import RESULTS, NodeSpec, Runner, _pack
+from stream.transport import EOS, Publisher, topic
+
+HANG_S = 20.0  # s one input may take (a model node on a loaded 2-core machine stays far below)
+STREAMS = [f"s{i}" for i in range(12)]  # more ids than MAX_STREAMS: the per-node cap is exercised
+MAX_STREAMS = 8
+PORT = "up"
+
+
+class Hang(Exception):
+    """An input took longer than HANG_S."""
+
+
+@contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    def alarm(signum: int, frame: Any) -> None:
+        raise Hang(f"no answer within {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def node_kinds() -> list[str]:
+    """Every node kind that takes messages: `nodes/*/node.py` (sources excluded) and the sinks node."""
+    kinds = []
+    for path in sorted((REPO_ROOT / "nodes").glob("*/node.py")):
+        if not issubclass(resolve(path.parent.name), Source):
+            kinds.append(path.parent.name)
+    return [*kinds, "stream.sinks.node:SinksNode"]
+
+
+def config_classes() -> dict[str, type]:
+    """Config dataclass of every node kind, sources included (their configs are loaded too)."""
+    out = {p.parent.name: resolve(p.parent.name).Config for p in sorted((REPO_ROOT / "nodes").glob("*/node.py"))}
+    out["sinks"] = importlib.import_module("stream.sinks.node").SinksConfig
+    return out
+
+
+def _fingerprint_config(tmp: Path) -> dict[str, Any]:
+    from nodes.fingerprint.index import FingerprintIndex
+
+    FingerprintIndex.empty().save(tmp / "fingerprint-index")
+    return {"index": str(tmp / "fingerprint-index")}
+
+
+def _sinks_config(tmp: Path) -> dict[str, Any]:
+    return {"sinks": [{"kind": "jsonl", "path": str(tmp / "sinks.jsonl")}]}
+
+
+# Nodes whose setup needs a file (an index, a sink's path): the config they are fuzzed with. Any other node runs
+# with its defaults; a new node that cannot start from defaults fails its fuzz test with its own ConfigError.
+CONFIGS = {"fingerprint": _fingerprint_config, "stream.sinks.node:SinksNode": _sinks_config}
+
+
+# -- generated messages -----------------------------------------------------------------------------------------
+@functools.cache
+def templates() -> dict[str, Message]:
+    """A valid message of each kind a node may take (hostile variants are drawn around them)."""
+    g = DiarizationNode().chain.geometry
+    frames = g.frames_per_window
+    activity = np.zeros((frames, 3), np.float32)
+    activity[: frames // 2, 0] = 0.9
+    window = window_message("s0", 0, activity, None, Plan(False, {}), (10**9, 1.0), g.step, g)
+    pcm = Message.new("s0", "pcm", np.zeros((320, 1), np.float32), sr=16000, t_capture_ns=10**9, t_wall=1.0)
+    event = Message.event(pcm, {"type": "level", "stream": "s0", "t_audio": 0.0, "t_capture": 1.0,
+                                "duration": 0.02, "rms_dbfs": -20.0, "peak_dbfs": -10.0})
+    return {"pcm": pcm, "window": window, "event": event}
+
+
+HOSTILE_VALUES = st.one_of(
+    st.integers(-2**63, 2**64 - 1), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20),
+    st.none(), st.booleans(), st.just([[1]]), st.lists(st.integers(-3, 5), max_size=3),
+    st.lists(st.lists(st.integers(-3, 5), max_size=3), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(-2**63, 2**64 - 1), max_size=3),
+)  # msgpack carries ints in [-2**63, 2**64)
+SIGNALS = ("zeros", "dc", "clipped", "noise", "nan", "inf", "denormal", "huge", "sine")
+
+
+def samples(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    """`n` float64 samples of a hostile (or plain) signal."""
+    t = np.arange(n)
+    return {
+        "zeros": lambda: np.zeros(n), "dc": lambda: np.full(n, 0.7), "clipped": lambda: np.sign(np.sin(t / 7.0)),
+        "noise": lambda: rng.normal(0, 0.3, n), "nan": lambda: np.where(t % 5 == 0, np.nan, 0.1),
+        "inf": lambda: np.where(t % 7 == 0, np.inf, -0.1), "denormal": lambda: np.full(n, 1e-42),
+        "huge": lambda: np.full(n, 1e30), "sine": lambda: 0.5 * np.sin(2 * np.pi * 440 * t / 16000),
+    }[kind]()
+
+
+@st.composite
+def wire_frames(draw: st.DrawFn, accepts: tuple[str, ...], seqs: dict[str, int]) -> list[bytes]:
+    """[topic, header, array] of one generated message (or random frames), for a node taking `accepts`."""
+    shapes = templates()
+    if draw(st.integers(0, 19)) == 0:  # random frames: not even msgpack
+        return [b"x/"] + draw(st.lists(st.binary(max_size=64), min_size=0, max_size=3))
+    base_kind = draw(st.sampled_from([*(k for k in accepts if k in shapes), "pcm", "window", "event"]))
+    base = shapes[base_kind]
+    h = base.header
+    stream = draw(st.sampled_from(STREAMS))
+    seq = seqs.get(stream, 0)
+    fields: dict[str, Any] = {
+        "v": 1, "stream": stream, "seq": seq, "t_capture_ns": 10**9 + seq * 20_000_000, "t_wall": 1.0 + seq * 0.02,
+        "kind": base_kind, "sr": h.sr, "dtype": h.dtype, "shape": list(h.shape), "meta": dict(h.meta),
+    }
+    hostile = {  # per field, values a sender could put in a header that still parses
+        "v": st.sampled_from([2, 0, "1", None]),
+        "stream": st.sampled_from(["", "-", "a/b", "../x", "x" * 80, "é", "s 1"]),
+        "seq": st.one_of(st.integers(0, 2**64 - 1), st.integers(-9, -1), st.just(seq + 10**7)),
+        "t_capture_ns": st.integers(-2**63, 2**64 - 1),
+        "t_wall": st.floats(allow_nan=True, allow_infinity=True),
+        "kind": st.sampled_from(["eos", "pcm", "window", "event", "fbank", "", "k" * 70]),
+        "sr": st.sampled_from([0, 1, 8000, 22050, 44100, 2**31, -1]),
+        "dtype": st.sampled_from([*sorted(DTYPES), "float16", "object", "S4"]),
+        "shape": st.one_of(st.lists(st.integers(0, 4000), max_size=3).filter(lambda s: math.prod(s) <= 40_000),
+                           st.just([2**40]), st.just([]), st.just([1] * 9), st.just([3, 2**62])),
+        "meta": st.dictionaries(st.text(max_size=6), HOSTILE_VALUES, max_size=3),
+    }
+    for name in draw(st.lists(st.sampled_from(sorted(hostile)), max_size=draw(st.sampled_from([0, 0, 0, 1, 1, 2, 4])),
+                              unique=True)):
+        fields[name] = draw(hostile[name])
+    for key in draw(st.lists(st.sampled_from([*h.meta, "valid_frames", "type", "x"]), max_size=2, unique=True)):
+        if isinstance(fields["meta"], dict) and draw(st.integers(0, 2)) == 0:
+            fields["meta"][key] = draw(HOSTILE_VALUES)
+    if draw(st.integers(0, 29)) == 0:
+        del fields[draw(st.sampled_from(sorted(fields)))]
+    if draw(st.integers(0, 29)) == 0:
+        fields["extra"] = 1
+    kind = fields.get("kind", base_kind)
+    data = b""
+    try:
+        dtype = np.dtype(fields.get("dtype", "float32"))
+        count = math.prod(fields.get("shape", [])) if isinstance(fields.get("shape"), list) else 0
+        if dtype.kind in "fiub c".replace(" ", "") and count <= 40_000:
+            rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+            values = samples(draw(st.sampled_from([*SIGNALS, "noise", "sine", "zeros"])), count, rng)
+            if base_kind == "window" and fields.get("shape") == list(h.shape) and draw(st.booleans()):
+                values = np.clip(np.abs(values), 0, 1) if np.isfinite(values).all() else values
+            with np.errstate(all="ignore"):
+                data = values.astype(dtype).tobytes()
+            if draw(st.integers(0, 9)) == 0:  # a size that does not match the header
+                data = data[: draw(st.integers(0, max(len(data) - 1, 0)))] + draw(st.binary(max_size=8))
+    except (TypeError, ValueError, OverflowError):
+        data = draw(st.binary(max_size=64))
+    if kind == EOS and draw(st.booleans()):  # a well-formed end-of-stream, accounting or not
+        fields.update(stream="-", sr=0, dtype="uint8", shape=[0], seq=0,
+                      meta={"sent": draw(st.one_of(st.just({}), st.just({base_kind: dict(seqs)})))})
+        data = b""
+    if fields.get("stream") == stream and fields.get("seq") == seq:
+        seqs[stream] = seq + 1
+    header = msgpack.packb(fields, use_bin_type=True)
+    return [topic(str(kind)[:80], str(stream)[:80]), header, data]
+
+
+# -- one node under fuzzing -------------------------------------------------------------------------------------
+@dataclass
+class Target:
+    """A node behind the real runtime (`Runner`), fed one generated input at a time."""
+
+    kind: str
+    runner: Runner
+    loop: asyncio.AbstractEventLoop
+    seqs: dict[str, int] = field(default_factory=dict)
+    tried: int = 0
+    results: dict[str, int] = field(default_factory=dict)
+    rss_start: int = 0
+
+    @classmethod
+    def start(cls, kind: str, tmp: Path) -> Target:
+        logging.getLogger("stream.runner").setLevel(logging.ERROR)  # a warning per gap would drown the output
+        loop = asyncio.new_event_loop()
+        config = CONFIGS[kind](tmp) if kind in CONFIGS else {}
+        name = "fuzz-" + kind.rsplit(":", 1)[-1].lower()
+        node = resolve(kind).from_table(config, name)
+        spec = NodeSpec(name=name, kind=kind, config=config, endpoint=f"inproc://{name}", max_streams=MAX_STREAMS)
+        ctx = zmq.asyncio.Context.instance()
+
+        async def setup() -> Runner:
+            await node.setup()
+            runner = Runner(spec, node, ctx)
+            runner.pub = Publisher(ctx, spec.endpoint, [], hwm=1000)
+            return runner
+
+        runner = loop.run_until_complete(setup())
+        target = cls(kind, runner, loop)
+        target.rss_start = psutil.Process().memory_info().rss
+        return target
+
+    def counts(self) -> dict[str, float]:
+        return {r: REGISTRY.get_sample_value("stream_messages_total", {"node": self.runner.spec.name, "result": r})
+                or 0.0 for r in RESULTS}
+
+    def state(self) -> bytes:
+        return msgpack.packb(self.runner.node.state_dict(), default=_pack, use_bin_type=True)
+
+    def feed(self, frames: list[bytes]) -> str:
+        """Run one input through the runtime; returns how it ended (a result name or "eos"). Raises on a crash,
+        a hang, an input not counted exactly once, or a refused input that changed the node's state."""
+        before, state = self.counts(), self.state()
+        self.tried += 1
+        with time_limit(HANG_S):
+            msg = self.runner.receive(PORT, frames)
+            if msg is not None:
+                self.loop.run_until_complete(self.runner.handle(PORT, msg))
+        after = self.counts()
+        delta = {r: after[r] - before[r] for r in RESULTS if r not in ("dropped", "gap", "out_of_order")}
+        if PORT in self.runner.ended:  # an end-of-stream the runtime accepted: the input ends, nothing counted
+            self.runner.ended.clear()
+            outcome = "eos"
+            assert sum(delta.values()) == 0, f"accepted end-of-stream also counted: {delta}"
+        else:
+            counted = [r for r, n in delta.items() if n]
+            assert sum(delta.values()) == 1 and len(counted) == 1, f"input counted {delta}, expected once"
+            outcome = counted[0]
+        if outcome != "ok":
+            assert self.state() == state, f"a refused input ({outcome}) changed the node's state"
+        self.results[outcome] = self.results.get(outcome, 0) + 1
+        return outcome
+
+    def rss_growth(self) -> int:
+        """Bytes the process grew by since the node was set up."""
+        return psutil.Process().memory_info().rss - self.rss_start
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.runner.node.close())
+        self.runner.pub.close()
+        self.loop.close()
+

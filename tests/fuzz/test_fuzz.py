@@ -1,0 +1,111 @@
+"""The CI profile of the fuzzer (tests/fuzz/harness.py): up to 200 generated inputs per node within 2.5 s,
+300 for the wire decoder, 60 per node config, 150 graph tables; derandomized.
+
+Targets: the wire decoder, graph configs (every node kind's Config and the [graph]/[metrics]/[[nodes]] tables),
+and every node that takes messages, found in nodes/*/node.py (new nodes are covered when they land). The full
+profile (10,000 inputs per node) is `bench/fuzz.py`; figures in bench/RESULTS.md ("Reliability").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from harness import MAX_STREAMS, Target, config_classes, node_kinds, wire_frames
+from stream.errors import ConfigError, MessageError
+from stream.graph import graph_from_table
+from stream.message import decode
+from stream.node import parse_config
+
+EXAMPLES, BUDGET_S = 200, 2.5  # inputs per node, at most BUDGET_S of them (model nodes run a model per input)
+CI = settings(deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
+
+
+class _Budget(Exception):
+    """The node's time budget is spent (raised inside the test, caught outside: not a failure)."""
+
+
+@pytest.mark.parametrize("kind", node_kinds())
+def test_node_survives_generated_messages(kind, tmp_path):
+    target = Target.start(kind, tmp_path)
+    accepts = target.runner.node.accepts
+    deadline = time.monotonic() + BUDGET_S
+
+    @settings(CI, max_examples=EXAMPLES, phases=[Phase.explicit, Phase.generate])  # a failure shows its input as is
+    @given(frames=wire_frames(accepts, target.seqs))
+    def check(frames: list[bytes]) -> None:
+        if time.monotonic() > deadline:
+            raise _Budget
+        target.feed(frames)
+
+    try:
+        with contextlib.suppress(_Budget):
+            check()
+        assert target.tried >= 10
+        assert target.results.get("ok", 0) > 0 or target.tried < 50  # the generator reaches past the checks
+        assert target.rss_growth() < 300 * 2**20  # state is capped at MAX_STREAMS streams
+        assert len(target.runner.tracker.streams()) <= MAX_STREAMS
+    finally:
+        target.close()
+
+
+@settings(CI, max_examples=300)
+@given(frames=st.lists(st.binary(max_size=128), max_size=4))
+def test_wire_decoder_never_crashes(frames):
+    try:
+        msg = decode(frames)
+    except MessageError:
+        return
+    assert msg.data.nbytes == len(frames[1]) and msg.data.shape == msg.header.shape
+
+
+VALUES = st.one_of(st.integers(-2**70, 2**70), st.floats(), st.text(max_size=12), st.booleans(),
+                   st.lists(st.integers(-2, 3), max_size=3), st.dictionaries(st.text(max_size=4), st.integers(),
+                                                                            max_size=2))
+
+
+@pytest.mark.parametrize("kind, config", sorted(config_classes().items()))
+def test_node_config_is_accepted_or_one_config_error(kind, config):
+    import dataclasses
+
+    names = [f.name for f in dataclasses.fields(config)]
+
+    @settings(CI, max_examples=60)
+    @given(table=st.dictionaries(st.sampled_from([*names, "unknown"]), VALUES, max_size=4))
+    def check(table: dict) -> None:
+        try:
+            parse_config(config, table, kind)
+        except ConfigError:
+            pass
+
+    check()
+
+
+TABLES = st.fixed_dictionaries({}, optional={
+    "graph": st.dictionaries(st.sampled_from(["name", "hwm", "heartbeat_s", "checkpoint_s", "max_streams",
+                                              "max_message_mb", "plaintext_tcp", "x"]), VALUES, max_size=3),
+    "metrics": st.dictionaries(st.sampled_from(["host", "port", "x"]), VALUES, max_size=2),
+    "nodes": st.one_of(VALUES, st.lists(st.fixed_dictionaries(
+        {"name": st.one_of(st.sampled_from(["capture", "loudness", "../evil", ""]), VALUES),
+         "kind": st.one_of(st.sampled_from(["capture", "loudness", "nope"]), VALUES)},
+        optional={"inputs": st.one_of(st.just(["capture"]), VALUES), "endpoint": st.one_of(
+            st.sampled_from(["tcp://127.0.0.1:5999", "garbage", "ipc:///tmp/x"]), VALUES),
+            "config": st.one_of(st.dictionaries(st.sampled_from(["source", "stream", "every", "rate"]), VALUES,
+                                                max_size=2), VALUES)}), max_size=3)),
+    "sinks": st.one_of(VALUES, st.lists(st.dictionaries(st.sampled_from(["kind", "path", "every"]), VALUES,
+                                                        max_size=2), max_size=2)),
+})
+
+
+@settings(CI, max_examples=150)
+@given(raw=TABLES)
+def test_graph_config_is_accepted_or_one_config_error(raw):
+    try:
+        graph_from_table(raw, Path("fuzz.toml"))
+    except ConfigError:
+        pass
