@@ -257,7 +257,7 @@ def test_reclustering_splits_voices_the_online_pass_merged():
     rng = np.random.default_rng(0)
     voices = np.linalg.qr(rng.standard_normal((16, 3)))[0].T  # 3 orthogonal unit directions
     shared = np.ones(16) / 8.0
-    config = ClusteringConfig(delta_new=1.0, recluster_every=20, history=500)
+    config = ClusteringConfig(delta_new=1.0, recluster_every=20, history=500)  # the default is 0 (off)
     clustering = OnlineClustering(config, recluster=lambda emb: ahc(emb, 0.5))
     activity = np.ones((50, 1))
     labels = []
