@@ -25,8 +25,9 @@ from nodes.sed.rules import Rule
 WINDOW_S = 0.96  # s of audio per patch (96 frames of 10 ms)
 CLIP_LEVEL = 0.99  # |sample| at or above this counts as clipped
 CLIP_FRACTION = 0.3  # more clipped samples than this gates a window ("clipped"; a real car horn: 16 %)
-ONSET_OFFSET = 0.23  # s from the start of the patch centred in the median to the reported onset (tune half)
+ONSET_OFFSET = 0.16  # s from the start of the patch centred in the median to the reported onset (tune half)
 GATE_REASONS = ("silent", "clipped", "nan")
+TAUGHT_NEAREST = 20  # examples a taught rule's score averages over (chosen on tune-half chime mixtures)
 
 
 @dataclass(frozen=True)
@@ -59,21 +60,33 @@ def gates(rules: Sequence[Rule], lvl: Level) -> list[str | None]:
 def pool(rules: Sequence[Rule], scores: np.ndarray, embeddings: np.ndarray | None = None) -> np.ndarray:
     """Rule scores [..., rules] from class scores [..., classes] and embeddings [..., dim].
 
-    A class rule is the mean of its group's `top_k` highest scores (k = 1: the max); a taught rule is the best
-    cosine similarity of the embedding to its examples, floored at 0.
+    A class rule is the mean of its group's `top_k` highest scores (k = 1: the max), or 0 where one of its
+    `unless` classes scores higher than that (knock vs clapping: the model knows the difference, a threshold on
+    the knock group alone does not); a taught rule is its `taught_score`, floored at 0.
     """
     out = np.zeros(scores.shape[:-1] + (len(rules),), np.float32)
     for j, rule in enumerate(rules):
         if rule.taught:
             if embeddings is None:
                 raise ValueError(f"rule {rule.name!r} is taught: it needs embeddings")
-            e = embeddings / np.maximum(np.linalg.norm(embeddings, axis=-1, keepdims=True), 1e-12)
-            out[..., j] = np.maximum(0.0, (e @ rule.examples.T).max(-1))
+            out[..., j] = np.maximum(0.0, taught_score(embeddings, rule.examples, rule.counter))
         else:
             group = scores[..., list(rule.indices)]
             k = min(rule.top_k, group.shape[-1])
             out[..., j] = np.sort(group, axis=-1)[..., -k:].mean(-1)
+            if rule.rivals:
+                out[..., j] *= out[..., j] >= scores[..., list(rule.rivals)].max(-1)
     return out
+
+
+def taught_score(embeddings: np.ndarray, examples: np.ndarray, counter: np.ndarray) -> np.ndarray:
+    """How much closer each embedding [..., dim] is to the taught sound than to anything else: its mean cosine
+    similarity to the TAUGHT_NEAREST nearest examples [n, dim] minus its best similarity to the counter-examples
+    [m, dim] (unit rows). A room's own sounds lie near some counter-example, so they score at or below 0; the mean
+    over several examples asks for a likeness to the sound, not to one lucky patch."""
+    e = embeddings / np.maximum(np.linalg.norm(embeddings, axis=-1, keepdims=True), 1e-12)
+    k = min(TAUGHT_NEAREST, len(examples))
+    return np.sort(e @ examples.T, axis=-1)[..., -k:].mean(-1) - (e @ counter.T).max(-1)
 
 
 def top_tags(scores: np.ndarray, names: Sequence[str], k: int) -> list[tuple[str, float]]:
