@@ -11,6 +11,7 @@ Format (`configs/alerts.toml` is the shipped file; `--rules` and the node's `rul
     threshold = 0.3             # (0, 1] the smoothed rule score that starts an event
     release = 0.2               # [0, threshold] the level below which it stops (hysteresis); default threshold / 2
     min_duration = 0.0          # s above `release` before the start is announced (0 = at the first patch)
+    hold = 2.0                  # s below `release` before the event stops (gaps shorter than this are bridged)
     cooldown = 10.0             # s after a stop during which the rule cannot start again
     smooth = 3                  # patches in the running median of the rule score (odd, 1 = none)
     top_k = 1                   # pool the group's scores: mean of its k highest (1 = max)
@@ -52,6 +53,7 @@ class Rule:
     threshold: float = 0.5  # (0, 1]
     release: float = -1.0  # [0, threshold]; < 0 means threshold / 2
     min_duration: float = 0.0  # s, >= 0
+    hold: float = 0.0  # s, >= 0: an event ends once its score has stayed below release this long
     cooldown: float = 10.0  # s, >= 0
     smooth: int = 3  # patches, odd >= 1
     top_k: int = 1  # >= 1, <= len(classes)
@@ -78,6 +80,7 @@ class Rule:
             "threshold": 0 < self.threshold <= 1,
             "release": self.release < 0 or 0 <= self.release <= self.threshold,
             "min_duration": self.min_duration >= 0,
+            "hold": self.hold >= 0,
             "cooldown": self.cooldown >= 0,
             "smooth": self.smooth >= 1 and self.smooth % 2 == 1,
             "top_k": 1 <= self.top_k <= max(1, len(self.classes)),
@@ -91,7 +94,8 @@ class Rule:
 
 
 _KEYS = {f.name for f in fields(Rule)} - {"name", "indices", "rivals", "examples", "counter"}
-_TYPES = {"classes": list, "unless": list, "prototypes": str, "threshold": float, "release": float, "min_duration": float,
+_TYPES = {"classes": list, "unless": list, "prototypes": str, "threshold": float, "release": float,
+          "min_duration": float, "hold": float,
           "cooldown": float, "smooth": int, "top_k": int, "gate_dbfs": float}
 
 

@@ -45,6 +45,15 @@ def test_hysteresis_keeps_one_event_through_a_dip_above_release():
     assert len(events(run(rule(release=0.45, cooldown=0.0), seq))) == 2
 
 
+def test_hold_bridges_gaps_shorter_than_it_and_stops_where_the_sound_did():
+    seq = [0.8] * 5 + [0.0] * 6 + [0.8] * 5 + [0.0] * 12  # a 1.44 s gap
+    (one,) = events(run(rule(smooth=1, cooldown=0.0, hold=2.0), seq))
+    assert one[0] == pytest.approx(ONSET_OFFSET) and one[1] == pytest.approx(16 * HOP + ONSET_OFFSET)
+    assert len(events(run(rule(smooth=1, cooldown=0.0, hold=1.0), seq))) == 2
+    stop = run(rule(smooth=1, cooldown=0.0, hold=2.0), seq)[-1]
+    assert stop.decided == pytest.approx((16 + 9) * HOP + 0.96)  # known once 2 s of quiet have passed
+
+
 def test_cooldown_holds_the_rule_then_lets_it_fire_again():
     burst = [0.9] * 4 + [0] * 3
     assert len(events(run(rule(cooldown=5.0), burst * 3))) == 1  # bursts 1.68 s apart
