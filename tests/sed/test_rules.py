@@ -38,11 +38,21 @@ def write(tmp_path, text):
     ('[defaults]\ncooldwn = 3\n[rules.a]\nclasses = ["Dog"]\n', "unknown key(s) ['cooldwn']"),
     ("[defaults]\nsmooth = 3\n", "no rules"),
     ('[rules.a]\nprototypes = "missing.npz"\n', "cannot read prototypes"),
+    ('[rules.a]\nclasses = ["Knock"]\nunless = ["Claping"]\n', "unknown class name(s) ['Claping']"),
+    ('[rules.a]\nclasses = ["Knock"]\nunless = ["Knock"]\n', "unless names its own class(es) ['Knock']"),
+    ('[defaults]\nunless = ["Knock"]\n[rules.a]\nclasses = ["Dog"]\n', "cannot set `classes`, `unless`"),
 ])
 def test_bad_rules_name_what_is_wrong(tmp_path, class_names, text, message):
     with pytest.raises(ConfigError, match=None) as err:
         load_rules(write(tmp_path, text), class_names)
     assert message in str(err.value) and "rules.toml" in str(err.value)
+
+
+def test_shipped_rivals_are_outside_their_groups(shipped, class_names):
+    knock = next(r for r in shipped if r.name == "knock")
+    assert "Clapping" in [class_names[i] for i in knock.rivals]
+    for rule in shipped:
+        assert not set(rule.rivals) & set(rule.indices)
 
 
 def test_defaults_apply_and_rules_override(tmp_path, class_names):
@@ -53,7 +63,15 @@ def test_defaults_apply_and_rules_override(tmp_path, class_names):
 
 
 def test_taught_rule_loads_unit_prototypes_relative_to_the_file(tmp_path, class_names):
-    np.savez(tmp_path / "bell.npz", embeddings=np.array([[3.0, 4.0], [0.0, 2.0]], np.float32))
+    np.savez(tmp_path / "bell.npz", embeddings=np.array([[3.0, 4.0], [0.0, 2.0]], np.float32),
+             counter=np.array([[0.0, -5.0]], np.float32))
     (rule,) = load_rules(write(tmp_path, '[rules.bell]\nprototypes = "bell.npz"\nthreshold = 0.8\n'), class_names)
     assert rule.taught and rule.classes == ()
     np.testing.assert_allclose(rule.examples, [[0.6, 0.8], [0.0, 1.0]])
+    np.testing.assert_allclose(rule.counter, [[0.0, -1.0]])
+
+
+def test_prototypes_without_counter_examples_ask_for_a_new_teach(tmp_path, class_names):
+    np.savez(tmp_path / "bell.npz", embeddings=np.array([[3.0, 4.0]], np.float32))
+    with pytest.raises(ConfigError, match="no counter-examples"):
+        load_rules(write(tmp_path, '[rules.bell]\nprototypes = "bell.npz"\n'), class_names)
