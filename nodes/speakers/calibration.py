@@ -24,6 +24,7 @@ class Threshold:
     frr: float | None  # false-rejection rate there (None when the trials had no target pairs)
     snorm: bool  # whether the scores were s-normed (a threshold only fits scores made the same way)
     trials: str  # the calibration trial list, for the record
+    backend: str = "cosine"  # "cosine" (raw or s-normed) or "plda" (log-likelihood ratios of the store's PLDA)
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def threshold_at_eer(target: np.ndarray, impostor: np.ndarray) -> tuple[float, f
 
 
 def calibrate(
-    scores: np.ndarray, targets: np.ndarray, far: float | None, snorm: bool, trials: str
+    scores: np.ndarray, targets: np.ndarray, far: float | None, snorm: bool, trials: str, backend: str = "cosine"
 ) -> Threshold:
     """The threshold for trial `scores` [N] with labels `targets` [N] (bool): at false-acceptance rate `far`,
     or at the equal-error point when `far` is None."""
@@ -111,4 +112,5 @@ def calibrate(
     else:
         value = threshold_at_far(impostor, far)
     got_far, frr = error_rates(target, impostor, value)
-    return Threshold(value, "far" if far is not None else "eer", got_far, frr if len(target) else None, snorm, trials)
+    return Threshold(value, "far" if far is not None else "eer", got_far, frr if len(target) else None, snorm, trials,
+                     backend)

@@ -1,7 +1,8 @@
 """Verification (is this the claimed speaker?) and open-set identification (which enrolled speaker, if any?).
 
 Both score test embeddings against enrolled centroids the way the store's threshold was calibrated: s-normed
-against the store's cohort when it has one, raw cosine otherwise.
+against the store's cohort when it has one, PLDA log-likelihood ratios when it has a PLDA model, raw cosine
+otherwise.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ def _threshold(store: SpeakerStore) -> float:
     """The store's calibrated threshold; on raw cosine (no cohort) `DEFAULT_COSINE` until one is calibrated."""
     if store.threshold is not None:
         return store.threshold.value
+    if store.plda is not None:
+        raise ConfigError(f"enrolment store {store.path} scores with PLDA but has no calibrated threshold: run "
+                          f"`stream verify --calibrate TRIALS --backend plda --db {store.path}` (or pass --threshold)")
     if store.cohort is None:
         return DEFAULT_COSINE
     raise ConfigError(
@@ -53,7 +57,7 @@ def _threshold(store: SpeakerStore) -> float:
 def verify(store: SpeakerStore, name: str, tests: np.ndarray, threshold: float | None = None) -> list[Decision]:
     """Accept or reject each test embedding [N, D] as speaker `name`."""
     threshold = _threshold(store) if threshold is None else threshold
-    scores = score(store.centroid(name)[None], tests, store.cohort)[0]
+    scores = score(store.centroid(name)[None], tests, store.cohort, store.plda)[0]
     return [Decision(name, float(s), threshold) for s in scores]
 
 
@@ -64,6 +68,6 @@ def identify(store: SpeakerStore, tests: np.ndarray, threshold: float | None = N
     if not centroids:
         raise ConfigError(f"enrolment store {store.path} has no speakers: enrol some with `stream enroll`")
     names = list(centroids)
-    scores = score(np.stack(list(centroids.values())), tests, store.cohort)  # [S, N]
+    scores = score(np.stack(list(centroids.values())), tests, store.cohort, store.plda)  # [S, N]
     best = scores.argmax(axis=0)
     return [Decision(names[row], float(scores[row, column]), threshold) for column, row in enumerate(best)]

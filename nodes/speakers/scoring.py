@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nodes.speakers.plda import Plda
 from stream.errors import ConfigError
 
 
@@ -56,8 +57,14 @@ def s_norm(raw: np.ndarray, enrol: CohortStats, test: CohortStats) -> np.ndarray
     return 0.5 * (z + t)
 
 
-def score(enrol: np.ndarray, test: np.ndarray, cohort: np.ndarray | None = None) -> np.ndarray:
-    """Scores [N_enrol, N_test] of enrolment vectors against test embeddings: cosine, s-normed if a cohort is given."""
+def score(enrol: np.ndarray, test: np.ndarray, cohort: np.ndarray | None = None, plda: Plda | None = None
+          ) -> np.ndarray:
+    """Scores [N_enrol, N_test] of enrolment vectors against test embeddings: cosine, s-normed if a cohort is given,
+    or PLDA log-likelihood ratios if a PLDA model is given (then no cohort: PLDA replaces s-norm)."""
+    if plda is not None:
+        if cohort is not None:
+            raise ConfigError("PLDA scoring replaces s-norm: use a store without a cohort")
+        return plda.score(enrol, test)
     raw = cosine(enrol, test)
     if cohort is None:
         return raw

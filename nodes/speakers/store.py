@@ -8,6 +8,7 @@ A store is a folder, readable without this code:
                          "threshold": {"value": 2.1, "method": "far", ...} | null}
     DB/embeddings.npz   one array per speaker name: [n_utterances, dim] float32, raw (not normalised)
     DB/cohort.npy       [n_cohort, dim] float32, present when a cohort was set
+    DB/plda.npz         the PLDA scoring model (`nodes.speakers.plda.Plda` fields), present when one was fitted
 
 Embeddings only compare within one model, so a store records the model that made them and refuses any other.
 Other parts (the diariser pre-seeding its clusters) read `SpeakerStore.open(db, model).centroids()`.
@@ -31,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from nodes.speakers.calibration import Threshold
+from nodes.speakers.plda import Plda
 from nodes.speakers.scoring import centroid
 from stream.errors import ConfigError, ModelError
 from stream.files import atomic_write
@@ -51,6 +53,7 @@ class SpeakerStore:
         self.cohort: np.ndarray | None = None  # [C, dim]
         self.cohort_sources: list[str] = []
         self.threshold: Threshold | None = None
+        self.plda: Plda | None = None  # scores are PLDA log-likelihood ratios when set (instead of cosine/s-norm)
 
     @classmethod
     def open(cls, path: Path, model: str | None = None, dim: int | None = None, create: bool = False) -> SpeakerStore:
@@ -87,6 +90,9 @@ class SpeakerStore:
             if meta.get("cohort"):
                 store.cohort = np.load(path / "cohort.npy")
                 store.cohort_sources = list(meta["cohort"])
+            if meta.get("plda"):
+                with np.load(path / "plda.npz") as data:
+                    store.plda = Plda(**{k: data[k].astype(np.float64) for k in data.files})
             if meta.get("threshold"):
                 store.threshold = Threshold(**meta["threshold"])
         except (OSError, KeyError, TypeError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # JSON: ValueError
@@ -140,12 +146,23 @@ class SpeakerStore:
 
     def set_cohort(self, embeddings: np.ndarray, sources: list[str]) -> None:
         """Set the s-norm cohort (impostor speakers disjoint from the enrolled ones and the test audio)."""
+        if self.plda is not None:
+            raise ConfigError(f"{self.path} scores with PLDA, which replaces s-norm: no cohort")
         self.cohort = self._check(embeddings, "cohort embeddings")
         self.cohort_sources = list(sources)
+
+    def set_plda(self, plda: Plda) -> None:
+        """Score with PLDA from now on (fitted on embeddings of this store's model, of speakers not enrolled)."""
+        if self.cohort is not None:
+            raise ConfigError(f"{self.path} has an s-norm cohort; PLDA replaces s-norm: use a store without one")
+        self.plda = plda
+        self.threshold = None  # a cosine threshold means nothing for log-likelihood ratios
 
     def set_threshold(self, threshold: Threshold) -> None:
         if threshold.snorm and self.cohort is None:
             raise ConfigError("an s-norm threshold needs the cohort it was calibrated with; set the cohort first")
+        if threshold.backend != ("plda" if self.plda is not None else "cosine"):
+            raise ConfigError(f"a {threshold.backend} threshold does not fit this store's scores")
         self.threshold = threshold
 
     def centroid(self, name: str) -> np.ndarray:
@@ -167,6 +184,9 @@ class SpeakerStore:
         if self.cohort is not None:
             with atomic_write(self.path / "cohort.npy") as f:
                 np.save(f, self.cohort)
+        if self.plda is not None:
+            with atomic_write(self.path / "plda.npz") as f:
+                write_npz(f, dataclasses.asdict(self.plda))
         meta = {
             "format": FORMAT,
             "model": self.model,
@@ -174,6 +194,7 @@ class SpeakerStore:
             "speakers": {name: self.sources[name] for name in sorted(self.speakers)},
             "cohort": self.cohort_sources if self.cohort is not None else None,
             "threshold": dataclasses.asdict(self.threshold) if self.threshold else None,
+            "plda": self.plda is not None,
         }
         with atomic_write(self.path / "store.json", "w", encoding="utf-8") as f:
             f.write(json.dumps(meta, indent=1) + "\n")

@@ -76,3 +76,31 @@ def test_corrupt_store_is_a_clear_error(tmp_path):
     (tmp_path / "db" / "store.json").write_text("{")
     with pytest.raises(ConfigError, match="incomplete or corrupt"):
         SpeakerStore.open(tmp_path / "db")
+
+
+def test_plda_store_scores_log_likelihood_ratios(tmp_path):
+    """A store with a PLDA model (`stream verify --calibrate --backend plda`) keeps it on disk and scores with it:
+    the true speaker's test embedding is accepted, another speaker's rejected, at a PLDA-calibrated threshold."""
+    from nodes.speakers.plda import fit_plda
+
+    rng = np.random.default_rng(1)
+    means = rng.normal(size=(30, 8)) * 2
+    labels = np.repeat(np.arange(30), 6)
+    plda = fit_plda(means[labels] + rng.normal(size=(180, 8)), labels, dim=6)
+    store = SpeakerStore.open(tmp_path / "db", "campplus", dim=8, create=True)
+    store.enrol("alice", means[0] + rng.normal(size=(3, 8)), ["a1", "a2", "a3"])
+    store.set_plda(plda)
+    with pytest.raises(ConfigError, match="no calibrated threshold"):
+        verify(store, "alice", means[:1])
+    with pytest.raises(ConfigError, match="cosine threshold does not fit"):
+        store.set_threshold(Threshold(0.5, "far", 0.01, None, False, "t.txt"))
+    store.set_threshold(Threshold(0.0, "eer", 0.05, 0.05, False, "t.txt", backend="plda"))
+    with pytest.raises(ConfigError, match="replaces s-norm"):
+        store.set_cohort(rng.normal(size=(5, 8)), list("abcde"))
+    store.save()
+    loaded = SpeakerStore.open(tmp_path / "db")
+    assert loaded.threshold.backend == "plda"
+    tests = np.stack([means[0] + rng.normal(size=8), means[1] + rng.normal(size=8)])
+    decisions = verify(loaded, "alice", tests)
+    assert decisions[0].score == pytest.approx(plda.score(store.centroid("alice")[None], tests[:1])[0, 0])
+    assert [d.accepted for d in decisions] == [True, False]
