@@ -164,6 +164,14 @@ register(ModelSpec(
     converter="nodes.embedding.convert:ecapa_auralis",
 ))
 register(ModelSpec(
+    name="resemblyzer",
+    file="resemblyzer/pretrained.pt",
+    description="Resemblyzer's GE2E d-vector (3 x LSTM 256, 40-band mel power) on our d-vector network; 256-d",
+    source="PyPI Resemblyzer==0.1.4: resemblyzer/pretrained.pt (GitHub resemble-ai/Resemblyzer)",
+    license="Apache-2.0",
+    converter="nodes.embedding.resemblyzer:convert",
+))
+register(ModelSpec(
     name="segmentation-3.0",
     file="segmentation-3.0/pytorch_model.bin",
     description="pyannote segmentation-3.0 (PyanNet), 10 s of 16 kHz audio -> 589 frames x 7 powerset classes",

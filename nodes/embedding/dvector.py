@@ -32,10 +32,14 @@ class DVectorConfig:
     layers: int = 2
     embed_dim: int = 128
     window: int = 160  # frames per partial utterance (1.6 s at 10 ms), GE2E's inference window
+    pooling: str = "mean"  # "mean" over valid frames (ours), or "last": the last valid frame's output (GE2E)
+    relu: bool = False  # ReLU after the affine output layer (GE2E / Resemblyzer)
 
     def __post_init__(self) -> None:
         if min(self.feat_dim, self.hidden, self.layers, self.embed_dim, self.window) < 1:
             raise ConfigError(f"d-vector sizes must be positive, got {self}")
+        if self.pooling not in ("mean", "last"):
+            raise ConfigError(f"d-vector pooling must be 'mean' or 'last', got {self.pooling!r}")
 
 
 def init(key: jax.Array, cfg: DVectorConfig) -> Params:
@@ -74,18 +78,25 @@ def _lstm(p: Params, x: jax.Array) -> jax.Array:
     return jnp.swapaxes(out, 0, 1)
 
 
-def embed(params: Params, feats: jax.Array, weights: jax.Array | None = None) -> jax.Array:
+def embed(params: Params, feats: jax.Array, weights: jax.Array | None = None, pooling: str = "mean",
+          relu: bool = False) -> jax.Array:
     """fbank [B, T, feat_dim] (mean-subtracted), weights [B, T] (1 valid, 0 padding at the end) -> [B, embed_dim].
 
     Padding at the end never reaches a valid frame's output (the LSTM runs forwards), so it only needs masking
-    in the average."""
+    in the average, and "last" pooling takes the output at the last valid frame. `pooling` and `relu` are
+    `DVectorConfig`'s (keyword arguments so the trainer's `embed(params, feats)` stays the mean-pooled network)."""
     x = feats
     for i in range(sum(key.startswith("lstm") for key in params)):
         x = _lstm(params[f"lstm{i}"], x)
     if weights is None:
         weights = jnp.ones(feats.shape[:2], feats.dtype)
-    pooled = (x * weights[..., None]).sum(axis=1) / weights.sum(axis=1, keepdims=True)
-    return pooled @ params["embed"]["w"] + params["embed"]["b"]
+    if pooling == "last":
+        last = (weights.sum(axis=1) - 1).astype(jnp.int32)
+        pooled = jnp.take_along_axis(x, last[:, None, None], axis=1)[:, 0]
+    else:
+        pooled = (x * weights[..., None]).sum(axis=1) / weights.sum(axis=1, keepdims=True)
+    out = pooled @ params["embed"]["w"] + params["embed"]["b"]
+    return jax.nn.relu(out) if relu else out
 
 
 def partial_starts(num_frames: int, window: int) -> np.ndarray:

@@ -4,6 +4,7 @@
     ivector(ckpt)       i-vector extractor from `stream train-ivector`
     trained(ckpt)       x-vector or d-vector from `stream train-embedding`
     ecapa(ckpt)         ECAPA-TDNN from a user's SpeechBrain `embedding_model.ckpt` (1024-channel VoxCeleb recipe)
+    resemblyzer()       Resemblyzer's pretrained GE2E d-vector (shipped weights)
 """
 
 from __future__ import annotations
@@ -61,3 +62,13 @@ def ecapa(ckpt: Path) -> System:
         return np.stack([np.asarray(run(params, f[None])).reshape(-1) for f in feats])
 
     return System("ECAPA", embed)
+
+
+def resemblyzer() -> System:
+    import jax
+
+    from nodes.embedding.resemblyzer import embed_waveform
+    from stream.models import load_params
+
+    params = jax.device_put(load_params("resemblyzer"))
+    return System("d-vector GE2E", lambda waves: np.stack([embed_waveform(params, w) for w in waves]))

@@ -84,10 +84,12 @@ def _systems(args: argparse.Namespace) -> tuple[list, list[str]]:
     if not args.all:
         if args.model in CAMPPLUS:
             return [systems.campplus(args.model)], []
+        if args.model == "resemblyzer":
+            return [systems.resemblyzer()], []
         if given[args.model] is None:
             raise ConfigError(f"--model {args.model} needs its weights: --{args.model} CKPT")
         return [build[args.model](given[args.model])], []
-    chosen, notes = [systems.campplus("campplus")], []
+    chosen, notes = [systems.campplus("campplus"), systems.resemblyzer()], []
     for name, ckpt in given.items():
         if ckpt is None:
             notes.append(f"{name}: not run (no --{name} CKPT given)")
@@ -159,15 +161,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "target/nontarget; relative paths from the list's folder)")
     parser.add_argument("--embeddings", type=Path, help="FILE.npz from `stream embed` (arrays embeddings, paths) "
                         "instead of computing embeddings")
-    parser.add_argument("--model", default="campplus", choices=[*CAMPPLUS, "ivector", "xvector", "dvector", "ecapa"],
+    parser.add_argument("--model", default="campplus",
+                        choices=[*CAMPPLUS, "resemblyzer", "ivector", "xvector", "dvector", "ecapa"],
                         help="speaker encoder (default campplus; see `stream embed --help`); the trained ones need "
                         "their checkpoint below")
     parser.add_argument("--backend", default="cosine", choices=["cosine", "plda"],
                         help="scoring: cosine similarity, or PLDA log-likelihood ratio fitted on the train split "
                         "(then trials are the test split's pairs)")
     parser.add_argument("--all", action="store_true",
-                        help="the speaker lab: CAM++ and every model whose checkpoint is given, cosine and PLDA, "
-                        "one table and one DET plot, on the index's disjoint train/test speaker split")
+                        help="the speaker lab: CAM++, Resemblyzer and every model whose checkpoint is given, cosine "
+                        "and PLDA, one table and one DET plot, on the index's disjoint train/test speaker split")
     parser.add_argument("--ivector", type=Path, metavar="CKPT", help="i-vector extractor (`stream train-ivector`)")
     parser.add_argument("--xvector", type=Path, metavar="CKPT", help="x-vector (`stream train-embedding`)")
     parser.add_argument("--dvector", type=Path, metavar="CKPT", help="d-vector (`stream train-embedding`)")
