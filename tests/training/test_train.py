@@ -127,3 +127,34 @@ def test_streamable_xvector_trains_on_causal_input(data, tmp_path):
     centred = xvector.embed(state.params["model"], jnp.asarray((feats - feats.mean(0))[None]))
     assert np.abs(emb - centred).max() > 1e-2  # not the utterance-mean input
     assert main([*common, "--model", "dvector", "--mean-s", "1", "--out", str(tmp_path / "d.npz")]) == 1
+
+
+def test_train_embedding_resumes_after_kill(data, tmp_path):
+    """A `stream train-embedding` process killed with SIGKILL after a checkpoint leaves a readable one (atomic
+    writes), and --resume continues it from that step to the end (3 speakers, checkpoint every step)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for src in sorted((data / "speakers" / "librispeech" / "librispeech_train-clean-100").glob("*.flac"))[:3]:
+        (folder / src.name).symlink_to(src)
+    out = tmp_path / "x.npz"
+    args = [sys.executable, "-m", "stream.cli", "train-embedding", "--data", str(folder), "--model", "xvector",
+            "--out", str(out)]
+    proc = subprocess.Popen([*args, "--steps", "30", "--batch", "4", "--crop-frames", "50", "--checkpoint-every", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not out.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed = load_checkpoint(out).step
+    assert 1 <= killed < 30
+    resumed = subprocess.run([*args, "--resume"], capture_output=True, text=True, timeout=180)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"from step {killed} to 30" in resumed.stdout
+    assert load_checkpoint(out).step == 30
