@@ -1,28 +1,33 @@
-"""Fault injection in the meeting graph (bench/RESULTS.md, "## Reliability: faults and soak").
+"""Fault injection, one node kind at a time, in the default graphs (bench/RESULTS.md, "## Reliability: faults and soak").
 
-configs/meeting.toml on an AMI clip at real-time pace (capture -> segmentation -> diarization, capture -> vad,
-JSONL sink), plus "vad_ref", a twin of the VAD node that is never harmed. Mid-stream one node is hit:
+Meeting graph (capture, segmentation, diarization, vad, sinks): configs/meeting.toml on an AMI clip at real-time
+pace (capture -> segmentation -> diarization, capture -> vad, JSONL sink), plus "vad_ref", a twin of the VAD node
+that is never harmed. Scene graph (sed, beats, chords): the sound-event and music nodes of configs/demo.toml on
+pop music with a smoke alarm mixed in from 14 s (`scene_clip`), sed with `sound.tags` every second, plus
+`<node>_ref`, an unharmed twin of the node hit. Mid-stream one node is hit:
 `kill` (SIGKILL; the supervisor restarts it from its checkpoint) or `stop` (SIGSTOP for `--stop-s`, then
-SIGCONT; a stop of 10 heartbeats or more is taken for a hang: the supervisor kills and restarts the node).
+SIGCONT; a process silent for 10 heartbeats is taken for a hang: the supervisor kills and restarts it).
 Each run is scored against what the same audio gives unharmed:
 - turns: the diarization node's speaker.turn events against `stream diarize --latency 0.5` on the same file
   (what the live graph emits unharmed, tests/meeting): `identical` (same turns, boundaries within a frame),
   `agreement` (frames with the same labels), `relabelled` (agreement < 0.9),
   `lost` (reference turns of 0.5 s or more that no output turn of the same label covers half of),
   `duplicated` (output turns of one label overlapping by more than a frame: one turn told twice);
-- VAD: the vad node's events against vad_ref's (`vad lost`, `vad duplicated`);
+- twin: the events of the VAD node (meeting graph) or of the node hit (scene graph) against its twin's, keyed by
+  type, audio time and content (`twin lost`: the twin has it and the node not, e.g. an event at a shifted time;
+  `twin duplicated`);
 - transport: messages counted dropped per node (`stream_messages_total{result="dropped"}`: ZeroMQ drops and
   the outage of a killed node, by sequence number), events lost on the way to the sinks (the sinks node's
   dropped count), the largest queue depth sampled (bound: the runner's 64);
 - recovery: from the end of the fault (the kill, or SIGCONT) until the node runs again (at once when its process
   lives on, else when its new process is ready); restarts; the graph's exit code.
-Turns and VAD decisions are scored from `SETTLE_S` after the recovery. What a node misses while it restarts is
+Turns and twin events are scored from `SETTLE_S` after the recovery. What a node misses while it restarts is
 lost by design (PUB/SUB: real-time audio prefers a counted drop to a blocked microphone; a restarted capture skips
 its downtime as live audio would; the diarization node fills lost windows with silence); so when capture,
 segmentation or diarization restarted, the reference is `stream diarize` on the file with the outage (fault to
 recovery) silenced: what the chain received, so a speaker first heard in the lost span is no error.
 
-    .venv/bin/python -m bench.faults [--nodes capture,segmentation,diarization,vad,sinks] [--faults kill,stop]
+    .venv/bin/python -m bench.faults [--nodes capture,segmentation,diarization,vad,sinks,sed,beats,chords] [--faults kill,stop]
                                      [--clip dev00] [--at 10] [--stop-s 5] [--json out.json]
 """
 
