@@ -83,10 +83,10 @@ def frigate(rules, wav: Path) -> list[tuple[float, float, str, float]]:
     return out
 
 
-def run(system, rules, sim: Path) -> dict:
+def run(system, rules, sim: Path, half: str = "report") -> dict:
     alert_rules = [r.name for r in rules if r.name not in NON_ALERTS]
     out: dict = {"detected": {}, "fa": 0, "neg_s": 0.0, "quiet": {}}
-    for wav in sorted((sim / "report" / "clips").rglob("*.wav")):
+    for wav in sorted((sim / half / "clips").rglob("*.wav")):
         cls = wav.stem.split("__")[0]
         events = system(rules, wav)
         if wav.parent.name == "target":
@@ -101,7 +101,7 @@ def run(system, rules, sim: Path) -> dict:
         except FileNotFoundError:  # --events without the quiet files run
             out["quiet"][wav.stem] = "not run"
     refs, ests, latency = {}, {}, []
-    for wav in sorted((sim / "report" / "mixtures").glob("*.wav")):
+    for wav in sorted((sim / half / "mixtures").glob("*.wav")):
         refs[wav.stem] = read_refs(wav.with_suffix(".txt"))
         events = [e for e in system(rules, wav) if e[2] in alert_rules]
         ests[wav.stem] = [(a, b, r) for a, b, r, _ in events]
@@ -125,10 +125,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sim", type=Path, default=Path("/tmp/sed-sim"))
     p.add_argument("--events", type=Path, metavar="DIR", help="`stream detect` outputs for ours (else cached scores)")
+    p.add_argument("--rules", type=Path, default=DEFAULT_RULES, help="ours: this rules file (default: the shipped one)")
     args = p.parse_args()
     with open(model_dir() / "yamnet" / "yamnet_class_map.csv", newline="") as f:
         names = [row["display_name"] for row in csv.DictReader(f)]
-    rules = load_rules(DEFAULT_RULES, names)
+    rules = load_rules(args.rules, names)
     results = {"ours": run(detected(args.events) if args.events else ours, rules, args.sim),
                "Frigate-style": run(frigate, rules, args.sim)}
     print("| rule | clips | ours | Frigate-style |\n|---|---|---|---|")

@@ -5,9 +5,9 @@
 
 For each rule (groups as in configs/alerts.toml), every (threshold, top_k, smooth) on a grid (release =
 threshold / 2) is decoded with the node's own `Decoder` over cached YAMNet scores (bench/sed_scores.py, hop 0.16 s) of the tune clips,
-tune mixtures and the quiet files, and scored as
+tune mixtures, tune LibriSpeech utterances and the quiet files, and scored as
     0.5 * (tune clips of the rule detected) + 0.5 * (event F1, onset +-0.5 s, in the tune mixtures)
-    - 0.1 * (starts on tune clips of other classes and negatives) ;  any start on the quiet files disqualifies.
+    - 0.1 * (starts on tune clips of other classes, negatives and speech) ;  any start on the quiet files disqualifies.
 Among the (threshold) values with the best objective, it takes the middle one (largest margin either side).
 It prints the chosen values as TOML to paste into configs/alerts.toml, and the onset offset (median of reference
 onset - patch start over matched tune events) for `nodes.sed.decode.ONSET_OFFSET`.
@@ -36,6 +36,7 @@ THRESHOLDS = np.round(np.arange(0.1, 0.96, 0.05), 2)
 RELEASES = (0.5,)
 SMOOTHS = (1, 3)
 NON_ALERTS = ("speech", "music")
+FALSE_COST = float(__import__("os").environ.get("FALSE_COST", "0.1"))
 
 
 def read_refs(path: Path) -> list[tuple[float, float, str]]:
@@ -59,7 +60,7 @@ def onset_matches(refs: list[float], ests: list[float], collar: float = 0.5) -> 
 
 @dataclasses.dataclass
 class Item:
-    kind: str  # "clip", "mix", "quiet"
+    kind: str  # "clip", "mix", "speech" (LibriSpeech utterances: negatives for every alert rule), "quiet"
     cls: str  # clip class, "" otherwise
     scores: np.ndarray
     levels: list
@@ -69,7 +70,8 @@ class Item:
 
 def load_items(sim: Path, half: str, backend: str) -> list[Item]:
     items = []
-    for kind, folder in (("clip", sim / half / "clips"), ("mix", sim / half / "mixtures"), ("quiet", sim / "quiet")):
+    for kind, folder in (("clip", sim / half / "clips"), ("mix", sim / half / "mixtures"), ("speech", sim / half / "speech"),
+                         ("quiet", sim / "quiet")):
         for wav in sorted(folder.rglob("*.wav")):
             s, lv = scores(wav, HOP_FRAMES, backend)
             refs = read_refs(wav.with_suffix(".txt")) if wav.with_suffix(".txt").exists() else []
@@ -96,6 +98,8 @@ def evaluate(rule: Rule, items: list[Item], onset_offset: float) -> dict[str, fl
         starts = [e.onset for e in decode([rule], x, g, HOP, item.duration, onset_offset) if e.kind == "start"]
         if item.kind == "quiet":
             quiet += len(starts)
+        elif item.kind == "speech":
+            false += len(starts) if rule.name not in NON_ALERTS else 0
         elif item.kind == "clip":
             if item.cls == rule.name:
                 clips += 1
@@ -110,7 +114,7 @@ def evaluate(rule: Rule, items: list[Item], onset_offset: float) -> dict[str, fl
     f1 = 2 * tp / (n_ref + n_est) if n_ref + n_est else 0.0
     recall = hits / clips if clips else 1.0
     return {"recall": recall, "f1": f1, "false": false, "quiet": quiet,
-            "objective": 0.5 * recall + 0.5 * f1 - 0.1 * false - 100 * quiet}
+            "objective": 0.5 * recall + 0.5 * f1 - FALSE_COST * false - 100 * quiet}
 
 
 def onset_offset(rules: list[Rule], items: list[Item]) -> float:

@@ -12,10 +12,18 @@ name, go alternately to report and tune (report first, so a class with one recor
 Mixtures (`mix`): per half, 20 one-minute mixtures. Each has a background bed (that half's negative clips, each
 at -35 dBFS, end to end with 50 ms fades; every other mixture also LibriSpeech speech at -35 dBFS in half its
 seconds) and 5 alert clips of that half (13 alert rules: no speech/music targets) at SNR 0, 10 or 20 dB (by
-mixture) over the bed, at random times at least 2 s apart. A clip's reference event spans its first to last
-10 ms frame within 20 dB of its loudest (sed_eval's format: `onset offset rule`, tab-separated). Also per half:
+mixture) over the bed, at random times at least 2 s apart (the SNR over the clip's frames within 20 dB of its loudest).
+
+References (sed_eval's format: `onset offset rule`, tab-separated): a clip's event spans its first to last 10 ms
+frame within 20 dB of the loudest frame *inside the stretch where the labelled sound is*. Most clips carry weak
+labels (an AudioSet 10 s segment says only that the sound is somewhere in it, among speech and other sounds), so
+that stretch comes from YAMNet (yamnet.tflite, bench/sed_scores.py) on the clip alone: the patches (0.96 s, every
+0.16 s) where the rule's class group (configs/alerts.toml `classes`) scores at least half its best in the clip,
+from the first one's start to the last one's end. Clips where the group never reaches 0.1 (ringtones that YAMNet
+hears as music) keep the whole clip. Until 2026-12-04 the stretch was the whole clip, which put a baby crying
+from 7 s on a 10 s segment at 0.1 s. Also per half:
 every clip alone, with 1 s of silence either side (`clips/`, detection per clip and false alarms on negatives);
-and once: 10 minutes each of digital silence, pink noise at -30 dBFS and speech-free room tone (brown noise at
+the half's LibriSpeech utterances alone (`speech/`, negatives for `bench/sed_calibrate.py`); and once: 10 minutes each of digital silence, pink noise at -30 dBFS and speech-free room tone (brown noise at
 -55 dBFS with 50 Hz mains hum), in `quiet/`.
 """
 
@@ -30,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from stream.paths import REPO_ROOT, data_dir
+from stream.paths import REPO_ROOT, data_dir, model_dir
 
 RATE = 16000
 SPLIT = REPO_ROOT / "bench" / "sed_split.csv"
@@ -110,6 +118,34 @@ def active_span(x: np.ndarray, floor_db: float = 20.0) -> tuple[float, float]:
     return on[0] * 0.01, (on[-1] + 1) * 0.01
 
 
+def labelled_span(x: np.ndarray, scores: np.ndarray, group: list[int], floor_db: float = 20.0,
+                  hop: float = 0.16, pad: float = 1.0) -> tuple[float, float]:
+    """(first, last) s of the labelled sound in clip x: `active_span` inside the stretch where YAMNet hears it.
+
+    `scores` [patches, classes] are YAMNet's on x with `pad` s of silence either side (the `clips/` files), patch k
+    covering [k * hop - pad, k * hop - pad + 0.96] of x; `group` the rule's class indices.
+    """
+    g = scores[:, group].max(1) if len(scores) else np.zeros(0)
+    if len(g) == 0 or g.max() < 0.1:
+        return active_span(x, floor_db)
+    on = np.flatnonzero(g >= 0.5 * g.max())
+    a = max(0, round((on[0] * hop - pad) * RATE))
+    b = min(len(x), round((on[-1] * hop - pad + 0.96) * RATE))
+    if b - a < 160:
+        return active_span(x, floor_db)
+    first, last = active_span(x[a:b], floor_db)
+    return a / RATE + first, a / RATE + last
+
+
+def rule_groups() -> dict[str, list[int]]:
+    """Class indices of each shipped rule's group (configs/alerts.toml), by rule name."""
+    from nodes.sed.rules import DEFAULT_RULES, load_rules
+
+    with open(model_dir() / "yamnet" / "yamnet_class_map.csv", newline="") as f:
+        names = [row["display_name"] for row in csv.DictReader(f)]
+    return {r.name: list(r.indices) for r in load_rules(DEFAULT_RULES, names)}
+
+
 def rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.asarray(x, np.float64) ** 2)) + 1e-12)
 
@@ -145,14 +181,17 @@ def bed(rng: np.random.Generator, negatives: list[np.ndarray], speech: list[np.n
     return out
 
 
-def mixture(rng: np.random.Generator, background: np.ndarray, targets: list[tuple[str, np.ndarray]],
+Target = tuple[str, np.ndarray, tuple[float, float]]  # rule, clip, its reference span (s of the clip)
+
+
+def mixture(rng: np.random.Generator, background: np.ndarray, targets: list[Target],
             snr_db: float) -> tuple[np.ndarray, list[tuple[float, float, str]]]:
     """Background plus EVENTS_PER_MIX target clips at `snr_db` over it, at least 2 s apart; the references."""
     out = background.copy()
     picks = [targets[i] for i in rng.choice(len(targets), EVENTS_PER_MIX, replace=False)]
     slot = MIX_S / EVENTS_PER_MIX
     refs = []
-    for i, (rule, clip) in enumerate(picks):
+    for i, (rule, clip, (ref_a, ref_b)) in enumerate(picks):
         clip = clip[: round((slot - 2.0) * RATE)]
         start = i * slot + 1.0 + rng.random() * (slot - 2.0 - len(clip) / RATE)
         a, b = active_span(clip)
@@ -160,7 +199,9 @@ def mixture(rng: np.random.Generator, background: np.ndarray, targets: list[tupl
         span = slice(first + round(a * RATE), first + round(b * RATE))
         gain = rms(out[span]) * 10 ** (snr_db / 20) / rms(clip[round(a * RATE):round(b * RATE)])
         out[first:first + len(clip)] += gain * clip
-        refs.append((round(start + a, 3), round(start + b, 3), rule))
+        ref_b = min(ref_b, len(clip) / RATE)
+        ref_a = min(ref_a, ref_b)
+        refs.append((round(start + ref_a, 3), round(start + ref_b, 3), rule))
     peak = np.abs(out).max()
     return (out / peak * 0.9 if peak > 0.9 else out).astype(np.float32), refs
 
@@ -192,14 +233,29 @@ def write_refs(path: Path, refs: list[tuple[float, float, str]]) -> None:
 
 
 def simulate(out: Path) -> None:
+    from sed_scores import scores
+
+    groups = rule_groups()
     speech_files = sorted((data_dir() / "speakers" / "librispeech" / "librispeech_train-clean-100").glob("*.flac"))
     for h, half in enumerate(("tune", "report")):
         rows = read_split(half)
         rng = np.random.default_rng(1000 + h)
         clips = {r["file"]: load(dev_dir() / r["file"]) for r in rows}
+        clip_dir = out / half / "clips"
+        clip_files = {}
+        for r in rows:
+            target = clip_dir / r["role"] / f"{r['class']}__{Path(r['file']).stem}.wav"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            pad = np.zeros(RATE, np.float32)
+            x = clips[r["file"]]
+            sf.write(target, np.concatenate([pad, x, pad]), RATE, subtype="PCM_16")
+            write_refs(target.with_suffix(".txt"), [(1.0, 1.0 + len(x) / RATE, r["class"])]
+                       if r["role"] == "target" else [])
+            clip_files[r["file"]] = target
         negatives = [clips[r["file"]] for r in rows if r["role"] == "negative"]
-        targets = [(r["class"], clips[r["file"]]) for r in rows
-                   if r["role"] == "target" and r["class"] not in NON_ALERTS]
+        targets = [(r["class"], clips[r["file"]],
+                    labelled_span(clips[r["file"]], scores(clip_files[r["file"]], 16)[0], groups[r["class"]]))
+                   for r in rows if r["role"] == "target" and r["class"] not in NON_ALERTS]
         speakers = speech_files[h::2][:60]
         speech = [load(p) for p in speakers]
         mix_dir = out / half / "mixtures"
@@ -210,15 +266,9 @@ def simulate(out: Path) -> None:
             name = f"mix{m:02d}_snr{int(SNRS_DB[m % len(SNRS_DB)]):02d}"
             sf.write(mix_dir / f"{name}.wav", audio, RATE, subtype="PCM_16")
             write_refs(mix_dir / f"{name}.txt", refs)
-        clip_dir = out / half / "clips"
-        for r in rows:
-            target = clip_dir / r["role"] / f"{r['class']}__{Path(r['file']).stem}.wav"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            pad = np.zeros(RATE, np.float32)
-            x = clips[r["file"]]
-            sf.write(target, np.concatenate([pad, x, pad]), RATE, subtype="PCM_16")
-            write_refs(target.with_suffix(".txt"), [(1.0, 1.0 + len(x) / RATE, r["class"])]
-                       if r["role"] == "target" else [])
+        (out / half / "speech").mkdir(parents=True, exist_ok=True)
+        for path in speech_files[h::2]:  # negatives for calibrating the alert rules (tune), 126 utterances
+            sf.write(out / half / "speech" / f"{path.stem}.wav", load(path), RATE, subtype="PCM_16")
     quiet(out / "quiet")
 
 

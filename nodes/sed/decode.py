@@ -25,7 +25,7 @@ from nodes.sed.rules import Rule
 WINDOW_S = 0.96  # s of audio per patch (96 frames of 10 ms)
 CLIP_LEVEL = 0.99  # |sample| at or above this counts as clipped
 CLIP_FRACTION = 0.3  # more clipped samples than this gates a window ("clipped"; a real car horn: 16 %)
-ONSET_OFFSET = 0.23  # s from the start of the patch centred in the median to the reported onset (tune half)
+ONSET_OFFSET = 0.16  # s from the start of the patch centred in the median to the reported onset (tune half)
 GATE_REASONS = ("silent", "clipped", "nan")
 
 
@@ -59,8 +59,10 @@ def gates(rules: Sequence[Rule], lvl: Level) -> list[str | None]:
 def pool(rules: Sequence[Rule], scores: np.ndarray, embeddings: np.ndarray | None = None) -> np.ndarray:
     """Rule scores [..., rules] from class scores [..., classes] and embeddings [..., dim].
 
-    A class rule is the mean of its group's `top_k` highest scores (k = 1: the max); a taught rule is the best
-    cosine similarity of the embedding to its examples, floored at 0.
+    A class rule is the mean of its group's `top_k` highest scores (k = 1: the max), or 0 where one of its
+    `unless` classes scores higher than that (knock vs clapping: the model knows the difference, a threshold on
+    the knock group alone does not); a taught rule is the best cosine similarity of the embedding to its
+    examples, floored at 0.
     """
     out = np.zeros(scores.shape[:-1] + (len(rules),), np.float32)
     for j, rule in enumerate(rules):
@@ -73,6 +75,8 @@ def pool(rules: Sequence[Rule], scores: np.ndarray, embeddings: np.ndarray | Non
             group = scores[..., list(rule.indices)]
             k = min(rule.top_k, group.shape[-1])
             out[..., j] = np.sort(group, axis=-1)[..., -k:].mean(-1)
+            if rule.rivals:
+                out[..., j] *= out[..., j] >= scores[..., list(rule.rivals)].max(-1)
     return out
 
 

@@ -7,6 +7,7 @@ Format (`configs/alerts.toml` is the shipped file; `--rules` and the node's `rul
 
     [rules.smoke_alarm]
     classes = ["Smoke detector, smoke alarm", "Fire alarm", "Alarm"]   # YAMNet display names
+    unless = ["Busy signal", "Dial tone"]   # confusable classes: no alert while one of them scores higher
     threshold = 0.3             # (0, 1] the smoothed rule score that starts an event
     release = 0.2               # [0, threshold] the level below which it stops (hysteresis); default threshold / 2
     min_duration = 0.0          # s above `release` before the start is announced (0 = at the first patch)
@@ -45,6 +46,7 @@ class Rule:
 
     name: str
     classes: tuple[str, ...] = ()  # AudioSet display names (YAMNet class map); empty for taught rules
+    unless: tuple[str, ...] = ()  # confusable classes: the rule scores 0 while the best of them beats its group
     prototypes: str = ""  # .npz of example embeddings ([n, 1024] under key "embeddings"), for taught rules
     threshold: float = 0.5  # (0, 1]
     release: float = -1.0  # [0, threshold]; < 0 means threshold / 2
@@ -54,6 +56,7 @@ class Rule:
     top_k: int = 1  # >= 1, <= len(classes)
     gate_dbfs: float = -60.0  # dBFS, in [-120, 0]
     indices: tuple[int, ...] = field(default=(), compare=False)  # class indices, filled by `load_rules`
+    rivals: tuple[int, ...] = field(default=(), compare=False)  # indices of `unless`, filled by `load_rules`
     examples: np.ndarray | None = field(default=None, compare=False, repr=False)  # [n, 1024] unit rows
 
     @property
@@ -78,13 +81,15 @@ class Rule:
             "top_k": 1 <= self.top_k <= max(1, len(self.classes)),
             "gate_dbfs": -120 <= self.gate_dbfs <= 0,
         }
+        if set(self.unless) & set(self.classes):
+            raise ConfigError(f"{where}: unless names its own class(es) {sorted(set(self.unless) & set(self.classes))}")
         for key, ok in checks.items():
             if not ok:
                 raise ConfigError(f"{where}: {key} = {getattr(self, key)!r} is out of range (see nodes/sed/rules.py)")
 
 
-_KEYS = {f.name for f in fields(Rule)} - {"name", "indices", "examples"}
-_TYPES = {"classes": list, "prototypes": str, "threshold": float, "release": float, "min_duration": float,
+_KEYS = {f.name for f in fields(Rule)} - {"name", "indices", "rivals", "examples"}
+_TYPES = {"classes": list, "unless": list, "prototypes": str, "threshold": float, "release": float, "min_duration": float,
           "cooldown": float, "smooth": int, "top_k": int, "gate_dbfs": float}
 
 
@@ -94,8 +99,8 @@ def parse_rules(table: Mapping[str, Any], class_names: Sequence[str], base: Path
     if unknown:
         raise ConfigError(f"rules file: unknown table(s) {unknown}; expected [defaults] and [rules.<name>]")
     defaults = _values("[defaults]", table.get("defaults", {}))
-    if "classes" in defaults or "prototypes" in defaults:
-        raise ConfigError("rules file: [defaults] cannot set `classes` or `prototypes`")
+    if {"classes", "unless", "prototypes"} & set(defaults):
+        raise ConfigError("rules file: [defaults] cannot set `classes`, `unless` or `prototypes`")
     rules_table = table.get("rules", {})
     if not isinstance(rules_table, Mapping) or not rules_table:
         raise ConfigError("rules file: no rules; add at least one [rules.<name>] table")
@@ -104,11 +109,11 @@ def parse_rules(table: Mapping[str, Any], class_names: Sequence[str], base: Path
     for name, body in rules_table.items():
         rule = Rule(name, **{**defaults, **_values(f"rule {name!r}", body)})
         rule.check()
-        missing = [c for c in rule.classes if c not in index]
+        missing = [c for c in rule.classes + rule.unless if c not in index]
         if missing:
             hints = {c: difflib.get_close_matches(c, class_names, 2) for c in missing}
             raise ConfigError(f"rule {name!r}: unknown class name(s) {missing}; closest YAMNet names: {hints}")
-        rule = replace(rule, indices=tuple(index[c] for c in rule.classes))
+        rule = replace(rule, indices=tuple(index[c] for c in rule.classes), rivals=tuple(index[c] for c in rule.unless))
         if rule.taught:
             rule = replace(rule, prototypes=str((base / rule.prototypes).resolve()))
             rule = replace(rule, examples=load_prototypes(Path(rule.prototypes), name))
@@ -129,7 +134,7 @@ def _values(where: str, body: Any) -> dict[str, Any]:
         ok = isinstance(value, want) and not isinstance(value, bool)
         if want is float and isinstance(value, int) and not isinstance(value, bool):
             value, ok = float(value), True
-        if key == "classes":
+        if key in ("classes", "unless"):
             ok = ok and all(isinstance(c, str) for c in value)
             value = tuple(value)
         if not ok:

@@ -82,6 +82,12 @@ def test_pooling_max_top_k_and_prototypes():
     assert pool([taught], scores, emb)[0, 0] == pytest.approx(0.8)
 
 
+def test_a_rival_class_that_scores_higher_silences_the_rule():
+    knock = rule(classes=("Knock", "Tap"), indices=(0, 1), unless=("Clapping",), rivals=(2,))
+    scores = np.array([[0.6, 0.1, 0.3], [0.6, 0.1, 0.7], [0.2, 0.5, 0.5]], np.float32)
+    np.testing.assert_allclose(pool([knock], scores)[:, 0], [0.6, 0.0, 0.5])  # a tie keeps the rule
+
+
 def test_state_dict_round_trip_mid_event_gives_the_same_edges():
     seq = np.array([0] * 4 + [0.8] * 6 + [0] * 4 + [0.9] * 4 + [0] * 20 + [0.9] * 5 + [0] * 3, np.float32)
     whole, first, second = Decoder([rule()], HOP), Decoder([rule()], HOP), Decoder([rule()], HOP)

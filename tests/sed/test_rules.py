@@ -38,11 +38,21 @@ def write(tmp_path, text):
     ('[defaults]\ncooldwn = 3\n[rules.a]\nclasses = ["Dog"]\n', "unknown key(s) ['cooldwn']"),
     ("[defaults]\nsmooth = 3\n", "no rules"),
     ('[rules.a]\nprototypes = "missing.npz"\n', "cannot read prototypes"),
+    ('[rules.a]\nclasses = ["Knock"]\nunless = ["Claping"]\n', "unknown class name(s) ['Claping']"),
+    ('[rules.a]\nclasses = ["Knock"]\nunless = ["Knock"]\n', "unless names its own class(es) ['Knock']"),
+    ('[defaults]\nunless = ["Knock"]\n[rules.a]\nclasses = ["Dog"]\n', "cannot set `classes`, `unless`"),
 ])
 def test_bad_rules_name_what_is_wrong(tmp_path, class_names, text, message):
     with pytest.raises(ConfigError, match=None) as err:
         load_rules(write(tmp_path, text), class_names)
     assert message in str(err.value) and "rules.toml" in str(err.value)
+
+
+def test_shipped_rivals_are_outside_their_groups(shipped, class_names):
+    knock = next(r for r in shipped if r.name == "knock")
+    assert "Clapping" in [class_names[i] for i in knock.rivals]
+    for rule in shipped:
+        assert not set(rule.rivals) & set(rule.indices)
 
 
 def test_defaults_apply_and_rules_override(tmp_path, class_names):
