@@ -11,8 +11,12 @@ every node is up and `--warmup` seconds have passed, a steady window of `--secon
 - CPU: cores busy in the segmentation node(s) and in the whole graph; the load average of the machine.
 N is sustained when nothing was dropped, >= 98 % of the expected windows were clustered and p99 turn latency is
 under 2 s (0.5 s latency + 0.5 s step + 1 s slack). The loop stops at the first N that is not sustained.
+With --sed, the first stream also feeds a `sed` node (YAMNet + configs/alerts.toml, hop 0.16 s): the line adds its
+tags lag (end of a 1 s stretch of patches -> its sound.tags published, p50/p99: how far YAMNet runs behind real
+time) and the cores it keeps busy (= its real-time factor for that one stream); sustained also needs >= 98 % of the
+expected sound.tags and their p99 lag under 1 s.
 
-    .venv/bin/python -m bench.meeting_streams [--streams 1,4,8,12,16,20,24] [--embed-every 1] [--segmenters 1]
+    .venv/bin/python -m bench.meeting_streams [--streams 1,4,8,12,16,20,24] [--embed-every 1] [--segmenters 1] [--sed]
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import tempfile
 import time
@@ -53,6 +58,8 @@ def graph_toml(n: int, args: argparse.Namespace, out: Path) -> str:
         parts.append(f'[[nodes]]\nname = "seg{k}"\nkind = "segmentation"\ninputs = [{inputs}]\nconfig = {{ '
                      f'max_batch = {args.max_batch}, max_wait_ms = {args.max_wait_ms}, '
                      f'embed_every = {args.embed_every} }}\n')
+    if args.sed:
+        parts.append('[[nodes]]\nname = "sed"\nkind = "sed"\ninputs = ["cap00"]\nconfig = { hop = 0.16, tags_every = 1.0 }\n')
     segs = ", ".join(f'"seg{k}"' for k in range(segmenters(n, args)))
     parts.append(f'[[nodes]]\nname = "diarization"\nkind = "diarization"\ninputs = [{segs}]\n'
                  f'config = {{ latency = 0.5 }}\n[[sinks]]\nkind = "jsonl"\npath = "{out}"\n')
@@ -108,12 +115,14 @@ async def measure(folder: Path, n: int, args: argparse.Namespace) -> tuple[bool,
         await asyncio.sleep(0.2)
     await asyncio.sleep(args.warmup)
     seg_pids = [supervisor.procs[f"seg{k}"].pid for k in range(segmenters(n, args))]
+    sed_pids = [supervisor.procs["sed"].pid] if args.sed else []
     all_pids = [p.pid for p in supervisor.procs.values()]
     snap0, t0 = snapshot(folder / "run", segmenters(n, args)), time.time()
-    cpu_seg0, cpu_all0 = cpu_seconds(seg_pids), cpu_seconds(all_pids)
+    cpu_seg0, cpu_all0, cpu_sed0 = cpu_seconds(seg_pids), cpu_seconds(all_pids), cpu_seconds(sed_pids)
     await asyncio.sleep(args.seconds)
     snap1, t1 = snapshot(folder / "run", segmenters(n, args)), time.time()
     cpu_seg, cpu_all = (cpu_seconds(seg_pids) - cpu_seg0) / (t1 - t0), (cpu_seconds(all_pids) - cpu_all0) / (t1 - t0)
+    cpu_sed = (cpu_seconds(sed_pids) - cpu_sed0) / (t1 - t0)
     load = os.getloadavg()[0]
     supervisor.stopping.set()
     await run
@@ -125,9 +134,17 @@ async def measure(folder: Path, n: int, args: argparse.Namespace) -> tuple[bool,
                       if e["type"] == "speaker.turn" and t0 <= e["t_publish"] < t1])
     p50, p99 = np.percentile(turns, [50, 99]) if len(turns) else (float("nan"), float("inf"))
     ok = dropped == 0 and windows >= 0.98 * expected and p99 < 2.0
+    sed = ""
+    if args.sed:
+        tags = np.array([e["t_publish"] - (e["t_capture"] + e["duration"]) for e in events
+                         if e["type"] == "sound.tags" and t0 <= e["t_publish"] < t1])
+        t50, t99 = np.percentile(tags, [50, 99]) if len(tags) else (float("nan"), float("inf"))
+        expected_tags = (t1 - t0) / (math.ceil(1.0 / 0.16 - 1e-9) * 0.16)  # a stretch is whole patches >= 1 s
+        ok = ok and len(tags) >= 0.98 * expected_tags - 1 and t99 < 1.0
+        sed = f" {len(tags)}/{expected_tags:.0f} | {t50:.3f} | {t99:.3f} | {cpu_sed:.3f} |"
     line = (f"| {n} | {windows:.0f}/{expected:.0f} | {dropped:.0f} | {bucket_quantile(lag0, lag1, 0.5):.2f} | "
-            f"{bucket_quantile(lag0, lag1, 0.99):.2f} | {len(turns)} | {p50:.2f} | {p99:.2f} | {cpu_seg:.2f} | "
-            f"{cpu_all:.2f} | {load:.0f} | {'yes' if ok else 'no'} |")
+            f"{bucket_quantile(lag0, lag1, 0.99):.2f} | {len(turns)} | {p50:.2f} | {p99:.2f} | {cpu_seg:.2f} |"
+            f"{sed} {cpu_all:.2f} | {load:.0f} | {'yes' if ok else 'no'} |")
     return ok, line
 
 
@@ -141,11 +158,13 @@ async def main() -> None:
     parser.add_argument("--max-wait-ms", type=float, default=100.0, help="ms a window may wait for a batch")
     parser.add_argument("--embed-every", type=int, default=1, help="embed at least every this many windows")
     parser.add_argument("--block-ms", type=float, default=100.0, help="capture block, ms")
+    parser.add_argument("--sed", action="store_true", help="add a sed node on the first stream")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; {vars(args)}")
+    sed = (" sound.tags/expected | tags lag p50 s | p99 s | sed cores busy |", "---|---|---|---|") if args.sed else ("", "")
     print("| streams | windows clustered/expected | dropped | window lag p50 s (<=) | p99 s (<=) | turns | "
-          "turn latency p50 s | p99 s | segmentation cores busy | graph cores busy | load | sustained |\n"
-          "|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
+          f"turn latency p50 s | p99 s | segmentation cores busy |{sed[0]} graph cores busy | load | sustained |\n"
+          f"|---|---|---|---|---|---|---|---|---|{sed[1]}---|---|---|", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-meeting-") as tmp:
         for n in (int(x) for x in args.streams.split(",")):
             folder = Path(tmp) / f"n{n}"

@@ -49,7 +49,7 @@ def room(rng: np.random.Generator, n: int, dbfs: float) -> np.ndarray:
     return sim.at_dbfs(sim.pink(rng, n), dbfs)
 
 
-def make(out: Path, data: Path) -> tuple[list[Path], list[Path]]:
+def make(out: Path, data: Path, half: str = "report") -> tuple[list[Path], list[Path]]:
     rng = np.random.default_rng(2024)
     (out / "examples").mkdir(parents=True, exist_ok=True)
     examples = []
@@ -61,12 +61,13 @@ def make(out: Path, data: Path) -> tuple[list[Path], list[Path]]:
         path = out / "examples" / f"example{i}.wav"
         sf.write(path, x, RATE, subtype="PCM_16")
         examples.append(path)
-    rows = sim.read_split("report")
+    rows = sim.read_split(half)
     clips = {r["file"]: sim.load(sim.dev_dir() / r["file"]) for r in rows}
     negatives = [clips[r["file"]] for r in rows if r["role"] == "negative"]
     targets = [(r["class"], clips[r["file"]]) for r in rows
                if r["role"] == "target" and r["class"] not in sim.NON_ALERTS]
-    speech_files = sorted((data / "speakers" / "librispeech" / "librispeech_train-clean-100").glob("*.flac"))[1::2][:60]
+    speech_files = sorted((data / "speakers" / "librispeech" / "librispeech_train-clean-100").glob("*.flac"))
+    speech_files = speech_files[("tune", "report").index(half)::2][:60]
     speech = [sim.load(p) for p in speech_files]
     (out / "mixtures").mkdir(parents=True, exist_ok=True)
     mixtures = []
@@ -100,6 +101,9 @@ def main() -> None:
     p.add_argument("--sim", type=Path, default=Path("/tmp/sed-sim"))
     p.add_argument("--out", type=Path, default=Path("/tmp/sed-custom"))
     p.add_argument("--quiet", action="store_true", help="also count false alarms on the 30 min of quiet files")
+    p.add_argument("--half", choices=("tune", "report"), default="report",
+                   help="tune: for development, mixtures over tune beds, taught with the tune negatives of half "
+                   "the source recordings, false alarms counted on the other half")
     args = p.parse_args()
 
     from nodes.sed.evaluate import read_events, score
@@ -109,18 +113,24 @@ def main() -> None:
     from stream.commands.detect import load
     from stream.paths import data_dir
 
-    examples, mixtures = make(args.out, data_dir())
+    examples, mixtures = make(args.out, data_dir(), args.half)
     model, _ = load(None)
     rules_file = args.out / "taught.toml"
     rules_file.unlink(missing_ok=True)
     negatives = sorted((args.sim / "tune" / "clips" / "negative").glob("*.wav"))
+    negative_files = sorted((args.sim / "report" / "clips" / "negative").glob("*.wav"))
+    if args.half == "tune":  # alternate source recordings (excerpts of one recording stay on one side)
+        groups = sorted({r["group"] for r in sim.read_split("tune") if r["role"] == "negative"})
+        group = {f"{r['class']}__{Path(r['file']).stem}": r["group"] for r in sim.read_split("tune")}
+        negative_files = [p for p in negatives if groups.index(group[p.stem]) % 2]
+        negatives = [p for p in negatives if not groups.index(group[p.stem]) % 2]
     taught = teach(model, examples, negatives)
     write_rule(rules_file, NAME, taught)
-    print(f"taught {NAME}: {len(taught.prototypes)} prototypes, threshold {taught.threshold:.3f}, examples' "
-          f"leave-one-out low quartile {np.quantile(taught.positives, 0.25):.3f}, tune negatives at most "
-          f"{taught.negative_max:.3f}")
+    print(f"taught {NAME}: {len(taught.prototypes)} example / {len(taught.counter)} counter-example embeddings, "
+          f"threshold {taught.threshold:.3f}, examples' leave-one-out low quartile "
+          f"{np.quantile(taught.positives, 0.25):.3f}, tune negatives (each without its own counter-examples) at most "
+          f"{taught.negative_max.max():.3f}")
     rules = load_rules(rules_file, model.class_names)
-    negative_files = sorted((args.sim / "report" / "clips" / "negative").glob("*.wav"))
     if args.quiet:
         negative_files += sorted((args.sim / "quiet").glob("*.wav"))
     references, hypotheses, durations, starts = {}, {}, {}, {}

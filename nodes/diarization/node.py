@@ -54,6 +54,7 @@ class DiarizationNodeConfig:
     tau_active: float = _DEFAULTS.clustering.tau_active  # [0, 1] local speaker active from this probability
     rho_update: float = _DEFAULTS.clustering.rho_update  # [0, 1] min mean activity to move a centroid
     delta_new: float = _DEFAULTS.clustering.delta_new  # [0, 2] cosine distance that opens a new speaker
+    rho_new: float = _DEFAULTS.clustering.rho_new  # [0, 1] min mean activity for a voice to open a new speaker
     max_speakers: int = _DEFAULTS.clustering.max_speakers  # >= 1 per stream, enrolled included
     onset: float = _DEFAULTS.turns.onset  # [0, 1] probability that opens a turn
     offset: float = _DEFAULTS.turns.offset  # [0, onset] probability below which a turn closes
@@ -71,7 +72,7 @@ class DiarizationNodeConfig:
         return replace(
             d, geometry=replace(d.geometry, latency=self.latency, duration=self.duration, step=self.step),
             clustering=replace(d.clustering, tau_active=self.tau_active, rho_update=self.rho_update,
-                               delta_new=self.delta_new, max_speakers=self.max_speakers),
+                               delta_new=self.delta_new, rho_new=self.rho_new, max_speakers=self.max_speakers),
             turns=replace(d.turns, onset=self.onset, offset=self.offset, min_duration_on=self.min_duration_on,
                           min_duration_off=self.min_duration_off))
 

@@ -1,4 +1,4 @@
-"""Per-patch model outputs -> alert edges: pooling, gate, running median, hysteresis, minimum duration, cooldown.
+"""Per-patch model outputs -> alert edges: pooling, gate, running median, hysteresis, hold, minimum duration, cooldown.
 
 Pure pieces (`pool`, `level`, `gates`, `top_tags`) and one small stateful callable, `Decoder`, that sees one patch
 at a time, so the live node and file mode make the same decisions. Times are audio seconds since the stream's
@@ -7,7 +7,8 @@ first sample. Patch k covers [k * hop, k * hop + window]; its scores are known a
 Why these steps (the peer, Frigate, alerts on one label's raw score >= 0.8 per 0.975 s window): a rule pools a
 group of related AudioSet classes (a smoke alarm scores as "Smoke detector", "Fire alarm" or just "Alarm"), so
 its threshold can sit far lower; the running median removes one-patch blips that a lower threshold would let
-through; hysteresis keeps one event through a sound's short dips; the RMS gate keeps quiet rooms silent
+through; hysteresis keeps one event through a sound's short dips, and `hold` through its gaps (a dog barking, an alarm
+beeping: one event, not one per bark); the RMS gate keeps quiet rooms silent
 (YAMNet's scores on near-silence are noise); the cooldown keeps a ringing alarm to one alert.
 """
 
@@ -27,6 +28,7 @@ CLIP_LEVEL = 0.99  # |sample| at or above this counts as clipped
 CLIP_FRACTION = 0.3  # more clipped samples than this gates a window ("clipped"; a real car horn: 16 %)
 ONSET_OFFSET = 0.16  # s from the start of the patch centred in the median to the reported onset (tune half)
 GATE_REASONS = ("silent", "clipped", "nan")
+TAUGHT_NEAREST = 20  # examples a taught rule's score averages over (chosen on tune-half chime mixtures)
 
 
 @dataclass(frozen=True)
@@ -61,16 +63,14 @@ def pool(rules: Sequence[Rule], scores: np.ndarray, embeddings: np.ndarray | Non
 
     A class rule is the mean of its group's `top_k` highest scores (k = 1: the max), or 0 where one of its
     `unless` classes scores higher than that (knock vs clapping: the model knows the difference, a threshold on
-    the knock group alone does not); a taught rule is the best cosine similarity of the embedding to its
-    examples, floored at 0.
+    the knock group alone does not); a taught rule is its `taught_score`, floored at 0.
     """
     out = np.zeros(scores.shape[:-1] + (len(rules),), np.float32)
     for j, rule in enumerate(rules):
         if rule.taught:
             if embeddings is None:
                 raise ValueError(f"rule {rule.name!r} is taught: it needs embeddings")
-            e = embeddings / np.maximum(np.linalg.norm(embeddings, axis=-1, keepdims=True), 1e-12)
-            out[..., j] = np.maximum(0.0, (e @ rule.examples.T).max(-1))
+            out[..., j] = np.maximum(0.0, taught_score(embeddings, rule.examples, rule.counter))
         else:
             group = scores[..., list(rule.indices)]
             k = min(rule.top_k, group.shape[-1])
@@ -78,6 +78,16 @@ def pool(rules: Sequence[Rule], scores: np.ndarray, embeddings: np.ndarray | Non
             if rule.rivals:
                 out[..., j] *= out[..., j] >= scores[..., list(rule.rivals)].max(-1)
     return out
+
+
+def taught_score(embeddings: np.ndarray, examples: np.ndarray, counter: np.ndarray) -> np.ndarray:
+    """How much closer each embedding [..., dim] is to the taught sound than to anything else: its mean cosine
+    similarity to the TAUGHT_NEAREST nearest examples [n, dim] minus its best similarity to the counter-examples
+    [m, dim] (unit rows). A room's own sounds lie near some counter-example, so they score at or below 0; the mean
+    over several examples asks for a likeness to the sound, not to one lucky patch."""
+    e = embeddings / np.maximum(np.linalg.norm(embeddings, axis=-1, keepdims=True), 1e-12)
+    k = min(TAUGHT_NEAREST, len(examples))
+    return np.sort(e @ examples.T, axis=-1)[..., -k:].mean(-1) - (e @ counter.T).max(-1)
 
 
 def top_tags(scores: np.ndarray, names: Sequence[str], k: int) -> list[tuple[str, float]]:
@@ -107,6 +117,7 @@ class _RuleState:
     active: bool = False  # announced (sound.start sent)
     peak: float = 0.0
     quiet_until: float = -math.inf  # end of the cooldown after the last stop
+    below: float = -1.0  # while active: when the score fell below release (the event ends `hold` s later), else -1
 
 
 class Decoder:
@@ -145,13 +156,18 @@ class Decoder:
                 s.onset, s.run, s.peak = t, 0, score
             else:
                 return []
-        if score < rule.off:  # the candidate or event ends
-            was_active, onset, peak = s.active, s.onset, s.peak
-            s.onset, s.run, s.active = -1.0, 0, False
+        if score < rule.off:  # the candidate ends, or the event once it has stayed below for `hold` s
+            if s.active and s.below < 0:
+                s.below = t
+            if s.active and t - s.below < rule.hold - 1e-9:
+                return []
+            was_active, onset, peak, end = s.active, s.onset, s.peak, s.below
+            s.onset, s.run, s.active, s.below = -1.0, 0, False, -1.0
             if not was_active:
                 return []
-            s.quiet_until = t + rule.cooldown
-            return [Edge(rule.name, "stop", t, peak, decided, onset)]
+            s.quiet_until = end + rule.cooldown
+            return [Edge(rule.name, "stop", end, peak, decided, onset)]
+        s.below = -1.0
         s.run += 1
         s.peak = max(s.peak, score)
         if not s.active and (s.run - 1) * self.hop >= rule.min_duration - 1e-9:
@@ -164,8 +180,9 @@ class Decoder:
         edges = []
         for rule, s in zip(self.rules, self.states):
             if s.active:
-                edges.append(Edge(rule.name, "stop", max(s.onset, t_end), s.peak, t_end, s.onset))
-            s.onset, s.run, s.active = -1.0, 0, False
+                end = s.below if s.below >= 0 else t_end
+                edges.append(Edge(rule.name, "stop", max(s.onset, end), s.peak, t_end, s.onset))
+            s.onset, s.run, s.active, s.below = -1.0, 0, False, -1.0
         return edges
 
     def state_dict(self) -> dict[str, Any]:

@@ -11,12 +11,14 @@ Format (`configs/alerts.toml` is the shipped file; `--rules` and the node's `rul
     threshold = 0.3             # (0, 1] the smoothed rule score that starts an event
     release = 0.2               # [0, threshold] the level below which it stops (hysteresis); default threshold / 2
     min_duration = 0.0          # s above `release` before the start is announced (0 = at the first patch)
+    hold = 2.0                  # s below `release` before the event stops (gaps shorter than this are bridged)
     cooldown = 10.0             # s after a stop during which the rule cannot start again
     smooth = 3                  # patches in the running median of the rule score (odd, 1 = none)
     top_k = 1                   # pool the group's scores: mean of its k highest (1 = max)
     gate_dbfs = -60.0           # no start while the window's RMS is below this level
 
-    [rules.my_doorbell]         # a taught sound (`stream teach`): cosine similarity to example embeddings
+    [rules.my_doorbell]         # a taught sound (`stream teach`): how much closer a patch is to the examples than to
+                                # the counter-examples (cosine similarity of YAMNet embeddings)
     prototypes = "my_doorbell.npz"   # path relative to this TOML file; `classes` and `prototypes` exclude each other
     threshold = 0.82
 
@@ -47,10 +49,11 @@ class Rule:
     name: str
     classes: tuple[str, ...] = ()  # AudioSet display names (YAMNet class map); empty for taught rules
     unless: tuple[str, ...] = ()  # confusable classes: the rule scores 0 while the best of them beats its group
-    prototypes: str = ""  # .npz of example embeddings ([n, 1024] under key "embeddings"), for taught rules
+    prototypes: str = ""  # .npz of example ("embeddings" [n, 1024]) and counter-example ("counter") embeddings
     threshold: float = 0.5  # (0, 1]
     release: float = -1.0  # [0, threshold]; < 0 means threshold / 2
     min_duration: float = 0.0  # s, >= 0
+    hold: float = 0.0  # s, >= 0: an event ends once its score has stayed below release this long
     cooldown: float = 10.0  # s, >= 0
     smooth: int = 3  # patches, odd >= 1
     top_k: int = 1  # >= 1, <= len(classes)
@@ -58,6 +61,7 @@ class Rule:
     indices: tuple[int, ...] = field(default=(), compare=False)  # class indices, filled by `load_rules`
     rivals: tuple[int, ...] = field(default=(), compare=False)  # indices of `unless`, filled by `load_rules`
     examples: np.ndarray | None = field(default=None, compare=False, repr=False)  # [n, 1024] unit rows
+    counter: np.ndarray | None = field(default=None, compare=False, repr=False)  # [m, 1024] unit rows (negatives)
 
     @property
     def off(self) -> float:
@@ -76,6 +80,7 @@ class Rule:
             "threshold": 0 < self.threshold <= 1,
             "release": self.release < 0 or 0 <= self.release <= self.threshold,
             "min_duration": self.min_duration >= 0,
+            "hold": self.hold >= 0,
             "cooldown": self.cooldown >= 0,
             "smooth": self.smooth >= 1 and self.smooth % 2 == 1,
             "top_k": 1 <= self.top_k <= max(1, len(self.classes)),
@@ -88,8 +93,9 @@ class Rule:
                 raise ConfigError(f"{where}: {key} = {getattr(self, key)!r} is out of range (see nodes/sed/rules.py)")
 
 
-_KEYS = {f.name for f in fields(Rule)} - {"name", "indices", "rivals", "examples"}
-_TYPES = {"classes": list, "unless": list, "prototypes": str, "threshold": float, "release": float, "min_duration": float,
+_KEYS = {f.name for f in fields(Rule)} - {"name", "indices", "rivals", "examples", "counter"}
+_TYPES = {"classes": list, "unless": list, "prototypes": str, "threshold": float, "release": float,
+          "min_duration": float, "hold": float,
           "cooldown": float, "smooth": int, "top_k": int, "gate_dbfs": float}
 
 
@@ -116,7 +122,8 @@ def parse_rules(table: Mapping[str, Any], class_names: Sequence[str], base: Path
         rule = replace(rule, indices=tuple(index[c] for c in rule.classes), rivals=tuple(index[c] for c in rule.unless))
         if rule.taught:
             rule = replace(rule, prototypes=str((base / rule.prototypes).resolve()))
-            rule = replace(rule, examples=load_prototypes(Path(rule.prototypes), name))
+            examples, counter = load_prototypes(Path(rule.prototypes), name)
+            rule = replace(rule, examples=examples, counter=counter)
         rules.append(rule)
     return rules
 
@@ -157,13 +164,18 @@ def load_rules(path: Path, class_names: Sequence[str]) -> list[Rule]:
         raise ConfigError(f"{path}: {exc}") from None
 
 
-def load_prototypes(path: Path, rule: str) -> np.ndarray:
-    """Unit-norm example embeddings [n, dim] of a taught rule."""
+def load_prototypes(path: Path, rule: str) -> tuple[np.ndarray, np.ndarray]:
+    """Unit-norm example [n, dim] and counter-example [m, dim] embeddings of a taught rule."""
     try:
         with np.load(path) as f:
-            examples = np.asarray(f["embeddings"], np.float32)
-    except (OSError, KeyError, ValueError) as exc:
+            arrays = [np.asarray(f[key], np.float32) for key in ("embeddings", "counter")]
+    except KeyError:
+        raise ConfigError(f"rule {rule!r}: {path} has no counter-examples (an older `stream teach` made it); "
+                          "re-run `stream teach`") from None
+    except (OSError, ValueError) as exc:
         raise ConfigError(f"rule {rule!r}: cannot read prototypes {path} ({exc}); re-run `stream teach`") from None
-    if examples.ndim != 2 or len(examples) == 0 or not np.isfinite(examples).all():
-        raise ConfigError(f"rule {rule!r}: prototypes {path} must be a finite [n, dim] array, got {examples.shape}")
-    return examples / np.maximum(np.linalg.norm(examples, axis=1, keepdims=True), 1e-12)
+    for a in arrays:
+        if a.ndim != 2 or len(a) == 0 or a.shape[1] != arrays[0].shape[1] or not np.isfinite(a).all():
+            raise ConfigError(f"rule {rule!r}: prototypes {path} must hold finite [n, dim] arrays, got {a.shape}")
+    examples, counter = (a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12) for a in arrays)
+    return examples, counter

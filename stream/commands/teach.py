@@ -17,12 +17,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("examples", nargs="+", type=Path, metavar="EXAMPLE", help="3-10 recordings of the sound")
     p.add_argument("--rules", type=Path, required=True, metavar="FILE.toml", help="rules file to add the rule to")
     p.add_argument("--negatives", type=Path, metavar="DIR",
-                   help="recordings of the place without the sound (background, other sounds): the threshold is "
-                   "set above all of them")
+                   help="recordings of the place without the sound (background, other sounds): counter-examples, "
+                   "and the threshold sits above what each of them scores with its own patches left out")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from nodes.capture.files import audio_files
     from nodes.sed.teach import check_new_rule, teach, write_rule
     from stream.commands.detect import load
@@ -33,11 +35,12 @@ def run(args: argparse.Namespace) -> int:
     model, _ = load(None)
     taught = teach(model, examples, negatives)
     npz = write_rule(args.rules, args.name, taught)
-    low = float(sorted(taught.positives)[len(taught.positives) // 4])
-    print(f"rule {args.name!r}: {len(taught.prototypes)} prototypes from {len(examples)} examples -> {npz}; "
-          f"threshold {taught.threshold:.3f} (examples' low quartile {low:.3f}, negatives at most "
-          f"{taught.negative_max:.3f} over {len(negatives)} files + generated noise)")
-    if low <= taught.negative_max:
-        print(f"stream teach: warning: the negatives score as high as the examples: {args.name!r} will miss or "
-              "false-alarm; give cleaner or more distinct examples", file=sys.stderr)
+    low = float(np.quantile(taught.positives, 0.25))
+    print(f"rule {args.name!r}: {len(taught.prototypes)} example and {len(taught.counter)} counter-example embeddings "
+          f"from {len(examples)} examples and {len(negatives)} negative files + generated noise -> {npz}; threshold "
+          f"{taught.threshold:.3f} (examples' low quartile {low:.3f}; {taught.negative_s / 60:.1f} min of negatives, "
+          f"each scored without its own patches, at most {taught.negative_max.max():.3f})")
+    if low <= taught.threshold:
+        print(f"stream teach: warning: a quarter of the examples score below the threshold: {args.name!r} will miss "
+              "some; give cleaner or more distinct examples, or negatives that do not contain the sound", file=sys.stderr)
     return 0

@@ -45,6 +45,15 @@ def test_hysteresis_keeps_one_event_through_a_dip_above_release():
     assert len(events(run(rule(release=0.45, cooldown=0.0), seq))) == 2
 
 
+def test_hold_bridges_gaps_shorter_than_it_and_stops_where_the_sound_did():
+    seq = [0.8] * 5 + [0.0] * 6 + [0.8] * 5 + [0.0] * 12  # a 1.44 s gap
+    (one,) = events(run(rule(smooth=1, cooldown=0.0, hold=2.0), seq))
+    assert one[0] == pytest.approx(ONSET_OFFSET) and one[1] == pytest.approx(16 * HOP + ONSET_OFFSET)
+    assert len(events(run(rule(smooth=1, cooldown=0.0, hold=1.0), seq))) == 2
+    stop = run(rule(smooth=1, cooldown=0.0, hold=2.0), seq)[-1]
+    assert stop.decided == pytest.approx((16 + 9) * HOP + 0.96)  # known once 2 s of quiet have passed
+
+
 def test_cooldown_holds_the_rule_then_lets_it_fire_again():
     burst = [0.9] * 4 + [0] * 3
     assert len(events(run(rule(cooldown=5.0), burst * 3))) == 1  # bursts 1.68 s apart
@@ -77,9 +86,10 @@ def test_pooling_max_top_k_and_prototypes():
     scores = np.array([[0.1, 0.9, 0.5]], np.float32)
     assert pool([rule(indices=(0, 2))], scores)[0, 0] == pytest.approx(0.5)
     assert pool([rule(classes=("a", "b", "c"), indices=(0, 1, 2), top_k=2)], scores)[0, 0] == pytest.approx(0.7)
-    taught = Rule("bell", prototypes="bell.npz", examples=np.array([[1.0, 0.0], [0.0, 1.0]], np.float32))
-    emb = np.array([[3.0, 4.0]], np.float32)
-    assert pool([taught], scores, emb)[0, 0] == pytest.approx(0.8)
+    taught = Rule("bell", prototypes="bell.npz", examples=np.array([[1.0, 0.0], [0.0, 1.0]], np.float32),
+                  counter=np.array([[1.0, 0.0]], np.float32))
+    emb = np.array([[3.0, 4.0], [-3.0, -4.0]], np.float32)  # mean of the (two) nearest examples minus the counter
+    np.testing.assert_allclose(pool([taught], scores.repeat(2, 0), emb)[:, 0], [0.7 - 0.6, 0.0], atol=1e-6)
 
 
 def test_a_rival_class_that_scores_higher_silences_the_rule():

@@ -63,7 +63,15 @@ def test_defaults_apply_and_rules_override(tmp_path, class_names):
 
 
 def test_taught_rule_loads_unit_prototypes_relative_to_the_file(tmp_path, class_names):
-    np.savez(tmp_path / "bell.npz", embeddings=np.array([[3.0, 4.0], [0.0, 2.0]], np.float32))
+    np.savez(tmp_path / "bell.npz", embeddings=np.array([[3.0, 4.0], [0.0, 2.0]], np.float32),
+             counter=np.array([[0.0, -5.0]], np.float32))
     (rule,) = load_rules(write(tmp_path, '[rules.bell]\nprototypes = "bell.npz"\nthreshold = 0.8\n'), class_names)
     assert rule.taught and rule.classes == ()
     np.testing.assert_allclose(rule.examples, [[0.6, 0.8], [0.0, 1.0]])
+    np.testing.assert_allclose(rule.counter, [[0.0, -1.0]])
+
+
+def test_prototypes_without_counter_examples_ask_for_a_new_teach(tmp_path, class_names):
+    np.savez(tmp_path / "bell.npz", embeddings=np.array([[3.0, 4.0]], np.float32))
+    with pytest.raises(ConfigError, match="no counter-examples"):
+        load_rules(write(tmp_path, '[rules.bell]\nprototypes = "bell.npz"\n'), class_names)

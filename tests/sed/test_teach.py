@@ -1,6 +1,6 @@
 """`stream teach`: a custom rule from 3 examples of a generated two-tone chime, detected by `stream detect`.
 
-Guards: the threshold sits between the negatives and the examples (pure `calibrate` on made-up similarities);
+Guards: the threshold sits above every held-out negative file (pure `calibrate` on made-up vectors);
 the taught rule file loads like any other; a new chime in room noise raises exactly one alert of the taught rule
 near its onset, and the same noise without it none; a bad name and a duplicate rule are ConfigErrors.
 """
@@ -8,6 +8,7 @@ near its onset, and the same noise without it none; a bad name and a duplicate r
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from nodes.sed.teach import calibrate
@@ -33,12 +34,19 @@ def noisy(x: np.ndarray, seed: int, lead: float = 1.0) -> np.ndarray:
     return (y + 0.003 * rng.standard_normal(len(y))).astype(np.float32)
 
 
-def test_threshold_sits_between_negatives_and_examples():
-    protos = [np.eye(4, dtype=np.float32)[[0]] * 1.0, np.array([[0.9, 0.1, 0, 0]], np.float32),
-              np.array([[0.95, 0, 0.1, 0]], np.float32)]
-    protos = [p / np.linalg.norm(p, axis=1, keepdims=True) for p in protos]
-    threshold, release, positives = calibrate(protos, np.array([0.2, 0.5]))
-    assert 0.5 < release < threshold < positives.min()
+def test_threshold_sits_above_every_held_out_negative_file():
+    """Examples near axis 0; negative files near axes 1 and 2, and one (the 4th) close to the examples."""
+    def rows(*vectors):
+        v = np.array(vectors, np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    examples = [rows([1, 0.1, 0, 0]), rows([1, 0, 0.1, 0]), rows([1, 0, 0, 0.1])]
+    negatives = [rows([0, 1, 0, 0]), rows([0.1, 1, 0, 0]), rows([0, 0, 1, 0]), rows([0.8, 0, 0, 0.6])]
+    threshold, release, positives, maxima = calibrate(examples, negatives)
+    # the 4th file, scored without its own counter-example, looks like the examples; the others do not
+    assert np.argmax(maxima) == 3 and maxima[3] > 0.5 > np.sort(maxima)[-2]
+    assert threshold == pytest.approx(maxima[3] + 0.05) and release == pytest.approx(threshold / 2)
+    assert positives.min() > np.sort(maxima)[-2]
 
 
 def test_teach_then_detect(yamnet, tmp_path, capsys):
@@ -56,7 +64,7 @@ def test_teach_then_detect(yamnet, tmp_path, capsys):
     write_rule(rules, "my_bell", teach(yamnet, examples, []))  # what `stream teach` runs, on the session's model
     assert (tmp_path / "mine" / "my_bell.npz").exists()
     (rule,) = load_rules(rules, yamnet.class_names)
-    assert rule.taught and rule.examples.shape[1] == 1024
+    assert rule.taught and rule.examples.shape[1] == 1024 and rule.counter.shape[1] == 1024
 
     test = tmp_path / "door.wav"
     sf.write(test, noisy(chime(7), 99, lead=2.0), RATE)
