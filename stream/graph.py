@@ -264,12 +264,17 @@ def _order(graph: Graph) -> list[str]:
 
 
 def with_source(graph: Graph, source: str) -> Graph:
-    """Point every capture node at `source`: an existing file, else a device index or name."""
-    if Path(source).is_file():
+    """Point every capture node at `source`: ws://HOST:PORT (serve a WebSocket input there), a stream URL for
+    ffmpeg (rtsp://, http://, ...), an existing file, else a device index or name."""
+    if source.startswith("ws://"):
+        change = {"source": "websocket", "listen": source.removeprefix("ws://").partition("/")[0]}
+    elif "://" in source:
+        change = {"source": "url", "url": source}
+    elif Path(source).is_file():
         change = {"source": "file", "path": str(Path(source).resolve())}
     elif "/" in source or Path(source).suffix.lower() in AUDIO_SUFFIXES:
-        raise ConfigError(f"--source {source}: no such file; give an existing audio file, or an input device "
-                          "index or name from `stream devices`")
+        raise ConfigError(f"--source {source}: no such file; give an existing audio file, an input device "
+                          "index or name from `stream devices`, ws://127.0.0.1:PORT or a stream URL")
     else:
         change = {"source": "device", "device": int(source) if source.isdigit() else source}
     nodes = tuple(replace(n, config={**n.config, **change}) if n.kind == "capture" else n for n in graph.nodes)

@@ -51,6 +51,19 @@ def test_clustering_tracks_five_speakers_beyond_four():
     assert clustering.labels == [f"SPEAKER_{k}" for k in range(5)]
 
 
+def test_a_short_far_voice_joins_the_closest_speaker_and_a_long_one_opens_a_new_one():
+    bank, rng = voices(2), np.random.default_rng(4)
+    clustering = OnlineClustering(ClusteringConfig())  # delta_new 0.75, rho_new 0.2
+    assert clustering(*window([0], bank, rng)) == {0: 0}
+    activity, emb = window([1], bank, rng)
+    short = activity.copy()
+    short[int(0.1 * len(short)):] = 0.0  # talks for 10 % of the window: too little to trust its embedding
+    assert clustering(short, emb) == {0: 0}
+    assert clustering.num_speakers == 1
+    assert clustering(activity, emb) == {0: 1}  # the whole window: a new speaker
+    assert clustering.labels == ["SPEAKER_0", "SPEAKER_1"]
+
+
 def test_two_local_speakers_never_share_a_global_one():
     bank, rng = voices(1), np.random.default_rng(2)
     clustering = OnlineClustering(ClusteringConfig(delta_new=0.6, max_speakers=4))
