@@ -3,7 +3,8 @@
 Per stream a `Detector` (streaming log-mel, a 0.96 s YAMNet patch every `hop`, the rules of `rules`, see
 nodes/sed/rules.py and configs/alerts.toml). A `sound.start` is published `smooth // 2` hops plus one patch after
 the onset it reports (`t_audio`); its header `t_capture_ns` is the capture time of that onset, so the sinks'
-latency histogram shows onset -> alert. `sound.stop` carries the event's onset (`start`) and peak score;
+latency histogram shows onset -> alert. `sound.stop` carries the event's onset (`start`) and peak score, and is
+published once the score has stayed below the rule's release for its `hold` s (its `t_audio` is where it fell);
 `sound.tags` the `tags_k` classes with the highest scores over the last `tags_every` s.
 
 Bad input never alerts: pcm at another rate or with NaN is refused (MessageError, counted as malformed), and
