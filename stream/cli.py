@@ -30,6 +30,7 @@ COMMANDS = [
     "verify",
     "identify",
     "train_embedding",
+    "train_ivector",
     "train_scene",
     "keys",
     "chords",

@@ -62,7 +62,17 @@ CHECKPOINT_CORRUPT = Counter(
 SINK_ERRORS = Counter("stream_sink_errors", "Events a sink failed to publish.", ["sink"])
 CAPTURE_PROBLEMS = Counter(
     "stream_capture_problems", "Input blocks a capture device spoiled: overflow (device dropped samples), "
-    "dropped (the node fell behind), nonfinite (NaN/inf samples, replaced by silence).", ["node", "problem"],
+    "dropped (the node fell behind), nonfinite (NaN/inf samples, replaced by silence); network sources: "
+    "disconnected (the input dropped after sending audio), connect_failed (an ffmpeg start that brought no audio), "
+    "rejected (a WebSocket client refused: busy stream, wrong format).", ["node", "problem"],
+)
+CAPTURE_RECONNECTS = Counter(
+    "stream_capture_reconnects", "Times a network source's audio came back after a drop (ffmpeg started again, a "
+    "new WebSocket client).", ["node"],
+)
+CAPTURE_GAP = Counter(
+    "stream_capture_gap_seconds", "Audio time a network source was away: the gap in the capture stamps between "
+    "the last block before a drop and the first after it, seconds.", ["node"],
 )
 
 SED_GATED = Counter(

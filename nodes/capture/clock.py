@@ -12,6 +12,10 @@ from __future__ import annotations
 
 from collections import deque
 
+import numpy as np
+
+from nodes.capture.conform import Block
+
 NS = 1_000_000_000
 
 
@@ -39,3 +43,79 @@ class ArrivalClock:
         start_ns = self._bounds[0][1] + self._frames * NS // self.rate
         self._frames = end
         return start_ns
+
+    @property
+    def start_ns(self) -> int:
+        """The current estimate of when the stream's first frame was captured (after at least one `stamp`)."""
+        return self._bounds[0][1]
+
+
+class LiveClock:
+    """Stamps for audio that arrives over a network, where the sender may pause, reconnect, send a backlog at
+    connection (what ffmpeg read while probing the stream, a camera's buffer) or send faster than real time (a
+    file piped without `-re`).
+
+    Each connection's first `settle_s` of arrivals is held: a backlog comes within it, all at once, so by the end
+    of it the least-delayed arrival (`ArrivalClock`) tells when the connection's first sample was captured, and
+    the backlog is stamped in the past where it belongs instead of at its late arrival. After that, blocks are
+    stamped as they arrive. Within a connection the estimate is followed only forward: a block is never stamped
+    before the end of the previous one, so audio that comes early is laid end to end (sample-exact; the source
+    paces it) instead of compressing audio time. A new connection (`reconnect`) is stamped from its own arrivals,
+    so the time the input was away is a gap in audio time.
+    """
+
+    def __init__(self, rate: int, settle_s: float = 0.5, max_held_s: float = 10.0) -> None:
+        self.rate = rate
+        self.settle_ns = int(settle_s * NS)
+        self.max_held = int(max_held_s * rate)  # frames: a sender far ahead is not buffered whole
+        self._arrivals = ArrivalClock(rate)
+        self._anchor_ns: int | None = None  # stamp of the first frame counted in _frames
+        self._frames = 0  # frames stamped since the anchor
+        self._held: list[np.ndarray] = []  # this connection's first arrivals, not yet stamped
+        self._offset = 0  # frames of this connection stamped so far
+        self._release_ns: int | None = None  # when this connection's held arrivals are stamped
+
+    @property
+    def end_ns(self) -> int | None:
+        """Capture ns just after the last stamped frame (None before the first block)."""
+        if self._anchor_ns is None:
+            return None
+        return self._anchor_ns + self._frames * NS // self.rate
+
+    def reconnect(self) -> list[Block]:
+        """A new connection: what the old one left held comes out; its frame count says nothing about the new."""
+        out = self.release()
+        self._arrivals.reset()
+        self._offset = 0
+        self._release_ns = None
+        return out
+
+    def push(self, samples: np.ndarray, arrival_ns: int) -> list[Block]:
+        """Samples [frames, channels] that arrived at `arrival_ns` -> the blocks now ready, stamped."""
+        self._arrivals.stamp(len(samples), arrival_ns)
+        self._held.append(samples)
+        if self._release_ns is None:
+            self._release_ns = arrival_ns + self.settle_ns
+        if arrival_ns >= self._release_ns or sum(map(len, self._held)) >= self.max_held:
+            return self.release()
+        return []
+
+    def hold_s(self, now_ns: int) -> float | None:
+        """Seconds until what is held is due to be stamped (call `release` then); None when nothing is held."""
+        if not self._held or self._release_ns is None:
+            return None
+        return max(0.0, (self._release_ns - now_ns) / NS)
+
+    def release(self) -> list[Block]:
+        """Stamp what is held from the connection's start estimate (never before the end of the previous block)."""
+        out = []
+        for samples in self._held:
+            estimate = self._arrivals.start_ns + self._offset * NS // self.rate
+            end = self.end_ns
+            if end is None or estimate > end:  # first block, a gap (reconnection) or a sender clock running slow
+                self._anchor_ns, self._frames, end = estimate, 0, estimate
+            out.append(Block(samples, end))
+            self._frames += len(samples)
+            self._offset += len(samples)
+        self._held = []
+        return out

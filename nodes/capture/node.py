@@ -1,5 +1,5 @@
-"""Capture node: audio from a device, a file, a scene (files one after another: the demo) or the test signal,
-as fixed-size stamped `pcm` messages.
+"""Capture node: audio from a device, a file, a scene (files one after another: the demo), the test signal, a
+WebSocket client or a network stream (through ffmpeg), as fixed-size stamped `pcm` messages.
 
 Output: kind "pcm", data float32 [block frames, channels] at `rate` Hz, `t_capture_ns` = monotonic capture
 time of the block's first sample. The last block of a file is zero-padded to full size; its
@@ -9,7 +9,7 @@ time of the block's first sample. The last block of a file is zero-padded to ful
     name = "capture"
     kind = "capture"
     [nodes.config]
-    source = "device"   # "device" | "file" | "scene" | "signal"
+    source = "device"   # "device" | "file" | "scene" | "signal" | "websocket" | "url"
     device = "pulse"    # index or (part of a) name from `stream devices`; omit for the default input
     rate = 16000
 """
@@ -25,6 +25,7 @@ from typing import Literal
 import numpy as np
 
 from nodes.capture.conform import MAX_RATE, MIN_RATE, Block, Conformer
+from nodes.capture.network import FfmpegSource, WebSocketSource, check_url, parse_listen
 from nodes.capture.sources import (
     DeviceSource,
     FileSource,
@@ -41,10 +42,14 @@ from stream.node import Source as SourceNode
 
 @dataclass(frozen=True)
 class CaptureConfig:
-    source: Literal["device", "file", "scene", "signal"] = "signal"
+    source: Literal["device", "file", "scene", "signal", "websocket", "url"] = "signal"
     device: int | str | None = None  # source "device": index or name part; None = the default input
     path: str = ""  # source "file": WAV/FLAC/OGG at any rate and channel count
     scene: tuple[str, ...] = ()  # source "scene": files played one after another (relative: under STREAM_DATA_DIR)
+    listen: str = "127.0.0.1:7007"  # source "websocket": HOST:PORT of the server (loopback unless you open it)
+    ws_rate: int = 16_000  # source "websocket": Hz of the PCM clients send (resampled to `rate` here)
+    ws_format: Literal["f32le", "s16le"] = "f32le"  # source "websocket": little-endian float32 [-1, 1] or int16
+    url: str = ""  # source "url": a stream ffmpeg reads (rtsp://, http(s)://, rtmp://, srt://, udp://, tcp://)
     rate: int = 16_000  # Hz, the graph's sample rate [8000, 192000]
     channels: int = 1  # 1 = mono (down-mixed), 2 = stereo
     block_ms: float = 20.0  # ms per block, (0, 1000]
@@ -65,11 +70,18 @@ class CaptureConfig:
             raise ConfigError('capture source "file" needs path = "some.wav"')
         if self.source == "scene" and not self.scene:
             raise ConfigError('capture source "scene" needs scene = ["first.flac", "second.wav", ...]')
+        if self.source == "websocket":
+            parse_listen(self.listen)
+            if not MIN_RATE <= self.ws_rate <= MAX_RATE:
+                raise ConfigError(f"capture ws_rate must be in [{MIN_RATE}, {MAX_RATE}] Hz, got {self.ws_rate}")
+        if self.source == "url":
+            check_url(self.url)
 
 
 class CaptureNode(SourceNode[CaptureConfig]):
     """State: where a file or the test signal is (`Timeline`), so a restarted capture resumes the stream with
-    its stamps; at real-time pace the downtime is skipped, as live audio would be. A device has no state."""
+    its stamps; at real-time pace the downtime is skipped, as live audio would be. A device or a network source
+    has no state: its stamps come from arrival times, so its downtime is a gap too."""
 
     Config = CaptureConfig
 
@@ -84,6 +96,10 @@ class CaptureNode(SourceNode[CaptureConfig]):
             return DeviceSource(c.device, channels=c.channels, block_ms=c.block_ms, node=self.name)
         if c.source == "file":
             return FileSource(c.path, block_ms=c.block_ms, realtime=c.realtime, loop=c.loop, timeline=self.timeline)
+        if c.source == "websocket":
+            return WebSocketSource(c.listen, c.ws_rate, c.ws_format, c.stream, node=self.name)
+        if c.source == "url":
+            return FfmpegSource(c.url, c.rate, node=self.name)
         if c.source == "scene":
             return SceneSource(c.scene, c.rate, block_ms=c.block_ms, realtime=c.realtime, timeline=self.timeline)
         return SignalSource(c.rate, block_ms=c.block_ms, realtime=c.realtime, timeline=self.timeline)

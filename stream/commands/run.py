@@ -1,4 +1,4 @@
-"""`stream run CONFIG [--source FILE|DEVICE] [--duration S] [--web]`: run a graph in the foreground until Ctrl-C.
+"""`stream run CONFIG [--source FILE|DEVICE|URL] [--duration S] [--web]`: run a graph in the foreground until Ctrl-C.
 
 Around the supervisor (`stream.graph`): an MQTT sink without a URL gets one embedded mosquitto for the whole run
 (started here, so its URL can be printed and it outlives restarts of the sinks node); once every node is ready,
@@ -25,8 +25,9 @@ DRAIN_S = 30.0  # s a stop waits for nodes to finish the audio already captured 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a graph of nodes (one process each) until Ctrl-C or end of input")
     p.add_argument("config", type=Path, help="graph TOML, e.g. configs/demo.toml")
-    p.add_argument("--source", help="audio file, or input device index/name (see `stream devices`); "
-                   "default: the graph's own source (the demo: a scene of recordings from ../shared/data)")
+    p.add_argument("--source", help="audio file, input device index/name (see `stream devices`), ws://HOST:PORT "
+                   "(serve a WebSocket input) or a stream URL for ffmpeg (rtsp://, http://, ...); default: the "
+                   "graph's own source (the demo: a scene of recordings from ../shared/data)")
     p.add_argument("--duration", type=float, metavar="S", help="stop S seconds after the graph is ready")
     p.add_argument("--run-dir", type=Path, help="folder for sockets, checkpoints, metrics (default: a new temp dir)")
     p.add_argument("--web", action="store_true", help="serve a live timeline page on 127.0.0.1 (needs a zmq_pub sink)")
