@@ -67,6 +67,7 @@ class PacedWavServer:
         for writer in list(self._writers):
             writer.transport.abort()
         await self._server.wait_closed()
+        await asyncio.sleep(2 * CHUNK_S)  # the connections' tasks see it and end
 
     def _now_index(self) -> int:
         return (time.monotonic_ns() - self.epoch_ns) * self.rate // 1_000_000_000
@@ -80,7 +81,7 @@ class PacedWavServer:
             start_ns = time.monotonic_ns()
             sent = self._now_index() if self.recording is None else 0
             first = sent
-            while self.recording is None or sent < len(self.recording):
+            while (self.recording is None or sent < len(self.recording)) and not writer.is_closing():
                 if self.recording is None:
                     upto = self._now_index()
                     chunk = coded(sent, upto - sent)
