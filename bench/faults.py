@@ -1,28 +1,33 @@
-"""Fault injection in the meeting graph (bench/RESULTS.md, "## Reliability: faults and soak").
+"""Fault injection, one node kind at a time, in the default graphs (bench/RESULTS.md, "## Reliability: faults and soak").
 
-configs/meeting.toml on an AMI clip at real-time pace (capture -> segmentation -> diarization, capture -> vad,
-JSONL sink), plus "vad_ref", a twin of the VAD node that is never harmed. Mid-stream one node is hit:
+Meeting graph (capture, segmentation, diarization, vad, sinks): configs/meeting.toml on an AMI clip at real-time
+pace (capture -> segmentation -> diarization, capture -> vad, JSONL sink), plus "vad_ref", a twin of the VAD node
+that is never harmed. Scene graph (sed, beats, chords): the sound-event and music nodes of configs/demo.toml on
+pop music with a smoke alarm mixed in from 14 s (`scene_clip`), sed with `sound.tags` every second, plus
+`<node>_ref`, an unharmed twin of the node hit. Mid-stream one node is hit:
 `kill` (SIGKILL; the supervisor restarts it from its checkpoint) or `stop` (SIGSTOP for `--stop-s`, then
-SIGCONT; a stop of 10 heartbeats or more is taken for a hang: the supervisor kills and restarts the node).
+SIGCONT; a process silent for 10 heartbeats is taken for a hang: the supervisor kills and restarts it).
 Each run is scored against what the same audio gives unharmed:
 - turns: the diarization node's speaker.turn events against `stream diarize --latency 0.5` on the same file
   (what the live graph emits unharmed, tests/meeting): `identical` (same turns, boundaries within a frame),
   `agreement` (frames with the same labels), `relabelled` (agreement < 0.9),
   `lost` (reference turns of 0.5 s or more that no output turn of the same label covers half of),
   `duplicated` (output turns of one label overlapping by more than a frame: one turn told twice);
-- VAD: the vad node's events against vad_ref's (`vad lost`, `vad duplicated`);
+- twin: the events of the VAD node (meeting graph) or of the node hit (scene graph) against its twin's, keyed by
+  type, audio time and content (`twin lost`: the twin has it and the node not, e.g. an event at a shifted time;
+  `twin duplicated`);
 - transport: messages counted dropped per node (`stream_messages_total{result="dropped"}`: ZeroMQ drops and
   the outage of a killed node, by sequence number), events lost on the way to the sinks (the sinks node's
   dropped count), the largest queue depth sampled (bound: the runner's 64);
 - recovery: from the end of the fault (the kill, or SIGCONT) until the node runs again (at once when its process
   lives on, else when its new process is ready); restarts; the graph's exit code.
-Turns and VAD decisions are scored from `SETTLE_S` after the recovery. What a node misses while it restarts is
+Turns and twin events are scored from `SETTLE_S` after the recovery. What a node misses while it restarts is
 lost by design (PUB/SUB: real-time audio prefers a counted drop to a blocked microphone; a restarted capture skips
 its downtime as live audio would; the diarization node fills lost windows with silence); so when capture,
 segmentation or diarization restarted, the reference is `stream diarize` on the file with the outage (fault to
 recovery) silenced: what the chain received, so a speaker first heard in the lost span is no error.
 
-    .venv/bin/python -m bench.faults [--nodes capture,segmentation,diarization,vad,sinks] [--faults kill,stop]
+    .venv/bin/python -m bench.faults [--nodes capture,segmentation,diarization,vad,sinks,sed,beats,chords] [--faults kill,stop]
                                      [--clip dev00] [--at 10] [--stop-s 5] [--json out.json]
 """
 
@@ -53,7 +58,8 @@ from stream.rttm import Turn, read_rttm
 FRAME = 0.02  # s, the diarisation output grid
 MIN_TURN_S = 0.5  # s: shorter turns are scored by frame agreement only
 SETTLE_S = 2.5  # s after a fault for a restarted clustering node to stitch its speakers back (tests/meeting)
-NODES = ("capture", "segmentation", "diarization", "vad", "sinks")
+NODES = ("capture", "segmentation", "diarization", "vad", "sinks", "sed", "beats", "chords")
+SCENE_NODES = ("sed", "beats", "chords")  # hit in the scene graph (scene_graph), the others in the meeting graph
 FEEDS_TURNS = ("capture", "segmentation", "diarization")  # a restart of these loses the turns of its outage
 WARM_UP = """
 import asyncio
@@ -84,8 +90,9 @@ class Outcome:
     relabelled: bool = True
     lost: int = -1
     duplicated: int = -1
-    vad_lost: int = -1
-    vad_duplicated: int = -1
+    twin_lost: int = -1  # events of the twin-checked node (vad; in the scene graph the node hit) its twin has
+    twin_duplicated: int = -1  # and it has not, or has twice, from the settle time on
+    twin_events: int = 0  # events of the twin from the settle time on (what twin_lost is out of)
     dropped: dict[str, float] = field(default_factory=dict)
     sink_lost: float = float("nan")
     max_queue: float = float("nan")
@@ -95,7 +102,7 @@ class Outcome:
     def survived(self) -> bool:
         """Recovered with nothing relabelled, lost or duplicated (drops during a kill are counted, allowed)."""
         return (self.exit_code == 0 and not self.relabelled and self.lost == 0 and self.duplicated == 0
-                and self.vad_lost == 0 and self.vad_duplicated == 0 and self.recovered_s < 10.0)
+                and self.twin_lost == 0 and self.twin_duplicated == 0 and self.recovered_s < 10.0)
 
 
 def clip(name: str, seconds: float | None, folder: Path) -> Path:
@@ -128,6 +135,42 @@ def reference_turns(wav: Path, folder: Path) -> list[Turn]:
     subprocess.run([sys.executable, "-m", "stream.cli", "diarize", str(wav), "--latency", "0.5", "--out",
                     str(folder)], check=True, cwd=REPO_ROOT, capture_output=True)
     return read_rttm(folder / f"{wav.stem}.rttm")[wav.stem]
+
+
+def scene_clip(seconds: float, folder: Path) -> Path:
+    """`seconds` of pop music (beats, chords) with a smoke alarm (sound events) mixed in from 14 s: the audio of
+    the scene graph; the events after a fault at 10 s include every node's."""
+    music, rate = sf.read(data_dir() / "music" / "audio" / "tbd_easy_pop.flac", dtype="float32")
+    alarm, _ = sf.read(data_dir() / "sed" / "dev" / "clips" / "smoke_alarm" / "audioset_1WFLYqsLvv0_0.flac",
+                       dtype="float32")
+    audio = np.resize(music if music.ndim == 1 else music.mean(axis=1), round(seconds * rate))
+    at = round(14.0 * rate)
+    alarm = alarm[: len(audio) - at]
+    audio[at: at + len(alarm)] += alarm
+    path = folder / "scene.wav"
+    sf.write(path, np.clip(audio * 0.7, -1.0, 1.0), rate)
+    return path
+
+
+def scene_graph(wav: Path, out: Path, twin: str):
+    """The sound-event and music nodes of configs/demo.toml on `wav` (sed with `sound.tags` every second, beats,
+    chords), an unharmed twin `<twin>_ref` of the node hit, a JSONL sink."""
+    demo = load_graph(REPO_ROOT / "configs" / "demo.toml")
+    graph = with_source(replace(demo, nodes=tuple(n for n in demo.nodes if n.kind in ("capture", *SCENE_NODES))),
+                        str(wav))
+    nodes = []
+    for node in graph.nodes:
+        if node.name == "sed":
+            node = replace(node, config={**node.config, "tags_every": 1.0})
+        nodes.append(node)
+        if node.name == twin:
+            nodes.append(replace(node, name=f"{twin}_ref"))
+    nodes.append(NodeEntry("sinks", "stream.sinks.node:SinksNode",
+                           {"sinks": [{"kind": "jsonl", "path": str(out / "events.jsonl")}]},
+                           tuple(n.name for n in nodes if n.kind != "capture")))
+    graph = replace(graph, nodes=tuple(nodes), metrics_port=0)
+    check(graph)
+    return graph
 
 
 def meeting_graph(wav: Path, out: Path):
@@ -199,13 +242,15 @@ def duplicated_turns(ours: list[Turn]) -> int:
                for i, a in enumerate(ours) for b in ours[i + 1:])
 
 
-def vad_diff(events: list[dict], start: float) -> tuple[int, int]:
-    """(lost, duplicated) VAD decisions of "vad" against its twin "vad_ref", from audio time `start` on."""
-    def decisions(node: str) -> list[tuple[float, bool]]:
-        return [(round(e["t_audio"], 2), e["speech"]) for e in events
-                if e["type"] == "vad" and e["node"] == node and e["t_audio"] >= start]
-    ours, ref = decisions("vad"), decisions("vad_ref")
-    return len(set(ref) - set(ours)), len(ours) - len(set(ours))
+def twin_diff(events: list[dict], node: str, start: float) -> tuple[int, int, int]:
+    """(lost, duplicated, twin's count): events of `node` against its unharmed twin `<node>_ref`, from audio time
+    `start` on, keyed by type, audio time (10 ms) and what they say (speech, chord, rule, beat or not): an event
+    at a shifted time counts as lost."""
+    def decisions(name: str) -> list[tuple]:
+        return [(e["type"], round(e["t_audio"], 2), e.get("speech"), e.get("chord"), e.get("rule"))
+                for e in events if e.get("node") == name and "t_audio" in e and e["t_audio"] >= start]
+    ours, ref = decisions(node), decisions(f"{node}_ref")
+    return len(set(ref) - set(ours)), len(ours) - len(set(ours)), len(set(ref))
 
 
 async def strike(supervisor: Supervisor, fault: Fault, events: Path) -> tuple[float, int]:
@@ -253,7 +298,8 @@ async def run_fault(fault: Fault, wav: Path, reference: list[Turn] | None, folde
     """One run of the meeting graph on `wav` with `fault`; scored as the module docstring says (against
     `reference`, the turns of `wav` unharmed, computed here when None and needed)."""
     folder.mkdir(parents=True, exist_ok=True)
-    graph = meeting_graph(wav, folder)
+    scene = fault.node in SCENE_NODES
+    graph = scene_graph(wav, folder, fault.node) if scene else meeting_graph(wav, folder)
     supervisor = Supervisor(graph, folder / "run")
     metrics = Metrics(folder / "run" / "metrics")
     samples: dict[str, list[float]] = {}
@@ -278,6 +324,14 @@ async def run_fault(fault: Fault, wav: Path, reference: list[Turn] | None, folde
     recovered_at = ended_at - t0 + outcome.recovered_s if outcome.recovered_s == outcome.recovered_s else end_s
     outcome.dropped = {n.name: metrics.get("stream_messages_total", node=n.name, result="dropped") for n in graph.nodes}
     outcome.restarts = dict(supervisor.restarts)
+    settle = recovered_at + SETTLE_S
+    outcome.sink_lost = outcome.dropped["sinks"]
+    outcome.max_queue = max(depth for series in samples.values() for depth in series)
+    outcome.twin_lost, outcome.twin_duplicated, outcome.twin_events = twin_diff(
+        events, fault.node if scene else "vad", settle)
+    if scene:  # no turns to score
+        outcome.relabelled, outcome.lost, outcome.duplicated = False, 0, 0
+        return outcome
     if outcome.restarts[fault.node] and fault.node in FEEDS_TURNS:  # score against what the chain received
         struck = ended_at - (fault.stop_s if fault.action == "stop" else 0.0)
         lost = (struck - t0, recovered_at)
@@ -285,7 +339,6 @@ async def run_fault(fault: Fault, wav: Path, reference: list[Turn] | None, folde
         reference = reference_turns(silenced(wav, *lost, folder), folder / "reference")
     elif reference is None:
         reference = reference_turns(wav, folder / "reference")
-    settle = recovered_at + SETTLE_S
     turns = turns_of(events, "diarization")
     outcome.turns = len(turns)
     outcome.identical = same_turns(turns, reference)
@@ -293,9 +346,6 @@ async def run_fault(fault: Fault, wav: Path, reference: list[Turn] | None, folde
     outcome.relabelled = outcome.agreement < 0.9
     outcome.lost = lost_turns(turns, reference, settle)
     outcome.duplicated = duplicated_turns(turns)
-    outcome.vad_lost, outcome.vad_duplicated = vad_diff(events, settle)
-    outcome.sink_lost = outcome.dropped["sinks"]
-    outcome.max_queue = max(depth for series in samples.values() for depth in series)
     return outcome
 
 
@@ -303,13 +353,13 @@ def row(o: Outcome) -> str:
     dropped = sum(v for k, v in o.dropped.items() if k != "sinks")
     return (f"| {o.fault.node} | {o.fault.action} | {o.exit_code} | {sum(o.restarts.values())} | {o.recovered_s:.2f} | "
             f"{o.audio_lost_s:.1f} | "
-            f"{'yes' if o.identical else 'no'} | {o.agreement:.3f} | {o.lost} | {o.duplicated} | {o.vad_lost} | "
-            f"{o.vad_duplicated} | {dropped:.0f} | {o.sink_lost:.0f} | {o.max_queue:.0f} | "
+            f"{'yes' if o.identical else 'no'} | {o.agreement:.3f} | {o.lost} | {o.duplicated} | "
+            f"{o.twin_lost} of {o.twin_events} | {o.twin_duplicated} | {dropped:.0f} | {o.sink_lost:.0f} | {o.max_queue:.0f} | "
             f"{'yes' if o.survived else 'NO'} |")
 
 
 HEADER = ("| node | fault | exit | restarts | recovered (s) | audio lost (s) | turns identical | agreement | turns lost | turns dup. | "
-          "vad lost | vad dup. | msgs dropped (counted) | events lost to sinks | max queue | survived |\n"
+          "twin events lost | twin dup. | msgs dropped (counted) | events lost to sinks | max queue | survived |\n"
           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
@@ -324,15 +374,18 @@ async def main() -> None:
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="stream-faults-"))
     wav = clip(args.clip, None, folder)
+    scene = scene_clip(sf.info(wav).duration, folder)
     warm_up()
     reference = reference_turns(wav, folder / "reference")
-    print(f"{wav.name}: {len(reference)} reference turns; fault at {args.at:g} s of audio; stop {args.stop_s:g} s")
+    print(f"{wav.name}: {len(reference)} reference turns; fault at {args.at:g} s of audio; stop {args.stop_s:g} s; "
+          f"load {os.getloadavg()[0]:.1f}")
     print(HEADER)
     outcomes = []
     for node in args.nodes.split(","):
         for action in args.faults.split(","):
             fault = Fault(node, action, args.at, args.stop_s)
-            outcome = await run_fault(fault, wav, reference, folder / f"{node}-{action}")
+            audio = scene if node in SCENE_NODES else wav
+            outcome = await run_fault(fault, audio, reference, folder / f"{node}-{action}")
             outcomes.append(outcome)
             print(row(outcome), flush=True)
     survived = sum(o.survived for o in outcomes)

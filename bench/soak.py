@@ -12,7 +12,11 @@ event published) of the events of the interval. At the end, per node, the RSS sl
 Flat means: every node's RSS slope under `--max-slope` MiB per audio hour, open fds within 4 of where they were
 after the warm-up, nothing dropped, queues under the runner's bound (64); exit status 1 otherwise.
 
-    .venv/bin/python -m bench.soak [--streams 8] [--audio-hours 24] [--sample-s 10] [--plot bench/soak.png]
+    .venv/bin/python -m bench.soak [--streams 8] [--audio-hours 24] [--max-minutes 60] [--sample-s 10]
+                                   [--plot bench/soak.png]
+
+`--max-minutes` bounds the wall time (a shared machine, a session's end): the run then reports the hours of
+audio it reached, with the same slopes and checks. Node restarts (the supervisor's count) are reported too.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -112,8 +117,10 @@ def slope_per_audio_hour(t: np.ndarray, values: np.ndarray, streams: int) -> flo
     return float(np.polyfit(t, values, 1)[0]) * 3600 / streams
 
 
-async def soak(streams: int, seconds: float, sample_s: float, folder: Path, extras: list[str]) -> Samples:
-    """Run the soak graph for `seconds` of wall time once every node is ready; the sampled series."""
+async def soak(streams: int, seconds: float, sample_s: float, folder: Path, extras: list[str]
+               ) -> tuple[Samples, dict[str, int]]:
+    """Run the soak graph for `seconds` of wall time once every node is ready; the sampled series and the
+    restarts per node."""
     out = folder / "events.jsonl"
     (folder / "soak.toml").write_text(graph_toml(streams, extras, out))
     supervisor = Supervisor(load_graph(folder / "soak.toml"), folder / "run")
@@ -143,7 +150,7 @@ async def soak(streams: int, seconds: float, sample_s: float, folder: Path, extr
     finally:
         supervisor.stopping.set()
         await run
-    return samples
+    return samples, dict(supervisor.restarts)
 
 
 @dataclass(frozen=True)
@@ -196,6 +203,7 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--streams", type=int, default=8)
     parser.add_argument("--audio-hours", type=float, default=24.0, help="hours of audio through the graph")
+    parser.add_argument("--max-minutes", type=float, default=float("inf"), help="wall-time budget")
     parser.add_argument("--sample-s", type=float, default=10.0)
     parser.add_argument("--warmup-s", type=float, default=120.0, help="wall s left out of the slope")
     parser.add_argument("--max-slope", type=float, default=10.0, help="MiB per audio hour, per node")
@@ -203,11 +211,11 @@ async def main() -> int:
     parser.add_argument("--plot", type=Path, default=Path("soak.png"))
     args = parser.parse_args()
     extras = [k for k in args.extra.split(",") if k]
-    seconds = args.audio_hours * 3600 / args.streams
-    print(f"{args.streams} streams x {seconds / 3600:.2f} h wall = {args.audio_hours:g} h of audio; extra nodes "
-          f"{extras or 'none'}", flush=True)
+    seconds = min(args.audio_hours * 3600 / args.streams, args.max_minutes * 60)
+    print(f"{args.streams} streams x {seconds / 3600:.2f} h wall = {seconds * args.streams / 3600:g} h of audio; "
+          f"extra nodes {extras or 'none'}; load {os.getloadavg()[0]:.1f}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp:
-        s = await soak(args.streams, seconds, args.sample_s, Path(tmp), extras)
+        s, restarts = await soak(args.streams, seconds, args.sample_s, Path(tmp), extras)
     v = verdict(s, args.streams, args.warmup_s, args.max_slope)
     plot(s, args.streams, args.plot)
     print("| node | RSS after warm-up (MiB) | RSS at end (MiB) | slope (MiB per audio hour) | fds growth |\n"
@@ -216,6 +224,8 @@ async def main() -> int:
     for name in s.rss:
         print(f"| {name} | {s.rss[name][first]:.0f} | {s.rss[name][-1]:.0f} | {v.slopes[name]:+.2f} | "
               f"{v.fd_growth[name]:+d} |")
+    print(f"reached {s.t[-1] * args.streams / 3600:.2f} h of audio in {s.t[-1] / 60:.1f} min; restarts "
+          f"{ {k: n for k, n in restarts.items() if n} or 'none'}; load {os.getloadavg()[0]:.1f}")
     print(f"dropped {v.dropped:.0f}; max queue {v.max_queue:.0f} (bound {MAX_QUEUE}); worst turn latency p99 "
           f"{v.latency_p99:.2f} s; {'flat' if v.flat else 'NOT flat'}; plot {args.plot}")
     return 0 if v.flat else 1

@@ -5,7 +5,8 @@ Graph format (see configs/demo.toml for a commented example):
     [graph]
     name = "demo"
     checkpoint_s = 1.0      # node state checkpoint period, s
-    heartbeat_s = 0.5       # node -> supervisor heartbeat period, s; 10 missed = hung, killed and restarted
+    heartbeat_s = 0.5       # node -> supervisor heartbeat period, s; 10 missed (or the loop stuck for
+                            # 10 beats and 10 x its slowest step) = hung, killed and restarted
     hwm = 1000              # messages buffered per socket before ZeroMQ drops (drops are counted downstream)
     max_streams = 64        # stream ids one node keeps state for (messages of more are rejected, counted)
     max_message_mb = 16.0   # frames over this many MiB are refused at the socket (counted)
@@ -88,6 +89,8 @@ _GRAPH_KEYS = {"name", "checkpoint_s", "heartbeat_s", "hwm", "max_streams",
 _NODE_KEYS = {"name", "kind", "config", "inputs", "endpoint"}
 _ENDPOINT = re.compile(r"ipc://\S+|tcp://(\*|[\w.\-]+|\[[0-9a-fA-F:]+\]):\d{1,5}")
 MAX_CONTROL_BYTES = 4096  # a heartbeat is ~60 bytes; anything bigger on the control socket is refused
+HANG_BEATS = 10  # heartbeats without a word after which a node is hung (frozen)
+HANG_STEPS = 10  # a step this many times the node's slowest recent one is a hang (when over HANG_BEATS beats)
 START_S = 120.0  # s of start-up after which `duration` counts anyway
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif", ".m4a"}  # --source names a file
 
@@ -298,7 +301,8 @@ class Supervisor:
         self.grace_s = grace_s
         self.restarts: dict[str, int] = {n.name: 0 for n in graph.nodes}
         self.procs: dict[str, asyncio.subprocess.Process] = {}
-        self.beats: dict[str, float] = {}
+        self.beats: dict[str, float] = {}  # when each node's last heartbeat arrived (monotonic s)
+        self.last_beat: dict[str, dict[str, Any]] = {}
         self.states: dict[str, str] = {}
         self.stopping = asyncio.Event()
         self.ready = asyncio.Event()  # set once every node reported "ready" (start-up is over)
@@ -451,15 +455,28 @@ class Supervisor:
                         "starts fresh", name, STATE_SUSPECT_AFTER, state.with_suffix(".corrupt"))
 
     async def _watch(self, name: str, proc: asyncio.subprocess.Process) -> None:
-        """Kill a node whose heartbeats stopped (hung); `_supervise` then restarts it."""
-        timeout = 10 * self.graph.heartbeat_s
+        """Kill a hung node (`_supervise` then restarts it): silent for `HANG_BEATS` heartbeats (frozen), or its
+        event loop stuck for longer than `hang_limit_s` (its beats come from a thread, see `stream.pulse`)."""
+        silence_s = HANG_BEATS * self.graph.heartbeat_s
+        woke = time.monotonic()
         while True:
             await asyncio.sleep(self.graph.heartbeat_s)
-            if self.states.get(name) == "ready" and time.monotonic() - self.beats[name] > timeout:
-                log.warning("node %s sent no heartbeat for %.1f s: killing it", name, timeout)
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                return
+            late_s, woke = time.monotonic() - woke - self.graph.heartbeat_s, time.monotonic()
+            if self.states.get(name) != "ready" or late_s > self.graph.heartbeat_s:
+                continue  # this supervisor was itself starved of CPU: beats may be waiting unread on the socket
+            beat = self.last_beat.get(name, {})
+            limit_s = hang_limit_s(self.graph.heartbeat_s, beat.get("step_s", 0.0))
+            if time.monotonic() - self.beats[name] > silence_s:
+                reason = f"sent no heartbeat for {silence_s:.1f} s"
+            elif beat.get("stalled_s", 0.0) > limit_s:
+                reason = (f"is stuck in one step for {beat['stalled_s']:.1f} s (limit {limit_s:.1f} s: its slowest "
+                          f"recent step took {beat.get('step_s', 0.0):.2f} s)")
+            else:
+                continue
+            log.warning("node %s %s: killing it", name, reason)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            return
 
     async def _listen(self, control: zmq.asyncio.Socket) -> None:
         """Heartbeats in; anything else on the socket is counted (`stream_control_malformed_total`) and skipped."""
@@ -473,6 +490,7 @@ class Supervisor:
             proc = self.procs.get(beat["node"])
             if proc is not None and proc.pid == beat["pid"]:
                 self.beats[beat["node"]] = time.monotonic()
+                self.last_beat[beat["node"]] = beat
                 self.states[beat["node"]] = beat["state"]
                 if not self.ready.is_set() and all(self.states.get(n.name) in ("ready", "done")
                                                    for n in self.graph.nodes):
@@ -518,8 +536,15 @@ class Supervisor:
         return True
 
 
+def hang_limit_s(heartbeat_s: float, step_s: float) -> float:
+    """How long a node's event loop may stay in one step before it counts as hung: `HANG_BEATS` heartbeats, or
+    `HANG_STEPS` times its slowest recent step when that is longer (a model node on a loaded machine)."""
+    return max(HANG_BEATS * heartbeat_s, HANG_STEPS * step_s)
+
+
 def parse_beat(raw: bytes) -> dict[str, Any] | None:
-    """A heartbeat {node, pid, state, t} from the control socket, or None when it is not one."""
+    """A heartbeat {node, pid, state, t, stalled_s, step_s} from the control socket (see `stream.pulse`), or None
+    when it is not one."""
     try:
         beat = msgpack.unpackb(raw, raw=False)
     except (ValueError, msgpack.UnpackException, TypeError):
@@ -527,4 +552,8 @@ def parse_beat(raw: bytes) -> dict[str, Any] | None:
     if not (isinstance(beat, dict) and isinstance(beat.get("node"), str) and isinstance(beat.get("pid"), int)
             and beat.get("state") in ("starting", "ready", "done")):
         return None
+    for key in ("stalled_s", "step_s"):
+        value = beat.setdefault(key, 0.0)
+        if not isinstance(value, (int, float)) or not 0.0 <= value < 1e9:
+            return None
     return beat

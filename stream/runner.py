@@ -45,6 +45,7 @@ from stream.curve import CurveKeys, ZapHandler
 from stream.errors import MessageError, StreamError
 from stream.message import Message, Order, SeqTracker, decode
 from stream.node import Node, Source, resolve
+from stream.pulse import Pulse
 from stream.transport import EOS, Input, Publisher, subscribe
 
 log = logging.getLogger(__name__)
@@ -129,12 +130,7 @@ class Runner:
         self._depth = metrics.QUEUE_DEPTH.labels(spec.name)
         self.pub: Publisher | None = None
         self.inputs: dict[str, Input] = {}
-        self.control: zmq.asyncio.Socket | None = None
-        if spec.control:
-            self.control = ctx.socket(zmq.PUSH)
-            self.control.setsockopt(zmq.SNDHWM, 10)
-            self.control.setsockopt(zmq.LINGER, 500)
-            self.control.connect(spec.control)
+        self.pulse: Pulse | None = None  # heartbeats, from `run` on when the graph has a supervisor
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -152,7 +148,13 @@ class Runner:
             self.inputs[upstream] = Input(sock, endpoint)
         self.state = "ready"
         log.info("%s: ready", self.spec.name)
-        background = [asyncio.ensure_future(self._heartbeat()), asyncio.ensure_future(self._checkpoint_loop())]
+        background = [asyncio.ensure_future(self._checkpoint_loop())]
+        if self.spec.control:
+            loop = asyncio.get_running_loop()
+            self.pulse = Pulse(self.ctx, self.spec.control, self.spec.name, self.spec.heartbeat_s,
+                               lambda: self.state, lambda: loop.call_soon_threadsafe(self._orphaned))
+            self.pulse.start()
+            background.append(asyncio.ensure_future(self.pulse.tick()))
         try:
             if isinstance(self.node, Source):
                 await self._produce()
@@ -165,7 +167,6 @@ class Runner:
                                            t_wall=time.time(), meta={"sent": sent}))
             self.state = "done"
             self._save()
-            await self._send_heartbeat()
         finally:
             for task in background:
                 task.cancel()
@@ -174,11 +175,15 @@ class Runner:
             self.pub.close()
             if zap is not None:
                 zap.close()
-            if self.control is not None:
-                self.control.close()
+            if self.pulse is not None:
+                self.pulse.close()  # its last beat says "done" when the node ended
 
     def stop(self) -> None:
         self.stopping.set()
+
+    def _orphaned(self) -> None:
+        log.warning("%s: supervisor is gone; stopping", self.spec.name)
+        self.stop()
 
     def _restore(self, path: Path) -> None:
         """Restore a checkpoint. An unusable one (torn or filled disk, a hand edit, a node version whose state
@@ -315,6 +320,8 @@ class Runner:
         elapsed = time.perf_counter() - start
         self._messages["ok"].inc()
         self._process_seconds.observe(elapsed)
+        if self.pulse is not None:
+            self.pulse.step(elapsed)
         self._busy_s += elapsed
         self._audio_s += msg.duration_s
         if self._audio_s >= RTF_SPAN_S:  # over a span: a node that works every Nth message is not 0 or huge
@@ -345,27 +352,7 @@ class Runner:
             self._logged.add(reason)
             log.warning(text)
 
-    # -- heartbeats and checkpoints ----------------------------------------------------------------------------
-    async def _heartbeat(self) -> None:
-        """Beat every `heartbeat_s`; stop if the supervisor died (nodes run in their own session, so
-        nothing else would end them)."""
-        parent = os.getppid()
-        while True:
-            await self._send_heartbeat()
-            await asyncio.sleep(self.spec.heartbeat_s)
-            if self.control is not None and os.getppid() != parent:
-                log.warning("%s: supervisor is gone; stopping", self.spec.name)
-                self.stop()
-
-    async def _send_heartbeat(self) -> None:
-        """Tell the supervisor this node is alive (and whether it is ready or done); never blocks."""
-        if self.control is not None:
-            beat = {"node": self.spec.name, "pid": os.getpid(), "state": self.state, "t": time.time()}
-            try:
-                await self.control.send(msgpack.packb(beat), zmq.NOBLOCK)
-            except zmq.Again:
-                pass
-
+    # -- checkpoints ------------------------------------------------------------------------------------------
     async def _checkpoint_loop(self) -> None:
         while True:
             await asyncio.sleep(self.spec.checkpoint_s)

@@ -40,6 +40,11 @@ log = logging.getLogger(__name__)
 READY = b"\x00ready/"
 EOS = "eos"  # kind of the message a node publishes last: its upstreams are done and so is it
 RECONNECT_IVL_MS, RECONNECT_IVL_MAX_MS = 20, 100
+# A publisher silent this many heartbeats is given up (ZeroMQ's own heartbeats, answered by libzmq's I/O thread, so
+# only a frozen process misses them). More than the supervisor's 10-beat hang limit: before, 3 beats, a node
+# SIGSTOPped (or starved of CPU) for 1.5 s lost its downstream connections and the catch-up burst it published
+# before they were back was dropped (tests/faults/test_stop.py: 64-89 of 100 events).
+PEER_TIMEOUT_BEATS = 12
 _ALIVE = zmq.EVENT_CONNECTED | zmq.EVENT_CONNECT_DELAYED | zmq.EVENT_CONNECT_RETRIED  # ZeroMQ is (re)connecting
 
 
@@ -126,7 +131,7 @@ def subscribe(
     sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
     sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
     sock.setsockopt(zmq.HEARTBEAT_IVL, heartbeat_ms)
-    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3 * heartbeat_ms)
+    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, PEER_TIMEOUT_BEATS * heartbeat_ms)
     kinds = list(kinds)
     for kind in kinds or [""]:
         sock.setsockopt(zmq.SUBSCRIBE, topic(kind) if kind else b"")

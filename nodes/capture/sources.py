@@ -9,6 +9,7 @@ plus the sample offset, so a file played at real-time pace looks exactly like li
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -24,6 +25,7 @@ from nodes.capture import testsignal
 from nodes.capture.clock import ArrivalClock
 from nodes.capture.conform import Block, check_finite, check_rate
 from nodes.capture.files import read_blocks
+from nodes.capture.probe import device_answers
 from stream.errors import AudioError
 from stream.metrics import CAPTURE_PROBLEMS
 from stream.paths import data_dir
@@ -216,10 +218,14 @@ class DeviceSource:
     queue. Overflows (the device dropped samples), blocks dropped because the node fell more than `queue_s`
     behind, and blocks with NaN/inf samples (replaced by silence: a live input must not stop over one bad
     block) are counted in `stream_capture_problems_total{node,problem}`, never hidden.
+
+    A device that delivers nothing for `stall_s` (a USB microphone unplugged, a PulseAudio source removed: PortAudio
+    then stops calling back, silently) is closed, and opened again once a probe (`probe.device_answers`, every
+    second) hears it deliver (counted as problem="stalled"). Stamps stay arrival times, so the outage is a gap in capture time, never invented audio.
     """
 
     def __init__(self, device: str | int | None, channels: int = 1, block_ms: float = 20.0, queue_s: float = 2.0,
-                 node: str = "capture"):
+                 node: str = "capture", stall_s: float = 3.0):
         self.info = find_input_device(device)
         self.device = self.info["index"]
         self.rate = check_rate(int(self.info["default_samplerate"]), f"device {self.info['name']}")
@@ -227,15 +233,48 @@ class DeviceSource:
         self.block_frames = block_frames(self.rate, block_ms)
         self.queue_blocks = max(1, round(queue_s * 1000 / block_ms))
         self.node = node
+        self.stall_s = stall_s
         self.overflows = 0  # callbacks that reported an input overflow
         self.dropped = 0  # blocks dropped because the consumer fell behind
         self.nonfinite = 0  # blocks with NaN/inf samples, passed on as silence
+        self.stalls = 0  # times the device went silent and was reopened
 
     async def blocks(self) -> AsyncIterator[Block]:
+        queue: asyncio.Queue[Block] = asyncio.Queue(self.queue_blocks)
+        arrived = [time.monotonic_ns()]  # the last callback's time, set on PortAudio's thread
+        stream = self._open(queue, arrived)
+        while True:
+            with stream:
+                log.info("capturing from %r at %d Hz, %d channel(s)", self.info["name"], self.rate, self.channels)
+                async for block in self._until_stalled(queue, arrived):
+                    yield self._finite(block)
+                with contextlib.suppress(Exception):  # PortAudio may fail to stop a stream whose device is gone
+                    stream.abort()
+            self.stalls += 1
+            CAPTURE_PROBLEMS.labels(node=self.node, problem="stalled").inc()
+            log.warning("input device %r delivered nothing for %.1f s (unplugged or removed?); opening it again "
+                        "once it answers", self.info["name"], self.stall_s)
+            while not await device_answers(self.info["name"], self.rate, self.channels):
+                await asyncio.sleep(1.0)
+            arrived[0] = time.monotonic_ns()
+            stream = self._open(queue, arrived)
+            log.warning("input device %r is back", self.info["name"])
+
+    async def _until_stalled(self, queue: asyncio.Queue[Block], arrived: list[int]) -> AsyncIterator[Block]:
+        """Blocks as they come, until PortAudio has not called back for `stall_s` (judged by the callback's own
+        clock: an event loop starved of CPU is not a stalled device)."""
+        while True:
+            try:
+                yield await asyncio.wait_for(queue.get(), self.stall_s)
+            except asyncio.TimeoutError:
+                if queue.empty() and time.monotonic_ns() - arrived[0] > self.stall_s * NS:
+                    return
+
+    def _open(self, queue: asyncio.Queue[Block], arrived: list[int]) -> Any:
+        """A started-on-enter PortAudio input stream feeding `queue` (a fresh arrival clock per stream)."""
         import sounddevice as sd
 
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Block] = asyncio.Queue(self.queue_blocks)
 
         def put(block: Block) -> None:  # on the loop thread: drop the oldest rather than block PortAudio
             if queue.full():
@@ -247,7 +286,7 @@ class DeviceSource:
         clock = ArrivalClock(self.rate)
 
         def callback(indata: np.ndarray, frames: int, time_info: Any, status: sd.CallbackFlags) -> None:
-            arrival_ns = time.monotonic_ns()
+            arrival_ns = arrived[0] = time.monotonic_ns()
             if status.input_overflow:
                 self.overflows += 1
                 CAPTURE_PROBLEMS.labels(node=self.node, problem="overflow").inc()
@@ -255,29 +294,20 @@ class DeviceSource:
             loop.call_soon_threadsafe(put, Block(indata.copy(), clock.stamp(frames, arrival_ns)))
 
         try:
-            stream = sd.InputStream(
-                device=self.device,
-                samplerate=self.rate,
-                channels=self.channels,
-                dtype="float32",
-                blocksize=self.block_frames,
-                latency="low",
-                callback=callback,
-            )
+            return sd.InputStream(device=self.device, samplerate=self.rate, channels=self.channels, dtype="float32",
+                                  blocksize=self.block_frames, latency="low", callback=callback)
         except sd.PortAudioError as exc:
             raise AudioError(
                 f"cannot open input device {self.info['name']!r} at {self.rate} Hz with {self.channels} channel(s): "
                 f"{exc}; check it is not in use and pick another with `stream devices`"
             ) from exc
-        with stream:
-            log.info("capturing from %r at %d Hz, %d channel(s)", self.info["name"], self.rate, self.channels)
-            while True:
-                block = await queue.get()
-                if not np.isfinite(block.samples).all():
-                    if not self.nonfinite:
-                        log.warning("input device %r delivered NaN/inf samples: replaced by silence, counted in "
-                                    "stream_capture_problems_total", self.info["name"])
-                    self.nonfinite += 1
-                    CAPTURE_PROBLEMS.labels(node=self.node, problem="nonfinite").inc()
-                    block = Block(np.nan_to_num(block.samples, nan=0.0, posinf=0.0, neginf=0.0), block.t_capture_ns)
-                yield block
+
+    def _finite(self, block: Block) -> Block:
+        if np.isfinite(block.samples).all():
+            return block
+        if not self.nonfinite:
+            log.warning("input device %r delivered NaN/inf samples: replaced by silence, counted in "
+                        "stream_capture_problems_total", self.info["name"])
+        self.nonfinite += 1
+        CAPTURE_PROBLEMS.labels(node=self.node, problem="nonfinite").inc()
+        return Block(np.nan_to_num(block.samples, nan=0.0, posinf=0.0, neginf=0.0), block.t_capture_ns)

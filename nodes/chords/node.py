@@ -23,6 +23,7 @@ import numpy as np
 from nodes.chords.chroma import ChromaConfig
 from nodes.chords.recognize import ChordConfig
 from nodes.chords.tracker import ChordChange, ChordTracker
+from stream.audioclock import AudioClock
 from stream.errors import MessageError
 from stream.message import Message
 from stream.node import Node
@@ -56,10 +57,13 @@ class ChordsNodeConfig:
 @dataclass
 class StreamChords:
     tracker: ChordTracker
-    rate: int  # Hz of this stream's pcm
-    t0_ns: int  # capture time of the stream's first sample (monotonic ns)
-    t0_wall: float  # the same, Unix s
+    clock: AudioClock  # the stream's time across lost audio (its t0_ns: capture time of the first sample)
+    t0_wall: float  # capture time of the first sample, Unix s
     label: str = "N"  # chord announced last
+
+    @property
+    def rate(self) -> int:
+        return self.clock.rate
 
 
 class ChordsNode(Node[ChordsNodeConfig]):
@@ -76,34 +80,34 @@ class ChordsNode(Node[ChordsNodeConfig]):
         s = self.streams.get(h.stream)
         if s is None:
             s = self.streams[h.stream] = StreamChords(ChordTracker(h.sr, self.config.chroma, self.config.chords),
-                                                      h.sr, h.t_capture_ns, h.t_wall)
+                                                      AudioClock(h.t_capture_ns, h.sr), h.t_wall)
         elif h.sr != s.rate:
             raise MessageError("input", f"stream {h.stream!r} changed rate from {s.rate} to {h.sr} Hz mid-stream")
-        return [self._event(h.stream, c) for c in s.tracker.push(samples)]
+        return [self._event(h.stream, c) for c in s.tracker.push(s.clock.place(samples, h.t_capture_ns))]
 
     async def close(self) -> list[Message]:
         return [self._event(name, c) for name, s in self.streams.items() for c in s.tracker.flush()]
 
     def _event(self, stream: str, change: ChordChange) -> Message:
         s = self.streams[stream]
-        meta = {"type": "chord.changed", "stream": stream, "t_audio": change.time,
-                "t_capture": s.t0_wall + change.time, "t_publish": time.time(), "node": self.name,
+        t = s.clock.to_stream(change.time)
+        meta = {"type": "chord.changed", "stream": stream, "t_audio": t,
+                "t_capture": s.t0_wall + t, "t_publish": time.time(), "node": self.name,
                 "chord": change.label, "previous": s.label, "confidence": change.confidence}
         s.label = change.label
         return Message.new(stream, "event", np.zeros(0, np.uint8), sr=0,
-                           t_capture_ns=s.t0_ns + round(change.time * 1e9), t_wall=s.t0_wall + change.time,
-                           meta=meta)
+                           t_capture_ns=s.clock.t0_ns + round(t * 1e9), t_wall=s.t0_wall + t, meta=meta)
 
     def state_dict(self) -> dict[str, Any]:
-        return {name: {"tracker": s.tracker.state_dict(), "rate": s.rate, "t0_ns": s.t0_ns, "t0_wall": s.t0_wall,
+        return {name: {"tracker": s.tracker.state_dict(), "clock": s.clock.state_dict(), "t0_wall": s.t0_wall,
                        "label": s.label} for name, s in self.streams.items()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for name, saved in state.items():
-            tracker = ChordTracker(int(saved["rate"]), self.config.chroma, self.config.chords)
+            clock = AudioClock.from_state(saved["clock"])
+            tracker = ChordTracker(clock.rate, self.config.chroma, self.config.chords)
             tracker.load_state_dict(saved["tracker"])
-            self.streams[name] = StreamChords(tracker, int(saved["rate"]), int(saved["t0_ns"]),
-                                              float(saved["t0_wall"]), str(saved["label"]))
+            self.streams[name] = StreamChords(tracker, clock, float(saved["t0_wall"]), str(saved["label"]))
 
 
 NODE = ChordsNode

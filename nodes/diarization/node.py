@@ -20,6 +20,7 @@ run, the same after a restart): the same turns as `stream diarize --latency L` g
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,8 +34,11 @@ from nodes.diarization.stitching import Plan
 from nodes.segmentation.node import read_window
 from stream.errors import MessageError
 from stream.message import Message
+from stream.metrics import SINK_ERRORS
 from stream.node import Node
 from stream.rttm import write_rttm
+
+log = logging.getLogger(__name__)
 
 _DEFAULTS = DiarizationConfig()
 MAX_GAP_S = 300.0  # s of lost windows filled with silence; a window further ahead is refused (never legit in a graph)
@@ -140,9 +144,21 @@ class DiarizationNode(Node[DiarizationNodeConfig]):
         for name, s in self.streams.items():
             out += self._events(name, s.diarizer.finish(s.audio_s))
             if self.config.rttm_dir:
-                Path(self.config.rttm_dir).mkdir(parents=True, exist_ok=True)
-                write_rttm(Path(self.config.rttm_dir) / rttm_name(name, s.t0_wall), name, s.diarizer.turns())
+                self._write_rttm(name, s)
         return out
+
+    def _write_rttm(self, name: str, s: StreamDiarization) -> None:
+        """One stream's RTTM; a write error (full disk, a folder made read-only) is logged and counted
+        (`stream_sink_errors_total{sink="rttm"}`) and the other streams' files are still written: the turns also
+        went out as speaker.turn events, and a crash here would only lose those of the end of the stream."""
+        path = Path(self.config.rttm_dir) / rttm_name(name, s.t0_wall)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_rttm(path, name, s.diarizer.turns())
+        except OSError as exc:
+            SINK_ERRORS.labels("rttm").inc()
+            log.error("%s: cannot write %s (%s); its %d turns went out as speaker.turn events only: free space or "
+                      "set rttm_dir to a writable folder", self.name, path, exc.strerror or exc, len(s.diarizer.turns()))
 
     def _events(self, stream: str, step: Step) -> list[Message]:
         s, out = self.streams[stream], []

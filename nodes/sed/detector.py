@@ -8,6 +8,7 @@ batch (one per hop live, hundreds per block in file mode).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -69,13 +70,29 @@ class Detector:
         self.first_frame = 0
         self.audio = np.zeros(0, np.float32)  # samples from sample `first_sample` on (for the gate)
         self.first_sample = 0
-        self.samples = 0  # samples pushed so far
+        self.samples = 0  # stream time of the next sample, in samples: pushed so far plus gaps skipped
         self._tag_scores: list[np.ndarray] = []
-        self._tag_start = 0.0
+        self.tag_start = 0.0  # s of audio where the next sound.tags stretch begins
 
     @property
     def seconds(self) -> float:
         return self.samples / SAMPLE_RATE
+
+    def skip_to(self, t: float) -> None:
+        """Go on at stream time `t` (s) after audio was lost: what is buffered is dropped, the next patch is the
+        first of the patch grid at or after `t`, and sound.tags stretches keep their grid on the stream's time
+        (open events and the smoothing go on). The caller cuts the samples before `seconds` (under one hop)."""
+        k = max(self.decoder.patches, math.ceil(t / self.hop - 1e-9))
+        self.decoder.patches = k
+        self.frontend.reset()
+        self.first_frame = k * self.hop_frames
+        self.first_sample = self.samples = self.first_frame * HOP
+        self.frames = np.zeros((0, 64), np.float32)
+        self.audio = np.zeros(0, np.float32)
+        period = math.ceil(self.tags_every / self.hop - 1e-9) * self.hop  # a stretch, once the grid is set
+        if self.tags_every > 0 and self.tag_start + period <= t:
+            self.tag_start += math.floor((t - self.tag_start) / period) * period
+            self._tag_scores = []
 
     def push(self, samples: np.ndarray) -> Output:
         """Feed mono float32 samples at 16 kHz; returns what the patches they completed decided."""
@@ -111,10 +128,10 @@ class Detector:
 
     def _tags(self, scores: np.ndarray, t_end: float, out: Output) -> None:
         self._tag_scores.append(scores)
-        if t_end - self._tag_start >= self.tags_every - 1e-9:
+        if t_end - self.tag_start >= self.tags_every - 1e-9:
             top = top_tags(np.stack(self._tag_scores), self.model.class_names, self.tags_k)
-            out.tags.append(Tags(self._tag_start, t_end - self._tag_start, top))
-            self._tag_scores, self._tag_start = [], t_end
+            out.tags.append(Tags(self.tag_start, t_end - self.tag_start, top))
+            self._tag_scores, self.tag_start = [], t_end
 
     def finish(self) -> list[Edge]:
         """Close every open event at the end of the audio."""

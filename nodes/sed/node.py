@@ -3,7 +3,8 @@
 Per stream a `Detector` (streaming log-mel, a 0.96 s YAMNet patch every `hop`, the rules of `rules`, see
 nodes/sed/rules.py and configs/alerts.toml). A `sound.start` is published `smooth // 2` hops plus one patch after
 the onset it reports (`t_audio`); its header `t_capture_ns` is the capture time of that onset, so the sinks'
-latency histogram shows onset -> alert. `sound.stop` carries the event's onset (`start`) and peak score;
+latency histogram shows onset -> alert. `sound.stop` carries the event's onset (`start`) and peak score, and is
+published once the score has stayed below the rule's release for its `hold` s (its `t_audio` is where it fell);
 `sound.tags` the `tags_k` classes with the highest scores over the last `tags_every` s.
 
 Bad input never alerts: pcm at another rate or with NaN is refused (MessageError, counted as malformed), and
@@ -20,7 +21,7 @@ patches that are silent (below a rule's `gate_dbfs`) or clipped are gated, count
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,9 @@ import numpy as np
 
 from nodes.sed.decode import Edge
 from nodes.sed.detector import Detector, Tags, hop_frames
-from nodes.sed.frontend import HOP, SAMPLE_RATE
+from nodes.sed.frontend import SAMPLE_RATE
 from nodes.sed.rules import DEFAULT_RULES, load_rules
+from stream.audioclock import REALIGN_S
 from stream.errors import ConfigError
 from stream.message import Message
 from stream.metrics import SED_GATED
@@ -58,7 +60,7 @@ class StreamState:
     detector: Detector
     t0_ns: int  # capture time of audio time 0 (monotonic ns)
     t0_wall: float  # the same, Unix s
-    restored: dict[str, Any] = field(default_factory=dict)
+    aligning: bool = False  # after a skip: cutting samples until the next patch's start
 
 
 def edge_event(edge: Edge, stream: str, t0_wall: float, node: str) -> dict[str, Any]:
@@ -104,19 +106,31 @@ class SedNode(Node[SedConfig]):
             detector = Detector(self.model, self.rules, c.hop, c.tags_every, c.tags_k)
             s = self.streams[h.stream] = StreamState(detector, h.t_capture_ns, h.t_wall)
             saved = self._restored.pop(h.stream, None)
-            if saved:  # continue the decisions and the audio clock (from the next patch's start), re-anchored on
-                # this message's capture time; the audio buffered before the restart is lost
+            if saved:  # continue the decisions on the stream's clock from the next patch; the audio buffered
+                # before the restart is lost, a gap as the outage is (`on_time`)
+                s.t0_ns, s.t0_wall = int(saved["t0_ns"]), float(saved["t0_wall"])
                 detector.decoder.load_state_dict(saved["decoder"])
-                detector.first_frame = detector.decoder.patches * detector.hop_frames
-                detector.first_sample = detector.samples = detector.first_frame * HOP
-                s.t0_ns = h.t_capture_ns - round(detector.seconds * 1e9)
-                s.t0_wall = h.t_wall - detector.seconds
+                detector.tag_start = float(saved["tag_start"])
+                detector.skip_to(detector.decoder.patches * detector.hop)
         return s
+
+    def on_time(self, s: StreamState, samples: np.ndarray, t_capture_ns: int) -> np.ndarray:
+        """Keep event times true when audio was lost upstream (a drop, a restarted node: the detector skips the
+        gap, stream.audioclock) or comes twice (a source resumed from its checkpoint): the samples to push."""
+        at = (t_capture_ns - s.t0_ns) / 1e9
+        if at - s.detector.seconds > REALIGN_S:
+            s.detector.skip_to(at)
+            s.aligning = True
+        off = at - s.detector.seconds
+        if off < -REALIGN_S or (s.aligning and off < 0):
+            samples = samples[min(round(-off * SAMPLE_RATE), len(samples)):]
+        s.aligning = s.aligning and not len(samples)
+        return samples
 
     async def process(self, msg: Message, port: str = "") -> list[Message]:
         samples = mono(msg, SAMPLE_RATE)
         s = self._stream(msg)
-        out = s.detector.push(samples)
+        out = s.detector.push(self.on_time(s, samples, msg.header.t_capture_ns))
         for reason, n in out.gated.items():
             SED_GATED.labels(node=self.name, reason=reason).inc(n)
         return self._messages(msg.header.stream, s, out.edges, out.tags)
@@ -131,8 +145,8 @@ class SedNode(Node[SedConfig]):
                             t_wall=s.t0_wall + t, meta=event) for t, event in events]
 
     def state_dict(self) -> dict[str, Any]:
-        return {name: {"decoder": s.detector.decoder.state_dict(), "samples": s.detector.samples}
-                for name, s in self.streams.items()}
+        return {name: {"decoder": s.detector.decoder.state_dict(), "t0_ns": s.t0_ns, "t0_wall": s.t0_wall,
+                       "tag_start": s.detector.tag_start} for name, s in self.streams.items()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._restored = dict(state)

@@ -21,6 +21,7 @@ import numpy as np
 
 from nodes.segmentation.node import mono_pcm
 from nodes.vad.detector import SAMPLE_RATE, SpeechEvent, VadConfig, VoiceActivityDetector
+from stream.audioclock import REALIGN_S
 from stream.message import Message
 from stream.models import use_compile_cache
 from stream.node import Node
@@ -41,9 +42,6 @@ class VadNodeConfig:
     @property
     def vad(self) -> VadConfig:
         return VadConfig(self.onset, self.offset, self.min_speech, self.min_silence)
-
-
-REALIGN_S = 0.1  # s: audio further off its capture time than this is put back on the stream's time
 
 
 @dataclass

@@ -1,9 +1,16 @@
-"""A full disk under the JSONL sink: capture -> loudness -> JSONL (generated signal, real time) writing into a
-256 KiB tmpfs that a filler file fills mid-run, then frees again.
+"""A full disk under the sinks: the JSONL sink in a running graph, the diarization node's RTTM at end of stream.
 
-Guards: the graph keeps running (exit 0, no restart); every event that did not fit is counted in
-`stream_sink_errors_total{sink="jsonl"}` (within a few of the blocks of the full spell); every line in the file is
-a whole event (no half line left by a short write); events are written again once there is space.
+JSONL: capture -> loudness -> JSONL (generated signal, real time) writing into a 256 KiB tmpfs that a filler
+file fills mid-run, then frees again. Guards: the graph keeps running (exit 0, no restart); every event that did
+not fit is counted in `stream_sink_errors_total{sink="jsonl"}` (within a few of the blocks of the full spell);
+every line in the file is a whole event (no half line left by a short write); events are written again once there
+is space.
+
+RTTM: the diarization node ends two streams with its RTTM folder on a full tmpfs. Before, the first ENOSPC
+escaped `close()`: the node crashed at its end of stream (the supervisor restarted it, waiting for input that
+never came) and the final turn events of every stream were lost. Guards: `close()` returns the final events of
+both streams, both failed files are counted (`stream_sink_errors_total{sink="rttm"}` = 2), no partial or 0-byte
+RTTM is left ("no speech" it would read as), and with space again the same node writes both.
 """
 
 from __future__ import annotations
@@ -14,8 +21,14 @@ import json
 import subprocess
 import time
 
+import numpy as np
 import pytest
 
+from nodes.diarization.node import DiarizationNode, DiarizationNodeConfig
+from nodes.diarization.stitching import Plan
+from nodes.embedding.campplus import CampplusConfig
+from nodes.segmentation.node import window_message
+from stream import metrics
 from stream.graph import Supervisor, load_graph
 
 GRAPH = """
@@ -85,3 +98,28 @@ async def test_full_disk_under_jsonl_sink_counts_lost_events_and_keeps_whole_lin
     assert missing == errors  # every event lost to the full disk is counted
     assert 0.5 * full_s / 0.02 <= errors <= full_s / 0.02 + 10
     assert sum(step > 1 for step in steps) == 1  # one spell, then every block again
+
+
+async def test_full_disk_under_rttm_is_counted_and_loses_no_events(small_disk):
+    node = DiarizationNode(DiarizationNodeConfig(rttm_dir=str(small_disk / "rttm")))
+    await node.setup()
+    g = node.chain.geometry
+    activity = np.zeros((g.frames_per_window, 3), np.float32)
+    activity[:, 0] = 1.0  # one speaker throughout: a turn to write
+    voice = np.full((3, CampplusConfig().embedding_size), np.nan, np.float32)
+    voice[0] = np.random.default_rng(0).standard_normal(voice.shape[1])
+    for stream in ("a", "b"):
+        for k in range(4):
+            await node.process(window_message(stream, k, activity, voice, Plan(k == 0, {0: 0} if k else {}),
+                                              (10**9 * (k + 1), k + 1.0), (k + 1) * g.step, g))
+    (small_disk / "rttm").mkdir()
+    fill(small_disk / "filler")
+    errors = metrics.SINK_ERRORS.labels("rttm")
+    before = errors._value.get()
+    await node.close()  # raised OSError (ENOSPC) before
+    assert errors._value.get() - before == 2
+    assert list((small_disk / "rttm").iterdir()) == []  # nothing partial, nothing 0-byte
+    (small_disk / "filler").unlink()
+    await node.close()
+    written = {p.name.split("-")[0]: p.read_text() for p in (small_disk / "rttm").iterdir()}
+    assert sorted(written) == ["a", "b"] and all(text.startswith("SPEAKER") for text in written.values())

@@ -19,7 +19,7 @@ async def test_meeting_graph_survives_kill_of_capture(tmp_path, data):
     wav = clip("dev00", 14.0, tmp_path)
     warm_up()
     outcome = await run_fault(Fault("capture", "kill", at_s=6.0), wav, None, tmp_path / "run")
-    if outcome.vad_lost or outcome.vad_duplicated:
+    if outcome.twin_lost or outcome.twin_duplicated:
         # the twin-VAD comparison once lost 6 events in a full-suite run and never alone (3 of 3 clean): one retry,
         # every guard below still has to hold on the run that is kept
         print("retry:", outcome)
@@ -31,5 +31,5 @@ async def test_meeting_graph_survives_kill_of_capture(tmp_path, data):
     assert outcome.recovered_s < 15.0
     assert sum(outcome.dropped.values()) == 0
     assert outcome.agreement >= 0.9 and not outcome.relabelled
-    assert (outcome.lost, outcome.duplicated, outcome.vad_lost, outcome.vad_duplicated) == (0, 0, 0, 0)
+    assert (outcome.lost, outcome.duplicated, outcome.twin_lost, outcome.twin_duplicated) == (0, 0, 0, 0)
     assert outcome.max_queue <= 64

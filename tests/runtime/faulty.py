@@ -47,3 +47,32 @@ class SlowStart(Node[SlowConfig]):
 
     async def process(self, msg: Message, port: str = "") -> list[Message]:
         return []
+
+
+@dataclass(frozen=True)
+class SlowStepsConfig:
+    step_s: float = 0.2  # s each step blocks the event loop (as a model call does)
+    long_s: float = 1.6  # s one later step blocks: over 10 heartbeats, under 10 steps
+    every: int = 20  # messages per slow step (the others are quick: the node keeps up with real time)
+    long_at: int = 8  # the slow step that is long
+    flag: str = ""  # file created once the long step is over
+
+
+class SlowSteps(Node[SlowStepsConfig]):
+    """Every `every`th step blocks its loop for `step_s`, slow step `long_at` for `long_s`: slow work, not a
+    hang."""
+
+    Config = SlowStepsConfig
+
+    async def setup(self) -> None:
+        self.seen = 0
+
+    async def process(self, msg: Message, port: str = "") -> list[Message]:
+        self.seen += 1
+        if self.seen % self.config.every:
+            return []
+        long = self.seen == self.config.every * self.config.long_at
+        time.sleep(self.config.long_s if long else self.config.step_s)
+        if long:
+            Path(self.config.flag).touch()
+        return []

@@ -99,3 +99,20 @@ async def test_hung_node_is_killed_after_10_missed_heartbeats_and_restarted(tmp_
     assert supervisor.restarts["stuck"] == 1
     ok = run_metrics(tmp_path / "run" / "metrics").get("stream_messages_total", node="stuck", result="ok")
     assert ok > 24 + 50  # the 24 before the hang, then at least a second of blocks after the restart
+
+
+SLOW = HANG.replace('name = "hang"', 'name = "slow"').replace("tests.runtime.faulty:HangOnce", "tests.runtime.faulty:SlowSteps")
+
+
+async def test_a_long_step_of_a_slow_node_is_not_a_hang(tmp_path, monkeypatch):
+    """Heartbeats come from a thread (stream.pulse): a step of 1.6 s, over the 1 s silence limit of 10 x 0.1 s
+    heartbeats but within 10 x the node's 0.2 s steps, is work, not a hang (before, the node was killed)."""
+    monkeypatch.syspath_prepend(str(REPO_ROOT))
+    (tmp_path / "g.toml").write_text(SLOW.format(flag=tmp_path / "long"))
+    supervisor = Supervisor(load_graph(tmp_path / "g.toml"), tmp_path / "run")
+    run = asyncio.ensure_future(supervisor.run(duration_s=8))
+    while not (tmp_path / "long").exists() and not run.done():
+        await asyncio.sleep(0.05)
+    assert (tmp_path / "long").exists()
+    assert await asyncio.wait_for(run, 60) == 0
+    assert supervisor.restarts["stuck"] == 0
