@@ -226,14 +226,14 @@ class WebSocketSource:
         stopping = False
 
         async def handler(ws: Any) -> None:
-            task = asyncio.current_task()
-            assert task is not None
-            handlers.add(task)
             peer = ":".join(str(p) for p in ws.remote_address[:2])
             if self.client is not None:
                 await self._refuse(ws, 1013, f"stream {self.stream!r} already has a client ({self.client}); one "
                                    "at a time: close that one first")
                 return
+            task = asyncio.current_task()
+            assert task is not None
+            handlers.add(task)
             self.client = peer
             self.input.connected()
             log.info("WebSocket client %s connected to stream %r", peer, self.stream)

@@ -200,16 +200,15 @@ async def test_readme_ffmpeg_to_websocket_pipe(tmp_path):
     t = np.arange(RATE * 2) / RATE
     sf.write(tmp_path / "tone.wav", 0.5 * np.sin(2 * np.pi * 300 * t), RATE, subtype="FLOAT")
     node = CaptureNode.from_table({"source": "websocket", "listen": "127.0.0.1:0", "stream": "ws4"}, "ws4")
-    readme = (REPO_ROOT / "README.md").read_text()
-    command = next(line for line in readme.splitlines() if "-f f32le" in line and "websockets" in line)
-    command = command.replace("talk.mp3", str(tmp_path / "tone.wav")).replace("7007", "{port}")
+    blocks = (REPO_ROOT / "README.md").read_text().split("```")
+    command = next(b.removeprefix("bash\n") for b in blocks if "-f f32le" in b and "websockets" in b)
+    command = command.replace("talk.mp3", str(tmp_path / "tone.wav")).replace(".venv/bin/python", sys.executable)
     async with Collector(node) as run:
-        shell = await asyncio.create_subprocess_shell(
-            command.format(port=node.source.port).replace(".venv/bin/python", sys.executable),
-            stderr=asyncio.subprocess.PIPE)
+        shell = await asyncio.create_subprocess_shell(command.replace("7007", str(node.source.port)),
+                                                      stderr=asyncio.subprocess.PIPE)
         await run.wait_for(95)
         _, err = await shell.communicate()
-    assert shell.returncode == 0, err.decode()
+    assert shell.returncode == 0 and not err, err.decode()
     y = run.audio()[:95 * 320]
     ideal = 0.5 * np.sin(2 * np.pi * 300 * np.arange(len(y)) / RATE)
     assert np.abs(y - ideal).max() < 1e-6
