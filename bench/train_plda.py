@@ -51,11 +51,11 @@ def labelled_windows(records: list[WindowRecord], reference: np.ndarray, labels:
         alone = ref.sum(axis=1) == 1
         for s in range(active.shape[1]):
             a = active[:, s]
-            if a.sum() * resolution < min_speech or not np.all(np.isfinite(r.embeddings[s])):
+            if a.sum() * resolution < min_speech or not np.all(np.isfinite(r.embeddings[s, 0])):
                 continue
             k = int(np.argmax((a[:, None] & ref).sum(axis=0)))
             if (a & ref[:, k] & alone).sum() >= purity * a.sum():
-                embeddings.append(r.embeddings[s])
+                embeddings.append(r.embeddings[s, 0])
                 speakers.append(labels[k])
     return embeddings, speakers
 

@@ -23,6 +23,12 @@ most ``history``, evenly thinned) are clustered afresh (``recluster``, AHC in th
 anonymous centroids are replaced by the clusters, each keeping the label most of its members had. It helped the
 old rule (tune 61.6 -> 57.2 %) but hurts the calibrated one (49.7 -> 55 %, splitting voices), so it is off (0).
 
+Tails (not in diart): at a turn change segmentation-3.0 often lets a newcomer's first second continue the local
+speaker of someone who spoke earlier in the window, so the whole-window embedding names the earlier voice. Each
+local speaker also has an embedding of the window's last second; ``tail_moves`` hands that second to another
+speaker whose centroid it matches ``tail_margin`` better than its own (one that no other local speaker of the
+window holds; an enrolled one only past ``identify_threshold``). Centroids still move with whole windows only.
+
 Differences from diart: enrolled speakers are pre-seeded centroids with fixed names that only accept a local
 speaker whose similarity reaches ``identify_threshold`` (so unknown voices never get a name) and are matched
 before the anonymous ones (a name wins once the voice is recognised), and labels are
@@ -41,6 +47,8 @@ from scipy.optimize import linear_sum_assignment
 from stream.errors import ConfigError
 
 _INVALID = 1e6  # cost of a forbidden pairing in the assignment problem
+TAIL_BEFORE_S = 0.5  # s of a local speaker's speech before its tail for the tail to be judged: with less, the
+#   whole-window embedding is the tail's
 RECLUSTER_FROM = 100  # remembered embeddings before the first re-clustering: clusters of a few dozen windows are
 #   too noisy to overrule the online assignment (on the 30 s AMI clips re-clustering earlier cost 3 points of DER)
 
@@ -57,6 +65,8 @@ class ClusteringConfig:
     #   below it, a voice far from every centroid joins the closest one (see the module docstring)
     young: float = 4.0  # >= 0 centroid norm (about the windows of speech behind it) below which an anonymous
     #   speaker accepts any voice: its centroid is still too noisy to say a voice is not its own
+    tail_margin: float = 0.1  # [0, 2] similarity by which a local speaker's tail must prefer another speaker
+    tail_speech: float = 0.3  # s >= 0 of the local speaker's speech in the tail for the tail to be judged
     recluster_every: int = 0  # >= 0 windows between re-clusterings of the embeddings seen so far (0 = never):
     #   the anonymous centroids are replaced by the clusters found (labels kept by majority), so speakers opened
     #   twice merge and voices merged early split for the windows still to come
@@ -72,6 +82,8 @@ class ClusteringConfig:
             "delta_new": 0 <= self.delta_new <= 2,
             "rho_new": 0 <= self.rho_new <= 1,
             "young": self.young >= 0,
+            "tail_margin": 0 <= self.tail_margin <= 2,
+            "tail_speech": self.tail_speech >= 0,
             "max_speakers": self.max_speakers >= 1,
             "recluster_every": self.recluster_every >= 0,
             "history": self.history >= 2,
@@ -185,6 +197,31 @@ class OnlineClustering:
         if cfg.recluster_every and self.recluster is not None:
             self._remember(emb, active, long, mapping)
         return mapping
+
+    def tail_moves(self, activity: np.ndarray, tails: np.ndarray, mapping: dict[int, int], tail_frames: int,
+                   resolution: float) -> dict[int, int]:
+        """Local speakers whose tail (the last ``tail_frames`` of ``activity``) sounds like another speaker than
+        the one ``mapping`` gave them: local -> that speaker. ``tails``: [local, dim] tail embeddings (NaN rows for
+        speakers silent there)."""
+        cfg = self.config
+        moves: dict[int, int] = {}
+        if self.centroids is None:
+            return moves
+        for local, k in mapping.items():
+            speech = activity[:, local] * resolution
+            if (not np.all(np.isfinite(tails[local])) or speech[-tail_frames:].sum() < cfg.tail_speech
+                    or speech[:-tail_frames].sum() < TAIL_BEFORE_S):
+                continue
+            held = {g for other, g in mapping.items() if other != local}
+            free = [g for g in range(self.num_speakers) if g != k and self.alive[g] and g not in held]
+            if not free:
+                continue
+            similarity = 1.0 - cosine_distance(tails[local][None].astype(np.float64), self.centroids)[0]
+            best = max(free, key=lambda g: similarity[g])
+            if similarity[best] - similarity[k] > cfg.tail_margin and (
+                    not self.named[best] or similarity[best] >= cfg.identify_threshold):
+                moves[local] = best
+        return moves
 
     def _remember(self, emb: np.ndarray, active: np.ndarray, long: np.ndarray, mapping: dict[int, int]) -> None:
         """Keep the embeddings that moved an anonymous centroid; every ``recluster_every`` windows, re-cluster."""

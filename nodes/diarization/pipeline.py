@@ -92,7 +92,8 @@ class Step:
 
 class OnlineDiarizer:
     """Stateful chain, per window: ``plan(activity)`` says whether to embed, then
-    ``__call__(activity[frames_per_window, 3], embeddings[3, dim] | None, plan) -> Step``.
+    ``__call__(activity[frames_per_window, 3], embeddings[3, 2, dim] | None, plan) -> Step`` (per local speaker,
+    the whole-window and the tail embedding, `nodes.diarization.windows`).
 
     ``labels`` names global speaker k. With ``keep_windows`` the windows are kept for the refinement pass
     (a few kB per window).
@@ -128,10 +129,15 @@ class OnlineDiarizer:
 
     def __call__(self, activity: np.ndarray, embeddings: np.ndarray | None, plan: Plan) -> Step:
         g = self.config.geometry
-        mapping = self.clustering(activity, embeddings if plan.embed else None, plan.continues)
+        mapping = self.clustering(activity, embeddings[:, 0] if plan.embed else None, plan.continues)
+        moves = (self.clustering.tail_moves(activity, embeddings[:, 1], mapping, g.tail_frames, g.resolution)
+                 if plan.embed else {})
         global_activity = np.zeros((g.frames_per_window, self.clustering.num_speakers))
         for local, k in mapping.items():
             global_activity[:, k] = activity[:, local]
+        for local, k in moves.items():  # k holds no other local speaker of this window
+            global_activity[-g.tail_frames:, k] = activity[-g.tail_frames:, local]
+            global_activity[-g.tail_frames:, mapping[local]] = 0.0
         probs = self.aggregation(global_activity)
         first = (self.windows + 1 - g.latency_steps) * g.frames_per_step  # grid index of probs[0]
         if self.keep_windows:

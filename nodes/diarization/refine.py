@@ -186,7 +186,8 @@ class WindowRecord:
 
     first_frame: int  # grid index of its first frame (negative for windows padded before the stream start)
     activity: np.ndarray  # [frames_per_window, local] probabilities on the output grid
-    embeddings: np.ndarray | None  # [local, dim], NaN rows for inactive local speakers; None if stitched
+    embeddings: np.ndarray | None  # [local, 2, dim] whole-window and tail embeddings, NaN for speakers inactive
+    #   there; None if stitched
     continues: dict[int, int]  # local -> the previous window's local speaker it continues
     online: dict[int, int]  # local -> global speaker given by the online pass
 
@@ -229,11 +230,11 @@ def assign_windows(records: list[WindowRecord], tau_active: float, config: Refin
     """One-to-one local speaker -> refined speaker per embedded window (stitched windows inherit the mapping of
     the speakers they continue)."""
     keys = [(w, s) for w, r in enumerate(records) if r.embeddings is not None for s in range(r.activity.shape[1])
-            if r.activity[:, s].max() >= tau_active and np.all(np.isfinite(r.embeddings[s]))]
+            if r.activity[:, s].max() >= tau_active and np.all(np.isfinite(r.embeddings[s, 0]))]
     mappings: list[dict[int, int]] = [{} for _ in records]
     if not keys:
         return mappings
-    emb = np.stack([records[w].embeddings[s] for w, s in keys]).astype(np.float64)
+    emb = np.stack([records[w].embeddings[s, 0] for w, s in keys]).astype(np.float64)
     dist = cosine_distance(emb, centroids_of(records, keys, emb, config, resolution))
     rows_of: dict[int, list[int]] = {}
     for i, (w, _) in enumerate(keys):

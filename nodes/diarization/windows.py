@@ -14,6 +14,12 @@ scores as well or better (bench/RESULTS.md, "Diarisation"), for a trunk cost tha
 0.8 s of audio per 0.5 s step instead of the whole window. The 0.3 s of left context is the shortest that
 loses nothing on AMI (DER online at 0.5 s / at 5 s / refined, %: 33.4 / 29.7 / 29.3 with 0.25 s, 32.6 / 28.9 /
 28.7 with 0.3 s, 32.5 / 28.4 / 29.5 with 0.5 s, 33.1 / 29.4 / 29.0 with 1 s, which costs twice the trunk time).
+
+Each local speaker gets two embeddings from the same trunk frames: one pooled over the whole window and one over
+its last ``TAIL_S`` (`aggregation.py`) only. At a turn change segmentation-3.0 often lets the newcomer's first second continue the
+local speaker of someone who spoke earlier in the window; the whole-window embedding then names the earlier voice,
+and at 0.5 s latency that second is output under the wrong label. The tail embedding lets the clustering hand the
+tail to the voice it sounds like (`OnlineClustering.tail_moves`); it costs one more pooling per speaker, no trunk.
 """
 
 from __future__ import annotations
@@ -121,6 +127,8 @@ class WindowAnalyzer:
     def __init__(self, seg_params: Params, emb_params: Params, geometry: WindowGeometry,
                  overlap_weight: float = 0.1, context_s: float = 0.3) -> None:
         self.geometry = geometry
+        self.tail = np.zeros(geometry.frames_per_window, np.float32)  # pooling mask of the tail embedding
+        self.tail[-geometry.tail_frames:] = 1.0
         self.overlap_weight = overlap_weight
         self.seg_params = jax.device_put(seg_params)  # one transfer: per-leaf jnp.asarray took ~1 s
         self.emb_params = jax.device_put(emb_params)
@@ -156,7 +164,8 @@ class WindowAnalyzer:
     def embed(self, windows: np.ndarray, activity: np.ndarray, paddings: list[int], rings: list[TrunkRing],
               wanted: list[bool]) -> list[np.ndarray | None]:
         """Push the newest step of each window through the CAM++ trunk into its stream's ring, in order, and pool
-        [3, 192] embeddings (NaN rows for never-active speakers) for the windows ``wanted``.
+        [3, 2, 192] embeddings (local speaker, whole window / its tail; NaN for a speaker not active
+        there) for the windows ``wanted``.
 
         windows: [B, samples] (B = the compiled batch; only the first ``len(rings)`` are real); activity: grid
         activity of the real ones; ``paddings[i]``: samples of silence before the stream began at the start of
@@ -173,21 +182,22 @@ class WindowAnalyzer:
         newest = np.asarray(_step_frames(self.emb_params, jnp.asarray(feats), jnp.asarray(lengths),
                                          self.geometry.frames_per_step, CampplusConfig()))
         frames = np.zeros((batch, CHANNELS, self.geometry.frames_per_window), np.float32)
-        weights = np.zeros((batch, 3, self.geometry.frames_per_window), np.float32)
+        weights = np.zeros((batch, 6, self.geometry.frames_per_window), np.float32)  # 3 whole, then 3 tails
         todo = []
         for i, ring in enumerate(rings):
             ring.push(newest[i])
             if wanted[i]:
                 j = len(todo)
                 frames[j] = ring.frames
-                weights[j] = pooling_weights(activity[i], self.overlap_weight).T * ring.mask()
+                whole = pooling_weights(activity[i], self.overlap_weight).T * ring.mask()
+                weights[j] = np.concatenate([whole, whole * self.tail])
                 todo.append(i)
         out: list[np.ndarray | None] = [None] * n
         if todo:
             emb = np.asarray(_pool(self.emb_params, jnp.asarray(frames), jnp.asarray(weights)))
             for j, i in enumerate(todo):
                 active = (weights[j].max(axis=1) > 0)[:, None]
-                out[i] = np.where(active, emb[j], np.nan)
+                out[i] = np.where(active, emb[j], np.nan).reshape(2, 3, -1).transpose(1, 0, 2)
         return out
 
     def warmup(self, batch: int) -> None:

@@ -7,7 +7,8 @@ is per stream id, and windows that are ready at the same time (several streams, 
 call, padded to a power-of-two batch so only `log2(max_batch) + 1` shapes are ever compiled (all at `setup`).
 
 Output, one message per window, kind "window", sr 0 (axis 0 is not time):
-- data float32 [3 local speakers, frames_per_window (+ 192 embedding dims when the window was embedded)];
+- data float32 [3 local speakers, frames_per_window (+ 2 x 192 embedding dims when the window was embedded: the
+  whole-window embedding, then the tail embedding, `nodes.diarization.windows`)];
 - `t_capture_ns`/`t_wall`: capture time of the window's end (audio time (k + 1) * step);
 
 - meta: `window` k, `audio_s` (s of audio received so far on the stream), `continues` ([[local, previous local]]
@@ -62,7 +63,7 @@ def mono_pcm(msg: Message, rate: int = SAMPLE_RATE) -> np.ndarray:
 def window_message(stream: str, k: int, activity: np.ndarray, embeddings: np.ndarray | None, plan: Plan,
                    t_end: tuple[int, float], audio_s: float, geometry: WindowGeometry) -> Message:
     """A "window" message (layout in the module docstring); `t_end` = (capture ns, Unix s) of the window end."""
-    data = activity.T if embeddings is None else np.concatenate([activity.T, embeddings], axis=1)
+    data = activity.T if embeddings is None else np.concatenate([activity.T, embeddings.reshape(NUM_SPEAKERS, -1)], axis=1)
     meta = {"window": k, "audio_s": audio_s, "continues": [[int(a), int(b)] for a, b in plan.continues.items()],
             "step": geometry.step, "duration": geometry.duration}
     return Message.new(stream, "window", data.astype(np.float32), sr=0, t_capture_ns=t_end[0], t_wall=t_end[1],
@@ -70,12 +71,12 @@ def window_message(stream: str, k: int, activity: np.ndarray, embeddings: np.nda
 
 
 def read_window(msg: Message, geometry: WindowGeometry) -> tuple[np.ndarray, np.ndarray | None, Plan]:
-    """(activity [frames, 3], embeddings [3, dim] or None, plan) of a "window" message made for `geometry`."""
+    """(activity [frames, 3], embeddings [3, 2, dim] or None, plan) of a "window" message made for `geometry`."""
     h, frames, dim = msg.header, geometry.frames_per_window, CampplusConfig().embedding_size
     if h.kind != "window" or h.dtype != "float32" or len(h.shape) != 2 or h.shape[0] != NUM_SPEAKERS \
-            or h.shape[1] not in (frames, frames + dim):
-        raise MessageError("input", f"expected a float32 'window' message [{NUM_SPEAKERS}, {frames} (+ {dim})], got "
-                                    f"{h.kind} {h.dtype} {list(h.shape)}")
+            or h.shape[1] not in (frames, frames + 2 * dim):
+        raise MessageError("input", f"expected a float32 'window' message [{NUM_SPEAKERS}, {frames} (+ 2 x {dim})], "
+                                    f"got {h.kind} {h.dtype} {list(h.shape)}")
     if (h.meta.get("step"), h.meta.get("duration")) != (geometry.step, geometry.duration):
         raise MessageError("geometry", f"windows of {h.meta.get('duration')} s every {h.meta.get('step')} s, this "
                                        f"node expects {geometry.duration} s every {geometry.step} s: set the same "
@@ -91,7 +92,7 @@ def read_window(msg: Message, geometry: WindowGeometry) -> tuple[np.ndarray, np.
             for pair in continues):
         raise MessageError("meta", f"continues={continues!r} must be [[local, previous local], ...] of speakers "
                                    f"0..{NUM_SPEAKERS - 1}")
-    embeddings = msg.data[:, frames:] if h.shape[1] > frames else None
+    embeddings = msg.data[:, frames:].reshape(NUM_SPEAKERS, 2, dim) if h.shape[1] > frames else None
     plan = Plan(embeddings is not None, {a: b for a, b in continues})
     return np.asarray(msg.data[:, :frames].T), embeddings, plan
 

@@ -7,7 +7,9 @@ import pytest
 
 from nodes.diarization.aggregation import DelayedAggregation, WindowGeometry, hamming
 from nodes.diarization.clustering import ClusteringConfig, OnlineClustering, unit
+from nodes.diarization.pipeline import DiarizationConfig, OnlineDiarizer
 from nodes.diarization.refine import ahc, eigengap_spectral
+from nodes.diarization.stitching import Plan
 from nodes.diarization.turns import TurnConfig, TurnTracker
 from stream.errors import ConfigError
 from stream.rttm import Turn, read_rttm, read_uem, write_rttm, write_uem
@@ -74,6 +76,29 @@ def test_a_young_speaker_takes_any_voice_until_its_centroid_has_a_few_windows():
     assert np.linalg.norm(clustering.centroids[0]) >= 4.0
     assert clustering(*window([1], bank, rng)) == {0: 1}  # now it is a stranger
     assert clustering.labels == ["SPEAKER_0", "SPEAKER_1"]
+
+
+def test_a_tail_that_sounds_like_another_speaker_goes_to_them():
+    """Local speaker 0 carries voice A for most of the window and voice B in its last second (segmentation let the
+    newcomer continue A's slot): the tail goes to B's speaker, the rest stays A's; a near tie moves nothing."""
+    bank, rng = voices(2), np.random.default_rng(9)
+    config = DiarizationConfig()
+    g = config.geometry
+    diarizer = OnlineDiarizer(config)
+    one = np.zeros((g.frames_per_window, 3))
+    one[:, 0] = 1.0
+    for voice in [0] * 6 + [1] * 6:  # both voices known, each from long windows
+        emb = np.full((3, 2, DIM), np.nan)
+        emb[0] = noisy(bank[voice], rng)
+        diarizer(one, emb, Plan(True, {}))
+    a, b = (diarizer.clustering.labels.index(f"SPEAKER_{k}") for k in (0, 1))
+    emb = np.full((3, 2, DIM), np.nan)
+    emb[0, 0], emb[0, 1] = noisy(bank[0], rng), noisy(bank[1], rng)
+    assert diarizer.clustering.tail_moves(one, emb[:, 1], {0: a}, g.tail_frames, g.resolution) == {0: b}
+    step = diarizer(one, emb, Plan(True, {}))  # latency 0.5 s: the output is the window's last step
+    assert step.probs[:, b].min() == 1.0 and step.probs[:, a].max() == 0.0
+    emb[0, 1] = unit(bank[0] + bank[1])  # as close to both: stays
+    assert diarizer.clustering.tail_moves(one, emb[:, 1], {0: a}, g.tail_frames, g.resolution) == {}
 
 
 def test_two_local_speakers_never_share_a_global_one():
@@ -224,7 +249,6 @@ def test_rttm_and_uem_round_trip(tmp_path):
 
 
 def test_diarizer_restart_mid_stream_keeps_labels_and_turns():
-    from nodes.diarization.pipeline import DiarizationConfig, OnlineDiarizer
 
     config = DiarizationConfig(clustering=ClusteringConfig(delta_new=0.6))
     g = config.geometry
@@ -241,7 +265,7 @@ def test_diarizer_restart_mid_stream_keeps_labels_and_turns():
         act = padded[k * g.frames_per_step: k * g.frames_per_step + g.frames_per_window]
         perm = rng.permutation(3)  # local speaker order is arbitrary per window
         emb = np.stack([noisy(bank[p], rng) if act[:, p].max() > 0 else np.full(DIM, np.nan) for p in perm])
-        windows.append((act[:, perm], emb))
+        windows.append((act[:, perm], np.stack([emb, emb], axis=1)))  # [local, whole / tail, dim]
 
     def feed(diarizer, part):
         for act, emb in part:

@@ -106,8 +106,8 @@ async def test_full_disk_under_rttm_is_counted_and_loses_no_events(small_disk):
     g = node.chain.geometry
     activity = np.zeros((g.frames_per_window, 3), np.float32)
     activity[:, 0] = 1.0  # one speaker throughout: a turn to write
-    voice = np.full((3, CampplusConfig().embedding_size), np.nan, np.float32)
-    voice[0] = np.random.default_rng(0).standard_normal(voice.shape[1])
+    voice = np.full((3, 2, CampplusConfig().embedding_size), np.nan, np.float32)  # [local, whole / tail, dim]
+    voice[0, 0] = np.random.default_rng(0).standard_normal(voice.shape[2])
     for stream in ("a", "b"):
         for k in range(4):
             await node.process(window_message(stream, k, activity, voice, Plan(k == 0, {0: 0} if k else {}),

@@ -39,7 +39,7 @@ def test_node_survives_generated_messages(kind, tmp_path):
     @settings(CI, max_examples=EXAMPLES, phases=[Phase.explicit, Phase.generate])  # a failure shows its input as is
     @given(frames=wire_frames(accepts, target.seqs))
     def check(frames: list[bytes]) -> None:
-        if time.monotonic() > deadline:
+        if time.monotonic() > deadline and target.tried >= 10:  # a loaded machine still tries 10 (first may compile)
             raise _Budget
         target.feed(frames)
 
