@@ -42,7 +42,7 @@ from stream.pcm import mono
 @dataclass(frozen=True)
 class SedConfig:
     rules: str = str(DEFAULT_RULES)  # rules TOML (configs/alerts.toml format); relative paths from the cwd
-    hop: float = DEFAULT_HOP  # s between patches, a multiple of 0.01 in [0.01, 0.96]: smaller = earlier alerts, more CPU
+    hop: float = DEFAULT_HOP  # s between patches, a multiple of 0.01 in [0.01, 0.96]: smaller: earlier alerts, more CPU
     tags_every: float = 1.0  # s of audio per sound.tags event, >= 0 (0 = none)
     tags_k: int = 5  # classes per sound.tags event, in [1, 521]
     max_batch: int = 8  # patches per model call (file mode and catching up)
