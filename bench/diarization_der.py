@@ -18,7 +18,8 @@ only on the files every cached peer has, while the peers' caches are still filli
     nice -n 10 .venv/bin/python bench/diarization_der.py [--sets ami pyaa sim-tune sim-report sim-long]
         [--sim /work/simdata] [--out DIR (keep our RTTMs)] [--kept DIR (score those instead of running)]
         [--windows DIR (keep / replay model outputs)]
-        [--per-file] [--common] [--segmentation WEIGHTS (fine-tuned, `stream train-segmentation`)]
+        [--per-file] [--common] [--resume (with --out: go on after an interruption)]
+        [--segmentation WEIGHTS (fine-tuned, `stream train-segmentation`)]
 """
 
 from __future__ import annotations
@@ -158,6 +159,8 @@ def run() -> None:
     parser.add_argument("--sim", type=Path, default=Path("/work/simdata"), help="bench/simulate_meetings.py --out")
     parser.add_argument("--peers", type=Path, help="peer RTTM cache (default SIM/peers)")
     parser.add_argument("--out", type=Path, help="keep our hypothesis RTTMs here (<system>/<set>/<uri>.rttm)")
+    parser.add_argument("--resume", action="store_true",
+                        help="with --out: files whose RTTMs are all in --out already are scored from there, not run")
     parser.add_argument("--kept", type=Path, help="score our RTTMs kept by an earlier --out instead of running")
     parser.add_argument("--windows", type=Path, help="keep / replay each file's model outputs here (tuning)")
     parser.add_argument("--segmentation", metavar="WEIGHTS", default="",
@@ -176,8 +179,18 @@ def run() -> None:
     if args.common:
         files = {s: [p for p in paths if all(p.stem in h for h in done[s].values())] for s, paths in files.items()}
         done = {s: {system: {p.stem: h[p.stem] for p in files[s]} for system, h in done[s].items()} for s in folders}
+    finished: dict[str, dict[str, dict[str, list[Turn]]]] = {s: {} for s in folders}
+    if args.resume and args.out:  # an interrupted run: keep what it wrote
+        for s in folders:
+            kept = cached(args.out, OURS, s, [p.stem for p in files[s]])
+            whole = {p.stem for p in files[s] if len(kept) == len(OURS) and all(p.stem in h for h in kept.values())}
+            finished[s] = {system: {u: h[u] for u in whole} for system, h in kept.items()} if whole else {}
+            files[s] = [p for p in files[s] if p.stem not in whole]
     hyps, wall, audio = ({s: {} for s in folders}, 0.0, 0.0) if args.kept else \
         diarize_sets(files, args.out, args.windows, args.segmentation)
+    for s in folders:
+        for system, h in finished[s].items():
+            hyps[s][system] |= h
     for s in folders:
         hyps[s] |= done[s]
     print(f"\nDER % (no collar, overlap scored, UEM), pooled per set; speakers = |found - true| per file. "
