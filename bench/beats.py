@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Music: beats. One run on the REPORT half of the development set (bench/music_render.py): our online tracker
-(`dp` and `crnn`, the file-mode code of the live node) and the peers (madmom online, BeatNet's own online particle
-filter) on the same files, scored the same way (mir_eval, first 5 s not scored).
+(`dp`, `crnn`, `crnn-tuned`: the file-mode code of the live node) and the peers (madmom online, BeatNet's own
+online particle filter) on the same files, scored the same way (mir_eval, first 5 s not scored).
 
 Prints one markdown table: F-measure overall and per category (expressive piano renders, ensemble renders,
 drums/band renders + recordings, other recordings), CMLt, AMLt, P-score, tempo changes re-locked within 4 s, p50
@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from music_render import Track, load_tracks  # noqa: E402
 
+from nodes.beats.beatnet import weights  # noqa: E402
 from nodes.beats.evaluate import score  # noqa: E402
 from nodes.beats.files import read_beats, track_file  # noqa: E402
 from nodes.beats.tracker import TrackerConfig  # noqa: E402
@@ -69,11 +70,7 @@ def relock_s(reference: np.ndarray, estimate: np.ndarray, change: float, window:
 
 
 def run_ours(tracks: list[Track], mode: str) -> dict[str, dict]:
-    params = None
-    if mode == "crnn":
-        from stream.models import load_params
-
-        params = load_params("beatnet-1")
+    params = weights(mode) if mode != "dp" else None
     out = {}
     for t in tracks:
         result = track_file(Path(t.audio), TrackerConfig(mode=mode), params)
@@ -140,7 +137,7 @@ def main() -> int:
     parser.add_argument("--peers-python", help="python of the peers' venv (runs music_peers.py)")
     parser.add_argument("--peers-json", type=Path, nargs="+", default=[], help="reuse: music_peers.py --json output(s)")
     parser.add_argument("--peers-est", type=Path, help="reuse: music_peers.py --save-est folder")
-    parser.add_argument("--modes", default="dp,crnn")
+    parser.add_argument("--modes", default="dp,crnn,crnn-tuned")
     parser.add_argument("--save", type=Path, help="write our runs (beats, latencies, times) to this JSON")
     parser.add_argument("--load", type=Path, help="reuse our runs from a --save JSON instead of running them")
     parser.add_argument("--common", action="store_true",

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
+from pathlib import Path
 
 import numpy as np
 
@@ -23,6 +24,8 @@ from nodes.beats.onset import RATE
 
 FRAME, HOP, BINS = 1411, 441, 705
 LSTM_CELLS = 150
+WINDOW = np.hanning(FRAME).astype(np.float32)
+TUNED = Path(__file__).with_name("beatnet_tuned.npz")  # BeatNet model 1 fine-tuned here (README.md beside it)
 
 
 @dataclass(frozen=True)
@@ -55,10 +58,41 @@ def log_filterbank(bands_per_octave: int = 24, fmin: float = 30.0, fmax: float =
 def features(frames: np.ndarray, filters: np.ndarray, previous: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """[n, 1411] frames -> [n, 272] features, given the log spectrum of the frame before the first (None at the
     start of a stream: the first difference is zero, as madmom's). Returns (features, last log spectrum)."""
-    spec = np.abs(np.fft.fft(frames * np.hanning(FRAME).astype(np.float32), FRAME, axis=1)[:, :BINS])
+    spec = np.abs(np.fft.rfft(frames * WINDOW, axis=1)[:, :BINS])  # rfft: the same bins, half the work
     logspec = np.log10(spec.astype(np.float32) @ filters + 1.0)
     before = np.concatenate([(logspec[0] if previous is None else previous)[None], logspec[:-1]])
     return np.hstack([logspec, np.maximum(logspec - before, 0)]).astype(np.float32), logspec[-1]
+
+
+def clip_features(x: np.ndarray, filters: np.ndarray | None = None) -> np.ndarray:
+    """[n, 272] features of a whole clip of 22.05 kHz samples, frame for frame what the streamed front end computes
+    (frame k centred on sample k * HOP, zeros before the start and after the end): training and offline use."""
+    x = np.asarray(x, np.float32)
+    n = -(-len(x) // HOP)
+    padded = np.concatenate([np.zeros(FRAME // 2, np.float32), x, np.zeros(FRAME, np.float32)])
+    index = np.arange(FRAME)[None, :] + HOP * np.arange(n)[:, None]
+    return features(padded[index], log_filterbank() if filters is None else filters, None)[0]
+
+
+def weights(mode: str, model: int = 1):
+    """The CRNN weights of a beats mode: "crnn" = BeatNet's model 1-3 (converted from ../shared/models/beatnet/),
+    "crnn-tuned" = the fine-tuned weights shipped beside this file (one load per process)."""
+    if mode == "crnn-tuned":
+        return _tuned()
+    from stream.models import load_params
+
+    return load_params(f"beatnet-{model}")
+
+
+@cache
+def _tuned():
+    from stream.errors import ModelError
+    from stream.models import unflatten
+
+    if not TUNED.is_file():
+        raise ModelError(f"{TUNED} is missing: regenerate it with bench/train_beats.py (nodes/beats/README.md)")
+    with np.load(TUNED) as data:
+        return unflatten({k: data[k] for k in data.files})
 
 
 def init_lstm_state():
@@ -78,26 +112,26 @@ def crnn(params, x, state):
     pooled = jnp.maximum(conv[:, :, 0:262:2], conv[:, :, 1:263:2]).reshape(x.shape[0], -1)  # [n, 2 * 131]
     h = pooled @ params["linear0"]["weight"].T + params["linear0"]["bias"]
 
-    def cell(layer, carry, inp):
-        hc, cc = carry
-        p = params["lstm"][layer]
-        gates = inp @ p["w_ih"].T + hc @ p["w_hh"].T + p["b_ih"] + p["b_hh"]
-        i, f, g, o = jnp.split(gates, 4)
-        cc = jax.nn.sigmoid(f) * cc + jax.nn.sigmoid(i) * jnp.tanh(g)
-        hc = jax.nn.sigmoid(o) * jnp.tanh(cc)
-        return (hc, cc), hc
+    def layer(name, inputs, hc, cc):
+        """One LSTM layer over all frames: the input projection as one matrix product, only the recurrence in
+        the scan (what makes training on long crops affordable)."""
+        p = params["lstm"][name]
+        projected = inputs @ p["w_ih"].T + p["b_ih"] + p["b_hh"]
 
-    def step(carry, inp):
-        (h0, c0), (h1, c1) = carry
-        (h0, c0), y0 = cell("0", (h0, c0), inp)
-        (h1, c1), y1 = cell("1", (h1, c1), y0)
-        return ((h0, c0), (h1, c1)), y1
+        def step(carry, gin):
+            hc, cc = carry
+            i, f, g, o = jnp.split(gin + hc @ p["w_hh"].T, 4, axis=-1)
+            cc = jax.nn.sigmoid(f) * cc + jax.nn.sigmoid(i) * jnp.tanh(g)
+            hc = jax.nn.sigmoid(o) * jnp.tanh(cc)
+            return (hc, cc), hc
 
-    carry = ((state[0, 0], state[0, 1]), (state[1, 0], state[1, 1]))
-    carry, ys = jax.lax.scan(step, carry, h)
+        (hc, cc), ys = jax.lax.scan(step, (hc, cc), projected)
+        return ys, jnp.stack([hc, cc])
+
+    y0, s0 = layer("0", h, state[0, 0], state[0, 1])
+    ys, s1 = layer("1", y0, state[1, 0], state[1, 1])
     logits = ys @ params["linear"]["weight"].T + params["linear"]["bias"]
-    new_state = jnp.stack([jnp.stack(carry[0]), jnp.stack(carry[1])])
-    return jax.nn.softmax(logits, axis=-1), new_state
+    return jax.nn.softmax(logits, axis=-1), jnp.stack([s0, s1])
 
 
 def bucket(n: int) -> int:
@@ -141,9 +175,7 @@ class BeatNetFrontEnd:
         # takes effect when this is the process's first use of JAX (a node process, `stream beats`)
         os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
         if params is None:
-            from stream.models import load_params
-
-            params = load_params("beatnet-1")
+            params = weights("crnn")
         self.params = params
         self.config = BeatNetFrontEndConfig()
         self.filters = log_filterbank()

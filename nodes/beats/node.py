@@ -8,7 +8,7 @@ the beat it was announced (negative for a beat announced before it sounded: `pre
     name = "beats"
     kind = "beats"
     inputs = ["capture"]
-    config = { mode = "dp" }            # or "crnn" (BeatNet, needs ../shared/models/beatnet/)
+    config = { mode = "dp" }            # or "crnn" (BeatNet, needs ../shared/models/beatnet/), "crnn-tuned"
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from stream.pcm import mono
 
 @dataclass(frozen=True)
 class BeatsNodeConfig:
-    mode: str = "dp"  # "dp" (onset strength) or "crnn" (BeatNet CRNN)
+    mode: str = "dp"  # "dp" (onset strength), "crnn" (BeatNet CRNN) or "crnn-tuned" (fine-tuned weights)
     model: int = 1  # crnn: BeatNet model 1, 2 or 3
     tempo_change: float = 0.04  # relative change (0.01-0.5) that announces a new tempo
 
@@ -61,12 +61,12 @@ class BeatsNode(Node[BeatsNodeConfig]):
         self._restored: dict[str, Any] = {}
 
     async def setup(self) -> None:
-        if self.config.mode == "crnn":
-            from nodes.beats.beatnet import BeatNetFrontEnd
-            from stream.models import load_params, use_compile_cache
+        if self.config.mode != "dp":
+            from nodes.beats.beatnet import BeatNetFrontEnd, weights
+            from stream.models import use_compile_cache
 
             use_compile_cache()
-            self.params = load_params(f"beatnet-{self.config.model}")
+            self.params = weights(self.config.mode, self.config.model)
             BeatNetFrontEnd(self.params).warm_up()
 
     def _stream(self, msg: Message) -> StreamBeats:

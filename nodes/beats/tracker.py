@@ -1,7 +1,8 @@
 """The online beat tracker as one stateful step: audio in (any rate, mono), beats and tempo changes out.
 
 Two front ends feed the same decoder: `dp`, the onset strength of `onset.py` (100 frames/s), and `crnn`, BeatNet's
-CRNN in JAX (`beatnet.py`, 50 frames/s, with a downbeat activation that places beats in the bar). The node
+CRNN in JAX (`beatnet.py`, 50 frames/s, with a downbeat activation that places beats in the bar), with BeatNet's
+weights or (`crnn-tuned`) the weights fine-tuned on the music development set's tune half (`train.py`). The node
 (`node.py`) and the file command (`files.py`) both run this object, so live and file mode emit the same beats.
 """
 
@@ -17,8 +18,9 @@ from nodes.beats.decoder import BeatDecoder, DecoderConfig
 from nodes.beats.onset import RATE, OnsetConfig, OnsetDetector
 from stream.errors import AudioError, ConfigError
 
-MODES = ("dp", "crnn")
-OFFSETS = {"dp": 0.015, "crnn": 0.023}  # s: median (reference - ours) over matched beats, drums/band, tune half
+MODES = ("dp", "crnn", "crnn-tuned")
+OFFSETS = {"dp": 0.015, "crnn": 0.023, "crnn-tuned": 0.019}  # s: median (reference - ours) over matched beats,
+#                                                                 drums/band, tune half (crnn-tuned: its held-out slice)
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,8 @@ class TempoChange:
 
 @dataclass(frozen=True)
 class TrackerConfig:
-    mode: str = "dp"  # "dp" (onset strength) or "crnn" (BeatNet's CRNN, needs the beatnet model file)
+    mode: str = "dp"  # "dp" (onset strength), "crnn" (BeatNet's CRNN, needs the beatnet model file) or
+    #                   "crnn-tuned" (the same network, our fine-tuned weights, nodes/beats/beatnet_tuned.npz)
     model: int = 1  # crnn mode: which BeatNet model (1, 2 or 3)
     offset_s: float | None = None  # added to every beat time (s); None = the mode's tuned value (OFFSETS)
     tempo_change: float = 0.04  # relative tempo change that triggers a tempo.changed event
@@ -66,9 +69,9 @@ class BeatTracker:
         if c.mode == "dp":
             self.frontend = OnsetDetector(c.onset)
         else:
-            from nodes.beats.beatnet import BeatNetFrontEnd
+            from nodes.beats.beatnet import BeatNetFrontEnd, weights
 
-            self.frontend = BeatNetFrontEnd(params)
+            self.frontend = BeatNetFrontEnd(params if params is not None else weights(c.mode, c.model))
         self.decoder = BeatDecoder(c.decoder, self.frontend.config.fps)
         self.bars = BarTracker(c.bars)
         self.reset()

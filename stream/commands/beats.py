@@ -13,7 +13,8 @@ from pathlib import Path
 EPILOG = """outputs: DIR/<stem>.beats, the beats the live node emits (one per line: time in s, then the beat in the
 bar, 1 = downbeat, when the mode knows it: crnn). Inputs: WAV/FLAC/OGG/MP3 at any rate and channel count
 (down-mixed, resampled to 22.05 kHz); folders are recursed. --mode dp: onset strength (no model file);
---mode crnn: BeatNet's CRNN (../shared/models/beatnet/, see `stream models info beatnet-1`)."""
+--mode crnn: BeatNet's CRNN (../shared/models/beatnet/, see `stream models info beatnet-1`); --mode crnn-tuned: the
+same network with our weights fine-tuned on the music development set (nodes/beats/README.md)."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("audio", nargs="+", type=Path, metavar="AUDIO", help="audio files or folders")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the .beats files")
-    p.add_argument("--mode", choices=("dp", "crnn"), default="dp", help="front end (default dp)")
+    p.add_argument("--mode", choices=("dp", "crnn", "crnn-tuned"), default="dp", help="front end (default dp)")
     p.add_argument("--model", type=int, choices=(1, 2, 3), default=1, help="crnn: BeatNet model (default 1)")
     p.set_defaults(func=run)
 
@@ -39,11 +40,12 @@ def track(args: argparse.Namespace, on_file=None) -> int:
     started = time.perf_counter()
     config = TrackerConfig(mode=args.mode, model=args.model)
     params = None
-    if args.mode == "crnn":
-        from stream.models import load_params, use_compile_cache
+    if args.mode != "dp":
+        from nodes.beats.beatnet import weights
+        from stream.models import use_compile_cache
 
         use_compile_cache()
-        params = load_params(f"beatnet-{args.model}")
+        params = weights(args.mode, args.model)
     args.out.mkdir(parents=True, exist_ok=True)
     files, failed, audio, audio_count = [], 0, 0.0, 0
     for given in args.audio:  # a missing path is one bad line, not the end of the batch

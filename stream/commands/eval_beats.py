@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="reference .beats files or folders (matched to hypotheses by file stem)")
     p.add_argument("--audio", nargs="+", type=Path, metavar="AUDIO", help="run `stream beats` on these first")
     p.add_argument("--out", type=Path, metavar="DIR", help="with --audio: keep the .beats files here")
-    p.add_argument("--mode", choices=("dp", "crnn"), default="dp", help="with --audio: front end (default dp)")
+    p.add_argument("--mode", choices=("dp", "crnn", "crnn-tuned"), default="dp",
+                   help="with --audio: front end (default dp)")
     p.add_argument("--model", type=int, choices=(1, 2, 3), default=1, help="with --audio, crnn: BeatNet model")
     p.add_argument("--plots", type=Path, metavar="DIR", help="write <stem>.png: activation, beats, reference")
     p.set_defaults(func=run)

@@ -35,7 +35,7 @@ def window(speakers: list[int], voice_bank: np.ndarray, rng: np.random.Generator
 
 def test_clustering_tracks_five_speakers_beyond_four():
     bank, rng = voices(5), np.random.default_rng(1)
-    clustering = OnlineClustering(ClusteringConfig(delta_new=0.6, max_speakers=8))
+    clustering = OnlineClustering(ClusteringConfig(delta_new=0.6, max_speakers=8, young=0.0))
     first_seen: dict[int, int] = {}
     errors = 0
     for i in range(200):
@@ -53,7 +53,7 @@ def test_clustering_tracks_five_speakers_beyond_four():
 
 def test_a_short_far_voice_joins_the_closest_speaker_and_a_long_one_opens_a_new_one():
     bank, rng = voices(2), np.random.default_rng(4)
-    clustering = OnlineClustering(ClusteringConfig())  # delta_new 0.75, rho_new 0.2
+    clustering = OnlineClustering(ClusteringConfig(young=0.0))  # delta_new 0.75, rho_new 0.2
     assert clustering(*window([0], bank, rng)) == {0: 0}
     activity, emb = window([1], bank, rng)
     short = activity.copy()
@@ -61,6 +61,18 @@ def test_a_short_far_voice_joins_the_closest_speaker_and_a_long_one_opens_a_new_
     assert clustering(short, emb) == {0: 0}
     assert clustering.num_speakers == 1
     assert clustering(activity, emb) == {0: 1}  # the whole window: a new speaker
+    assert clustering.labels == ["SPEAKER_0", "SPEAKER_1"]
+
+
+def test_a_young_speaker_takes_any_voice_until_its_centroid_has_a_few_windows():
+    bank, rng = voices(2), np.random.default_rng(8)
+    clustering = OnlineClustering(ClusteringConfig())  # young 4.0: about five windows of one voice
+    assert clustering(*window([0], bank, rng)) == {0: 0}
+    assert clustering(*window([1], bank, rng)) == {0: 0}  # one window of evidence: too little to refuse a voice
+    for _ in range(5):
+        clustering(*window([0], bank, rng))
+    assert np.linalg.norm(clustering.centroids[0]) >= 4.0
+    assert clustering(*window([1], bank, rng)) == {0: 1}  # now it is a stranger
     assert clustering.labels == ["SPEAKER_0", "SPEAKER_1"]
 
 
@@ -73,7 +85,7 @@ def test_two_local_speakers_never_share_a_global_one():
 
 def test_max_speakers_caps_new_speakers():
     bank, rng = voices(6), np.random.default_rng(3)
-    clustering = OnlineClustering(ClusteringConfig(delta_new=0.6, max_speakers=3))
+    clustering = OnlineClustering(ClusteringConfig(delta_new=0.6, max_speakers=3, young=0.0))
     for g in range(6):
         mapping = clustering(*window([g], bank, rng))
         assert 0 <= mapping[0] < 3
@@ -83,7 +95,7 @@ def test_max_speakers_caps_new_speakers():
 def test_enrolled_names_and_unknowns():
     bank, rng = voices(4), np.random.default_rng(4)
     enrolled = {"alice": bank[0], "bob": bank[1]}
-    clustering = OnlineClustering(ClusteringConfig(delta_new=0.6, identify_threshold=0.6), enrolled)
+    clustering = OnlineClustering(ClusteringConfig(delta_new=0.6, identify_threshold=0.6, young=0.0), enrolled)
     for _ in range(20):
         for g in rng.permutation(4):
             mapping = clustering(*window([g], bank, rng))
