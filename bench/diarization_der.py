@@ -3,6 +3,7 @@ with pyannote 3.1 offline and diart (0.5 / 5 s) from the same files next to them
 
 Sets: ``ami`` (the 12 AMI clips, tune), ``pyaa`` (2 clips, report), ``sim-tune`` and ``sim-report`` (the simulated
 halves, ``bench/simulate_meetings.py``), optionally ``sim-long`` (the 60-minute meeting, report).
+ovmiss: reference speaker-time in overlap (>= 2 speakers) that the hypothesis misses, % (`overlap_miss`).
 DER: pyannote.metrics, no collar, overlap scored, the set's ``reference.uem`` applied (`nodes/diarization/evaluate.py`,
 as `stream eval der`), pooled over the set's files (NIST: summed durations), with missed / false alarm / confusion.
 Speakers: |found - true| per file; pooled rows give the % of files exact, % within +-1 and the worst file.
@@ -17,7 +18,8 @@ only on the files every cached peer has, while the peers' caches are still filli
     nice -n 10 .venv/bin/python bench/diarization_der.py [--sets ami pyaa sim-tune sim-report sim-long]
         [--sim /work/simdata] [--out DIR (keep our RTTMs)] [--kept DIR (score those instead of running)]
         [--windows DIR (keep / replay model outputs)]
-        [--per-file] [--common]
+        [--per-file] [--common] [--resume (with --out: go on after an interruption)]
+        [--segmentation WEIGHTS (fine-tuned, `stream train-segmentation`)]
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from nodes.diarization.evaluate import score
+from nodes.diarization.evaluate import overlap_miss, score
 from stream.paths import data_dir
 from stream.rttm import Turn, read_rttm, read_uem, write_rttm
 
@@ -52,8 +54,8 @@ def files_of(folder: Path, references: dict[str, list[Turn]]) -> list[Path]:
     return [p for p in audio_files([folder]) if p.stem in references]
 
 
-def diarize_sets(sets: dict[str, list[Path]], out: Path | None,
-                 windows: Path | None) -> tuple[dict[str, dict[str, dict[str, list[Turn]]]], float, float]:
+def diarize_sets(sets: dict[str, list[Path]], out: Path | None, windows: Path | None,
+                 segmentation: str = "") -> tuple[dict[str, dict[str, dict[str, list[Turn]]]], float, float]:
     """{set: {system: {uri: turns}}} for our systems on each set's files, the wall time and the audio seconds.
 
     With ``windows``, each file's model outputs are kept there (``<set>/<uri>.pkl``) and a later run replays them
@@ -75,7 +77,8 @@ def diarize_sets(sets: dict[str, list[Path]], out: Path | None,
                 pickle.dump((results[0].duration, results[0].windows), f)
         return results
 
-    config, analyzer, _ = build(argparse.Namespace(latency=LATENCIES[0], max_speakers=None, enrolled=None))
+    config, analyzer, _ = build(argparse.Namespace(latency=LATENCIES[0], max_speakers=None, enrolled=None,
+                                                   segmentation=segmentation))
     configs = [dataclasses.replace(config, geometry=dataclasses.replace(config.geometry, latency=lat))
                for lat in LATENCIES]
     names = list(OURS)
@@ -114,7 +117,7 @@ def table(references: dict[str, dict[str, list[Turn]]], uems: dict[str, dict[str
           hyps: dict[str, dict[str, dict[str, list[Turn]]]], report_files: bool) -> str:
     """Pooled rows per set and system, then per-file rows (file by file, systems in order) for tune sets, or for
     every set with ``report_files``."""
-    head = (f"{'set':<11} {'system':<12} {'file':<14} {'DER%':>6} {'miss':>5} {'FA':>5} {'conf':>5}  "
+    head = (f"{'set':<11} {'system':<12} {'file':<14} {'DER%':>6} {'miss':>5} {'FA':>5} {'conf':>5} {'ovmiss':>6}  "
             f"{'speakers':<26} {'files':>5}")
     lines = [head, "-" * len(head)]
     for s, systems in hyps.items():
@@ -127,16 +130,18 @@ def table(references: dict[str, dict[str, list[Turn]]], uems: dict[str, dict[str
             rows = score(scored, hyp, uems[s])
             errors = {uri: abs(_speakers(hyp[uri]) - _speakers(refs[uri])) for uri in scored}
             total = rows[-1]
+            missed, overlapped = overlap_miss(scored, hyp, uems[s])
             exact = 100 * sum(e == 0 for e in errors.values()) / len(errors)
             near = 100 * sum(e <= 1 for e in errors.values()) / len(errors)
             worst = max(errors, key=lambda u: errors[u])
             files = f"{len(scored)}" if len(scored) == len(refs) else f"{len(scored)}/{len(refs)}"
             lines.append(f"{s:<11} {system:<12} {'all':<14} {total.der:6.1f} {total.missed:5.1f} "
-                         f"{total.false_alarm:5.1f} {total.confusion:5.1f}  "
+                         f"{total.false_alarm:5.1f} {total.confusion:5.1f} "
+                         f"{100 * missed / max(overlapped, 1e-9):6.1f}  "
                          f"{f'{exact:.0f}% exact, {near:.0f}% ±1, worst {errors[worst]}':<26} {files:>5}")
             if s in TUNE_SETS or report_files:
                 detail += [(r.uri, k, f"{s:<11} {system:<12} {r.uri:<14} {r.der:6.1f} {r.missed:5.1f} "
-                                      f"{r.false_alarm:5.1f} {r.confusion:5.1f}  "
+                                      f"{r.false_alarm:5.1f} {r.confusion:5.1f} {'':>6}  "
                                       f"{_speakers(hyp[r.uri])} of {_speakers(refs[r.uri])}") for r in rows[:-1]]
         lines += [line for _, _, line in sorted(detail)]
         lines.append("")
@@ -154,8 +159,12 @@ def run() -> None:
     parser.add_argument("--sim", type=Path, default=Path("/work/simdata"), help="bench/simulate_meetings.py --out")
     parser.add_argument("--peers", type=Path, help="peer RTTM cache (default SIM/peers)")
     parser.add_argument("--out", type=Path, help="keep our hypothesis RTTMs here (<system>/<set>/<uri>.rttm)")
+    parser.add_argument("--resume", action="store_true",
+                        help="with --out: files whose RTTMs are all in --out already are scored from there, not run")
     parser.add_argument("--kept", type=Path, help="score our RTTMs kept by an earlier --out instead of running")
     parser.add_argument("--windows", type=Path, help="keep / replay each file's model outputs here (tuning)")
+    parser.add_argument("--segmentation", metavar="WEIGHTS", default="",
+                        help="fine-tuned segmentation weights (`stream train-segmentation`; default segmentation-3.0)")
     parser.add_argument("--per-file", action="store_true", help="per-file rows for the report sets too")
     parser.add_argument("--common", action="store_true",
                         help="run and score a set only on the files every cached system has (peers still running)")
@@ -170,7 +179,18 @@ def run() -> None:
     if args.common:
         files = {s: [p for p in paths if all(p.stem in h for h in done[s].values())] for s, paths in files.items()}
         done = {s: {system: {p.stem: h[p.stem] for p in files[s]} for system, h in done[s].items()} for s in folders}
-    hyps, wall, audio = ({s: {} for s in folders}, 0.0, 0.0) if args.kept else diarize_sets(files, args.out, args.windows)
+    finished: dict[str, dict[str, dict[str, list[Turn]]]] = {s: {} for s in folders}
+    if args.resume and args.out:  # an interrupted run: keep what it wrote
+        for s in folders:
+            kept = cached(args.out, OURS, s, [p.stem for p in files[s]])
+            whole = {p.stem for p in files[s] if len(kept) == len(OURS) and all(p.stem in h for h in kept.values())}
+            finished[s] = {system: {u: h[u] for u in whole} for system, h in kept.items()} if whole else {}
+            files[s] = [p for p in files[s] if p.stem not in whole]
+    hyps, wall, audio = ({s: {} for s in folders}, 0.0, 0.0) if args.kept else \
+        diarize_sets(files, args.out, args.windows, args.segmentation)
+    for s in folders:
+        for system, h in finished[s].items():
+            hyps[s][system] |= h
     for s in folders:
         hyps[s] |= done[s]
     print(f"\nDER % (no collar, overlap scored, UEM), pooled per set; speakers = |found - true| per file. "

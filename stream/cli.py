@@ -32,6 +32,7 @@ COMMANDS = [
     "train_embedding",
     "train_ivector",
     "train_scene",
+    "train_segmentation",
     "keys",
     "chords",
     "fingerprint",

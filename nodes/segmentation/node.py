@@ -22,7 +22,7 @@ lost audio is a gap in the turns and later windows keep their true times.
     name = "segmentation"
     kind = "segmentation"
     inputs = ["capture"]              # one or many capture nodes (distinct stream ids)
-    config = { max_batch = 8, max_wait_ms = 100.0 }
+    config = { max_batch = 8, max_wait_ms = 100.0 }   # weights = "seg.npz": fine-tuned segmentation
 """
 
 from __future__ import annotations
@@ -113,6 +113,7 @@ class SegmentationConfig:
     overlap_weight: float = _DEFAULTS.overlap_weight  # [0, 1] pooling weight of overlapped frames
     max_batch: int = 1  # windows per model call (power of two); >1 batches streams whose windows are ready together
     max_wait_ms: float = 0.0  # ms a ready window may wait for others to share its model call (adds latency)
+    weights: str = ""  # fine-tuned weights file (`stream train-segmentation --out`); "" = segmentation-3.0
 
     def __post_init__(self) -> None:
         if self.max_batch < 1 or self.max_batch & (self.max_batch - 1):
@@ -188,12 +189,13 @@ class SegmentationNode(Node[SegmentationConfig]):
         self.pending: list[Pending] = []
 
     async def setup(self) -> None:
+        from nodes.segmentation.weights import load_segmentation
         from stream.models import load_params
 
         use_compile_cache()
         keep_freed_memory()  # model calls reuse heap pages instead of page-faulting fresh mmaps
         c = self.config
-        self.analyzer = WindowAnalyzer(load_params("segmentation-3.0"), load_params("campplus"), c.geometry,
+        self.analyzer = WindowAnalyzer(load_segmentation(c.weights), load_params("campplus"), c.geometry,
                                        c.overlap_weight)
         batch = 1
         while batch <= c.max_batch:  # every batch shape: no compile while live

@@ -6,7 +6,7 @@ segmentation-3.0 predicts one of 7 classes per frame; class k stands for the set
 
 from __future__ import annotations
 
-from itertools import combinations
+from itertools import combinations, permutations
 
 import jax
 import jax.numpy as jnp
@@ -46,3 +46,19 @@ def to_powerset(activity: jax.Array) -> jax.Array:
     # score = matches of active speakers minus misses, so the exact set (if it exists) wins
     score = activity @ mapping.T - (1 - activity) @ mapping.T
     return jnp.argmax(score, axis=-1)
+
+
+PERMUTATIONS = np.array(list(permutations(range(NUM_SPEAKERS))), np.int32)  # [6, 3]
+
+
+def permutation_invariant_loss(log_probs: jax.Array, targets: jax.Array) -> jax.Array:
+    """Powerset cross-entropy under the best speaker order, averaged over chunks: the fine-tuning loss.
+
+    `log_probs` [B, frames, 7], `targets` [B, frames, 3] 0/1 reference activity in any speaker order. For each
+    chunk, every one of the 3! orders of the reference columns is mapped to powerset classes and scored by the
+    mean cross-entropy over frames; the smallest counts (exact PIT: pyannote.audio instead picks the order that best
+    matches its thresholded prediction, then takes the cross-entropy of that one).
+    """
+    classes = to_powerset(targets[..., jnp.asarray(PERMUTATIONS)])  # [B, frames, 6]
+    nll = -jnp.take_along_axis(log_probs[:, :, None, :], classes[..., None], axis=-1)[..., 0]
+    return nll.mean(axis=1).min(axis=1).mean()

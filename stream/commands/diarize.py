@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--enrolled", type=Path, metavar="DB",
                    help="enrolment store (see `stream enroll`): its speakers are labelled by name")
     p.add_argument("--max-speakers", type=int, metavar="N", help="most speakers per file (default 20)")
+    p.add_argument("--segmentation", metavar="WEIGHTS", default="",
+                   help="segmentation weights from `stream train-segmentation` (default: segmentation-3.0)")
     p.add_argument("--skip-existing", action="store_true",
                    help="skip files whose outputs are already in --out (resume an interrupted run)")
     p.set_defaults(func=run)
@@ -42,6 +44,7 @@ def build(args: argparse.Namespace):  # -> (DiarizationConfig, WindowAnalyzer, e
 
     from nodes.diarization.pipeline import DiarizationConfig
     from nodes.diarization.windows import WindowAnalyzer
+    from nodes.segmentation.weights import load_segmentation
     from stream.allocator import keep_freed_memory
     from stream.models import load_params, use_compile_cache
 
@@ -59,8 +62,8 @@ def build(args: argparse.Namespace):  # -> (DiarizationConfig, WindowAnalyzer, e
         from nodes.speakers.store import SpeakerStore
 
         enrolled = SpeakerStore.open(args.enrolled, "campplus").centroids()
-    analyzer = WindowAnalyzer(load_params("segmentation-3.0"), load_params("campplus"), config.geometry,
-                              config.overlap_weight)
+    analyzer = WindowAnalyzer(load_segmentation(getattr(args, "segmentation", "")), load_params("campplus"),
+                              config.geometry, config.overlap_weight)
     return config, analyzer, enrolled
 
 

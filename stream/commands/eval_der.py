@@ -28,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--refine", action="store_true", help="with --audio: also score the refined output")
     p.add_argument("--enrolled", type=Path, metavar="DB", help="with --audio: enrolment store")
     p.add_argument("--max-speakers", type=int, metavar="N", help="with --audio: most speakers per file")
+    p.add_argument("--segmentation", metavar="WEIGHTS", default="",
+                   help="with --audio: fine-tuned segmentation weights (default segmentation-3.0)")
     p.add_argument("--plots", type=Path, metavar="DIR", help="write <uri>.png timelines here")
     p.set_defaults(func=run)
 
@@ -68,7 +70,8 @@ def _score(args: argparse.Namespace, references: dict, uems: dict, out: Path) ->
     code = 0
     if args.audio:
         code = diarize.run(argparse.Namespace(audio=args.audio, out=out, latency=args.latency, refine=args.refine,
-                                              enrolled=args.enrolled, max_speakers=args.max_speakers))
+                                              enrolled=args.enrolled, max_speakers=args.max_speakers,
+                                              segmentation=args.segmentation))
         runs[f"online, latency {args.latency:g} s"] = _rttms([out], refined=False)
         if args.refine:
             runs["refined"] = _rttms([out], refined=True)
