@@ -63,7 +63,8 @@ def mono_pcm(msg: Message, rate: int = SAMPLE_RATE) -> np.ndarray:
 def window_message(stream: str, k: int, activity: np.ndarray, embeddings: np.ndarray | None, plan: Plan,
                    t_end: tuple[int, float], audio_s: float, geometry: WindowGeometry) -> Message:
     """A "window" message (layout in the module docstring); `t_end` = (capture ns, Unix s) of the window end."""
-    data = activity.T if embeddings is None else np.concatenate([activity.T, embeddings.reshape(NUM_SPEAKERS, -1)], axis=1)
+    data = activity.T if embeddings is None else np.concatenate([activity.T, embeddings.reshape(NUM_SPEAKERS, -1)],
+                                                                axis=1)
     meta = {"window": k, "audio_s": audio_s, "continues": [[int(a), int(b)] for a, b in plan.continues.items()],
             "step": geometry.step, "duration": geometry.duration}
     return Message.new(stream, "window", data.astype(np.float32), sr=0, t_capture_ns=t_end[0], t_wall=t_end[1],
