@@ -11,7 +11,7 @@ every node is up and `--warmup` seconds have passed, a steady window of `--secon
 - CPU: cores busy in the segmentation node(s) and in the whole graph; the load average of the machine.
 N is sustained when nothing was dropped, >= 98 % of the expected windows were clustered and p99 turn latency is
 under 2 s (0.5 s latency + 0.5 s step + 1 s slack). The loop stops at the first N that is not sustained.
-With --sed, the first stream also feeds a `sed` node (YAMNet + configs/alerts.toml, hop 0.16 s): the line adds its
+With --sed, the first stream also feeds a `sed` node (YAMNet + configs/alerts.toml, the node's hop): the line adds its
 tags lag (end of a 1 s stretch of patches -> its sound.tags published, p50/p99: how far YAMNet runs behind real
 time) and the cores it keeps busy (= its real-time factor for that one stream); sustained also needs >= 98 % of the
 expected sound.tags and their p99 lag under 1 s.
@@ -35,6 +35,7 @@ import psutil
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from nodes.sed.detector import DEFAULT_HOP
 from stream.graph import Supervisor, load_graph
 from stream.paths import data_dir
 
@@ -59,7 +60,8 @@ def graph_toml(n: int, args: argparse.Namespace, out: Path) -> str:
                      f'max_batch = {args.max_batch}, max_wait_ms = {args.max_wait_ms}, '
                      f'embed_every = {args.embed_every} }}\n')
     if args.sed:
-        parts.append('[[nodes]]\nname = "sed"\nkind = "sed"\ninputs = ["cap00"]\nconfig = { hop = 0.16, tags_every = 1.0 }\n')
+        parts.append(f'[[nodes]]\nname = "sed"\nkind = "sed"\ninputs = ["cap00"]\n'
+                     f'config = {{ hop = {DEFAULT_HOP}, tags_every = 1.0 }}\n')
     segs = ", ".join(f'"seg{k}"' for k in range(segmenters(n, args)))
     parts.append(f'[[nodes]]\nname = "diarization"\nkind = "diarization"\ninputs = [{segs}]\n'
                  f'config = {{ latency = 0.5 }}\n[[sinks]]\nkind = "jsonl"\npath = "{out}"\n')
@@ -139,7 +141,7 @@ async def measure(folder: Path, n: int, args: argparse.Namespace) -> tuple[bool,
         tags = np.array([e["t_publish"] - (e["t_capture"] + e["duration"]) for e in events
                          if e["type"] == "sound.tags" and t0 <= e["t_publish"] < t1])
         t50, t99 = np.percentile(tags, [50, 99]) if len(tags) else (float("nan"), float("inf"))
-        expected_tags = (t1 - t0) / (math.ceil(1.0 / 0.16 - 1e-9) * 0.16)  # a stretch is whole patches >= 1 s
+        expected_tags = (t1 - t0) / (math.ceil(1.0 / DEFAULT_HOP - 1e-9) * DEFAULT_HOP)  # a stretch is whole patches >= 1 s
         ok = ok and len(tags) >= 0.98 * expected_tags - 1 and t99 < 1.0
         sed = f" {len(tags)}/{expected_tags:.0f} | {t50:.3f} | {t99:.3f} | {cpu_sed:.3f} |"
     line = (f"| {n} | {windows:.0f}/{expected:.0f} | {dropped:.0f} | {bucket_quantile(lag0, lag1, 0.5):.2f} | "

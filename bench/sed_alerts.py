@@ -1,15 +1,15 @@
 """Sound-event alerts on the REPORT half: our decoding vs Frigate-style decoding of the same YAMNet, one run.
 
     python bench/simulate_sed.py mix --out /tmp/sed-sim
-    python bench/sed_alerts.py --sim /tmp/sed-sim      # ours decoded from the cached yamnet.tflite scores
-    stream detect /tmp/sed-sim/report /tmp/sed-sim/quiet --out /tmp/sed-jax
-    python bench/sed_alerts.py --sim /tmp/sed-sim --events /tmp/sed-jax   # ours = what `stream detect` (JAX) wrote
+    python bench/sed_cache.py /tmp/sed-sim/report/clips /tmp/sed-sim/report/mixtures /tmp/sed-sim/quiet  # YAMNet, once
+    python bench/sed_alerts.py --sim /tmp/sed-sim
 
-Frigate-style reads cached per-patch YAMNet scores (bench/sed_scores.py, yamnet.tflite as Frigate runs it,
-patches every 0.16 s); ours reads the same scores, or with --events the `stream detect` outputs (JAX YAMNet):
-- ours: configs/alerts.toml through the node's `Decoder` (pooled groups, median, hysteresis, cooldown, gate);
-- Frigate-style: one patch every 0.96 s (Frigate: 0.975 s), an alert while any class of the rule's group
-  scores >= 0.8 (one event per run of such windows, onset = first window's start).
+- ours: `stream detect`'s code (`nodes.sed.files.detect_file`: the node's `Detector` at the node's hop,
+  configs/alerts.toml) with the network's outputs replayed from bench/sed_cache.py (the node's JAX YAMNet on the
+  same patches), so its events are the ones `stream detect` writes and the live node publishes;
+- Frigate-style: yamnet.tflite as Frigate runs it (bench/sed_scores.py), one patch every 0.96 s (Frigate: 0.975 s),
+  an alert while any class of the rule's group scores >= 0.8 (one event per run of such windows, onset = first
+  window's start).
 Figures: alert clips detected per rule (report clips, each with 1 s of silence either side), false alarms per
 hour on the report negatives (alert rules only; speech/music clips count as negatives for the alert rules),
 starts on 10 minutes each of silence / pink noise / room tone, event F1 (onset +-0.5 s) and segment F1 (1 s)
@@ -19,7 +19,6 @@ of the 13 alert rules over the 20 report mixtures (sed_eval's definitions, nodes
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import sys
 from pathlib import Path
@@ -27,46 +26,35 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from sed_calibrate import HOP, HOP_FRAMES, NON_ALERTS, read_refs  # noqa: E402
+from sed_cache import Replay  # noqa: E402
+from sed_calibrate import NON_ALERTS, read_refs  # noqa: E402
 from sed_scores import scores  # noqa: E402
 
-from nodes.sed.decode import decode, gates, pool  # noqa: E402
 from nodes.sed.evaluate import score  # noqa: E402
+from nodes.sed.files import detect_file  # noqa: E402
 from nodes.sed.rules import DEFAULT_RULES, load_rules  # noqa: E402
+from nodes.sed.detector import DEFAULT_HOP  # noqa: E402
+from nodes.sed.yamnet import read_class_names  # noqa: E402
 from stream.paths import model_dir  # noqa: E402
 
-FRIGATE_EVERY = 6  # patches: 6 x 0.16 s = 0.96 s between Frigate-style windows
+CLASS_NAMES = read_class_names(model_dir() / "yamnet" / "yamnet_class_map.csv")
+
+FRIGATE_HOP_FRAMES, FRIGATE_EVERY = 16, 6  # patches of 0.16 s: 6 x 0.16 s = 0.96 s between Frigate-style windows
 FRIGATE_THRESHOLD = 0.8
 
 
 def ours(rules, wav: Path) -> list[tuple[float, float, str, float]]:
-    """(onset, offset, rule, decided) of every event the node would emit."""
-    s, levels = scores(wav, HOP_FRAMES)
-    if len(s) == 0:
-        return []
-    x = pool(rules, s)
-    g = [gates(rules, lv) for lv in levels]
-    edges = decode(rules, x, g, HOP, len(s) * HOP + 0.96)
-    decided = {(e.rule, e.onset): e.decided for e in edges if e.kind == "start"}
-    return [(e.onset, e.t, e.rule, decided[(e.rule, e.onset)]) for e in edges if e.kind == "stop"]
-
-
-def detected(folder: Path):  # -> system(rules, wav) reading `stream detect`'s <stem>.events.jsonl
-    import json
-
-    def system(rules, wav: Path) -> list[tuple[float, float, str, float]]:
-        events = [json.loads(line) for line in (folder / f"{wav.stem}.events.jsonl").read_text().splitlines()]
-        decided = {(e["rule"], e["t_audio"]): e["t_publish"] for e in events if e["type"] == "sound.start"}
-        return [(e["start"], e["t_audio"], e["rule"], decided[(e["rule"], e["start"])])
-                for e in events if e["type"] == "sound.stop"]
-
-    return system
+    """(onset, offset, rule, published) of every event `stream detect` / the node emits (audio seconds)."""
+    result = detect_file(wav, Replay(wav, DEFAULT_HOP, CLASS_NAMES), rules, DEFAULT_HOP, tags_every=0.0)
+    published = {(e["rule"], e["t_audio"]): e["t_publish"] for e in result.events if e["type"] == "sound.start"}
+    return [(e["start"], e["t_audio"], e["rule"], published[(e["rule"], e["start"])])
+            for e in result.events if e["type"] == "sound.stop"]
 
 
 def frigate(rules, wav: Path) -> list[tuple[float, float, str, float]]:
-    s, _ = scores(wav, HOP_FRAMES)
+    s, _ = scores(wav, FRIGATE_HOP_FRAMES)
     s = s[::FRIGATE_EVERY]
-    step = HOP * FRIGATE_EVERY
+    step = FRIGATE_HOP_FRAMES / 100 * FRIGATE_EVERY
     out = []
     for rule in rules:
         on = s[:, list(rule.indices)].max(1) >= FRIGATE_THRESHOLD if len(s) else np.zeros(0, bool)
@@ -83,7 +71,7 @@ def frigate(rules, wav: Path) -> list[tuple[float, float, str, float]]:
     return out
 
 
-def run(system, rules, sim: Path, half: str = "report") -> dict:
+def run(system, rules, sim: Path, half: str) -> dict:
     alert_rules = [r.name for r in rules if r.name not in NON_ALERTS]
     out: dict = {"detected": {}, "fa": 0, "neg_s": 0.0, "quiet": {}}
     for wav in sorted((sim / half / "clips").rglob("*.wav")):
@@ -96,10 +84,7 @@ def run(system, rules, sim: Path, half: str = "report") -> dict:
             out["fa"] += n
             out["neg_s"] += float(read_refs_duration(wav))
     for wav in sorted((sim / "quiet").glob("*.wav")):
-        try:
-            out["quiet"][wav.stem] = str(sum(r in alert_rules for _, _, r, _ in system(rules, wav)))
-        except FileNotFoundError:  # --events without the quiet files run
-            out["quiet"][wav.stem] = "not run"
+        out["quiet"][wav.stem] = str(sum(r in alert_rules for _, _, r, _ in system(rules, wav)))
     refs, ests, latency = {}, {}, []
     for wav in sorted((sim / half / "mixtures").glob("*.wav")):
         refs[wav.stem] = read_refs(wav.with_suffix(".txt"))
@@ -124,14 +109,11 @@ def read_refs_duration(wav: Path) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sim", type=Path, default=Path("/tmp/sed-sim"))
-    p.add_argument("--events", type=Path, metavar="DIR", help="`stream detect` outputs for ours (else cached scores)")
+    p.add_argument("--half", choices=("report", "tune"), default="report", help="report (the figures) or tune")
     p.add_argument("--rules", type=Path, default=DEFAULT_RULES, help="ours: this rules file (default: the shipped one)")
     args = p.parse_args()
-    with open(model_dir() / "yamnet" / "yamnet_class_map.csv", newline="") as f:
-        names = [row["display_name"] for row in csv.DictReader(f)]
-    rules = load_rules(args.rules, names)
-    results = {"ours": run(detected(args.events) if args.events else ours, rules, args.sim),
-               "Frigate-style": run(frigate, rules, args.sim)}
+    rules = load_rules(args.rules, CLASS_NAMES)
+    results = {"ours": run(ours, rules, args.sim, args.half), "Frigate-style": run(frigate, rules, args.sim, args.half)}
     print("| rule | clips | ours | Frigate-style |\n|---|---|---|---|")
     for rule in [r.name for r in rules]:
         hits = {k: v["detected"].get(rule, []) for k, v in results.items()}

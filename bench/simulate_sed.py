@@ -24,7 +24,10 @@ hears as music) keep the whole clip. Until 2026-12-04 the stretch was the whole 
 from 7 s on a 10 s segment at 0.1 s. Also per half:
 every clip alone, with 1 s of silence either side (`clips/`, detection per clip and false alarms on negatives);
 the half's LibriSpeech utterances alone (`speech/`, negatives for `bench/sed_calibrate.py`); and once: 10 minutes each of digital silence, pink noise at -30 dBFS and speech-free room tone (brown noise at
--55 dBFS with 50 Hz mains hum), in `quiet/`.
+-55 dBFS with 50 Hz mains hum), in `quiet/`; and, for calibration only (never scored), real negatives from outside the
+dev set in `extra/`: the music excerpts of ../shared/data/music, the AMI meeting excerpts and pyAudioAnalysis
+recordings of ../shared/data/diarization (meetings: negatives for every alert rule but laughter and cough) and the
+ESC-50 thunderstorms, resampled to 16 kHz mono.
 """
 
 from __future__ import annotations
@@ -228,6 +231,20 @@ def quiet(out: Path) -> None:
     sf.write(out / "room_tone.wav", tone.astype(np.float32), RATE, subtype="PCM_16")
 
 
+EXTRA = {"music": "music/audio/*", "meeting": "diarization/ami/*.flac", "pyaa": "diarization/pyaa/*.wav",
+         "esc50": "sed/esc50/*-19.wav"}  # kind -> files under ../shared/data (ESC-50 class 19: thunderstorm)
+
+
+def extra(out: Path) -> None:
+    from nodes.capture.files import read_blocks
+
+    for kind, pattern in EXTRA.items():
+        (out / kind).mkdir(parents=True, exist_ok=True)
+        for path in sorted(data_dir().glob(pattern)):
+            x = np.concatenate(list(read_blocks(path, RATE)))
+            sf.write(out / kind / f"{path.stem}.wav", x, RATE, subtype="PCM_16")
+
+
 def write_refs(path: Path, refs: list[tuple[float, float, str]]) -> None:
     path.write_text("".join(f"{a:.3f}\t{b:.3f}\t{r}\n" for a, b, r in refs))
 
@@ -270,6 +287,7 @@ def simulate(out: Path) -> None:
         for path in speech_files[h::2]:  # negatives for calibrating the alert rules (tune), 126 utterances
             sf.write(out / half / "speech" / f"{path.stem}.wav", load(path), RATE, subtype="PCM_16")
     quiet(out / "quiet")
+    extra(out / "extra")
 
 
 def main() -> None:

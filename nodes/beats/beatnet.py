@@ -24,6 +24,7 @@ from nodes.beats.onset import RATE
 
 FRAME, HOP, BINS = 1411, 441, 705
 LSTM_CELLS = 150
+WINDOW = np.hanning(FRAME).astype(np.float32)
 TUNED = Path(__file__).with_name("beatnet_tuned.npz")  # BeatNet model 1 fine-tuned here (README.md beside it)
 
 
@@ -57,7 +58,7 @@ def log_filterbank(bands_per_octave: int = 24, fmin: float = 30.0, fmax: float =
 def features(frames: np.ndarray, filters: np.ndarray, previous: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """[n, 1411] frames -> [n, 272] features, given the log spectrum of the frame before the first (None at the
     start of a stream: the first difference is zero, as madmom's). Returns (features, last log spectrum)."""
-    spec = np.abs(np.fft.fft(frames * np.hanning(FRAME).astype(np.float32), FRAME, axis=1)[:, :BINS])
+    spec = np.abs(np.fft.rfft(frames * WINDOW, axis=1)[:, :BINS])  # rfft: the same bins, half the work
     logspec = np.log10(spec.astype(np.float32) @ filters + 1.0)
     before = np.concatenate([(logspec[0] if previous is None else previous)[None], logspec[:-1]])
     return np.hstack([logspec, np.maximum(logspec - before, 0)]).astype(np.float32), logspec[-1]

@@ -21,6 +21,7 @@ from nodes.sed.yamnet import PATCH_FRAMES, Yamnet
 from stream.errors import ConfigError
 
 PATCH_SAMPLES = (PATCH_FRAMES - 1) * HOP + WINDOW  # 15600: the samples behind one patch
+DEFAULT_HOP = 0.08  # s between patches (tune half: event F1 0.442 -> 0.466, latency 0.89 -> 0.83 s vs 0.16 s)
 
 
 def hop_frames(hop: float) -> int:
@@ -52,7 +53,7 @@ class Output:
 class Detector:
     """Streaming detection for one stream. `tags_every` s of audio per `Tags` (0 = none), `tags_k` classes each."""
 
-    def __init__(self, model: Yamnet, rules: Sequence[Rule], hop: float = 0.16, tags_every: float = 1.0,
+    def __init__(self, model: Yamnet, rules: Sequence[Rule], hop: float = DEFAULT_HOP, tags_every: float = 1.0,
                  tags_k: int = 5) -> None:
         self.model, self.rules = model, list(rules)
         self.hop_frames = hop_frames(hop)

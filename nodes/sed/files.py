@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from nodes.capture.files import read_blocks
-from nodes.sed.detector import Detector, Tags
+from nodes.sed.detector import DEFAULT_HOP, Detector, Tags
 from nodes.sed.frontend import SAMPLE_RATE
 from nodes.sed.node import edge_event, tags_event
 from nodes.sed.rules import Rule
@@ -39,7 +39,7 @@ class FileResult:
         return sorted((e["start"], e["t_audio"], e["rule"]) for e in self.events if e["type"] == "sound.stop")
 
 
-def detect_file(path: Path, model: Yamnet, rules: Sequence[Rule], hop: float = 0.16, tags_every: float = 1.0,
+def detect_file(path: Path, model: Yamnet, rules: Sequence[Rule], hop: float = DEFAULT_HOP, tags_every: float = 1.0,
                 progress: Callable[[float], None] | None = None) -> FileResult:
     start = time.perf_counter()
     detector = Detector(model, rules, hop, tags_every)

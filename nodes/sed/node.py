@@ -15,7 +15,7 @@ patches that are silent (below a rule's `gate_dbfs`) or clipped are gated, count
     name = "sed"
     kind = "sed"
     inputs = ["capture"]
-    config = { rules = "configs/alerts.toml", hop = 0.16 }
+    config = { rules = "configs/alerts.toml", hop = 0.08 }
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from nodes.sed.decode import Edge
-from nodes.sed.detector import Detector, Tags, hop_frames
+from nodes.sed.detector import DEFAULT_HOP, Detector, Tags, hop_frames
 from nodes.sed.frontend import SAMPLE_RATE
 from nodes.sed.rules import DEFAULT_RULES, load_rules
 from stream.audioclock import REALIGN_S
@@ -42,7 +42,7 @@ from stream.pcm import mono
 @dataclass(frozen=True)
 class SedConfig:
     rules: str = str(DEFAULT_RULES)  # rules TOML (configs/alerts.toml format); relative paths from the cwd
-    hop: float = 0.16  # s between patches, a multiple of 0.01 in [0.01, 0.96]: smaller = earlier alerts, more CPU
+    hop: float = DEFAULT_HOP  # s between patches, a multiple of 0.01 in [0.01, 0.96]: smaller: earlier alerts, more CPU
     tags_every: float = 1.0  # s of audio per sound.tags event, >= 0 (0 = none)
     tags_k: int = 5  # classes per sound.tags event, in [1, 521]
     max_batch: int = 8  # patches per model call (file mode and catching up)

@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("audio", nargs="+", type=Path, metavar="AUDIO", help="audio files or folders")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the event files")
     p.add_argument("--rules", type=Path, metavar="FILE", help="alert rules TOML (default configs/alerts.toml)")
-    p.add_argument("--hop", type=float, default=0.16, metavar="S", help="s between 0.96 s patches (default 0.16)")
+    p.add_argument("--hop", type=float, metavar="S", help="s between 0.96 s patches (default: the node's, 0.08)")
     p.add_argument("--scores", action="store_true",
                    help="also write DIR/<stem>.scores.npz: every rule's score per patch (`stream eval sed --plots`)")
     p.set_defaults(func=run)
@@ -58,11 +58,12 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from nodes.capture.files import audio_files, open_audio
-    from nodes.sed.detector import hop_frames
+    from nodes.sed.detector import DEFAULT_HOP, hop_frames
     from nodes.sed.files import detect_file
     from stream.errors import StreamError
 
     started = time.perf_counter()
+    args.hop = DEFAULT_HOP if args.hop is None else args.hop
     hop_frames(args.hop)
     try:
         files = audio_files(args.audio)

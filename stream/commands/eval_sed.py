@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     code = 0
     if args.audio:
         out = args.out or Path(tempfile.mkdtemp(prefix="stream-sed-"))
-        code = detect.run(argparse.Namespace(audio=args.audio, out=out, rules=args.rules, hop=0.16, scores=True))
+        code = detect.run(argparse.Namespace(audio=args.audio, out=out, rules=args.rules, hop=None, scores=True))
         args.hypotheses = [out]
     refs = _files(args.reference, lambda p: p.suffix in REFERENCE_SUFFIXES and not p.name.endswith(".events.tsv"))
     references = {_stem(p): read_events(p) for p in refs}
