@@ -137,7 +137,7 @@ def table(references: dict[str, dict[str, list[Turn]]], uems: dict[str, dict[str
             files = f"{len(scored)}" if len(scored) == len(refs) else f"{len(scored)}/{len(refs)}"
             lines.append(f"{s:<11} {system:<12} {'all':<14} {total.der:6.1f} {total.missed:5.1f} "
                          f"{total.false_alarm:5.1f} {total.confusion:5.1f} "
-                         f"{100 * missed / max(overlapped, 1e-9):6.1f}  "
+                         f"{f'{100 * missed / overlapped:.1f}' if overlapped else '-':>6}  "
                          f"{f'{exact:.0f}% exact, {near:.0f}% ±1, worst {errors[worst]}':<26} {files:>5}")
             if s in TUNE_SETS or report_files:
                 detail += [(r.uri, k, f"{s:<11} {system:<12} {r.uri:<14} {r.der:6.1f} {r.missed:5.1f} "

@@ -66,12 +66,6 @@ def load_segmentation(weights: str | Path | None = None) -> Params:
     return unflatten(flat)
 
 
-def weights_meta(path: str | Path) -> dict[str, Any]:
-    """The `meta` a weights file was saved with (training config, steps, data)."""
-    with np.load(path) as data:
-        return json.loads(str(data["meta"])) if "meta" in data.files else {}
-
-
 def _check(flat: dict[str, Any], path: Path) -> None:
     missing, extra = PARAM_SHAPES.keys() - flat.keys(), flat.keys() - PARAM_SHAPES.keys()
     wrong = [f"{k} {tuple(np.shape(flat[k]))} (expected {s})" for k, s in PARAM_SHAPES.items()

@@ -72,7 +72,6 @@ def test_finetune_lowers_loss_reloads_and_resumes(meeting: Path, tmp_path: Path,
     tuned = load_segmentation(straight)  # the config path: `stream diarize --segmentation`, node `weights`
     after = float(batch_loss(tuned, audio, targets))
     assert after < before - 0.01, (before, after)
-    print(before, after)
     trained = load_checkpoint(tmp_path / "straight.ckpt.npz").params  # the run's own last parameters
     np.testing.assert_array_equal(np.asarray(pyannet(trained, audio[:2])), np.asarray(pyannet(tuned, audio[:2])))
     again = load_segmentation(resumed)
