@@ -8,11 +8,14 @@ read as "no speech", a truncated .npz as corrupt).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+import numpy as np
 
 
 @contextlib.contextmanager
@@ -31,3 +34,12 @@ def atomic_write(path: Path | str, mode: str = "wb", encoding: str | None = None
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def save_npz(path: Path | str, meta: dict[str, Any], arrays: dict[str, Any]) -> None:
+    """An .npz of `arrays` plus `meta` as JSON under "meta" (checkpoints, weight files), written atomically: a kill at
+    any moment leaves the previous file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as f:
+        np.savez(f, meta=np.array(json.dumps(meta)), **arrays)

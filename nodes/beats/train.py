@@ -29,6 +29,7 @@ import numpy as np
 from nodes.beats.beatnet import HOP, clip_features, crnn, init_lstm_state
 from nodes.beats.decoder import BeatDecoder, DecoderConfig
 from nodes.beats.onset import RATE
+from stream.files import save_npz
 
 FPS = RATE / HOP  # 50 frames per second
 
@@ -183,9 +184,7 @@ def save(path: Path, params: dict, opt_state, meta: dict) -> None:
     leaves = jax.tree_util.tree_leaves(opt_state)
     arrays = {f"params/{k}": v for k, v in flatten(jax.tree_util.tree_map(np.asarray, params)).items()}
     arrays.update({f"opt/{i:04d}": np.asarray(v) for i, v in enumerate(leaves)})
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
-    tmp.replace(path)
+    save_npz(path, meta, arrays)
 
 
 def load(path: Path, opt_template=None) -> tuple[dict, object, dict]:

@@ -34,6 +34,7 @@ import optax
 from nodes.capture.files import audio_files
 from nodes.embedding import dvector, xvector
 from stream.errors import ConfigError, ModelError
+from stream.files import save_npz
 from stream.models import flatten, unflatten
 
 FORMAT = 1
@@ -208,11 +209,7 @@ def save_checkpoint(state: TrainState, path: Path) -> None:
     }
     arrays = flatten(state.params, "params/")
     arrays.update({f"opt/{i}": np.asarray(leaf) for i, leaf in enumerate(jax.tree_util.tree_leaves(state.opt_state))})
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
-    tmp.replace(path)
+    save_npz(path, meta, arrays)
 
 
 def load_checkpoint(path: Path) -> TrainState:

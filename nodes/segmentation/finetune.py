@@ -32,6 +32,7 @@ from nodes.segmentation.chunks import Augmentation, Conversation, training_batch
 from nodes.segmentation.model import SAMPLE_RATE, Params, pyannet
 from nodes.segmentation.powerset import permutation_invariant_loss
 from stream.errors import ConfigError, ModelError
+from stream.files import save_npz
 from stream.models import flatten, unflatten
 
 FORMAT = 1
@@ -118,11 +119,7 @@ def save_checkpoint(state: TrainState, path: Path) -> None:
     meta = {"format": FORMAT, "config": state.config.to_json(), "data": state.data, "step": state.step}
     arrays = flatten(state.params, "params/")
     arrays.update({f"opt/{i}": np.asarray(leaf) for i, leaf in enumerate(jax.tree_util.tree_leaves(state.opt_state))})
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
-    tmp.replace(path)
+    save_npz(path, meta, arrays)
 
 
 def load_checkpoint(path: Path) -> TrainState:

@@ -15,6 +15,7 @@ import numpy as np
 
 from nodes.segmentation.model import Params
 from stream.errors import ModelError
+from stream.files import save_npz
 
 DEFAULT = "segmentation-3.0"  # registry name of the shipped weights
 
@@ -40,11 +41,7 @@ def save_weights(params: Params, path: Path, meta: dict[str, Any]) -> None:
 
     flat = flatten(params)
     _check(flat, path)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, meta=np.array(json.dumps(meta)), **{k: np.asarray(v, np.float32) for k, v in flat.items()})
-    tmp.replace(path)
+    save_npz(path, meta, {k: np.asarray(v, np.float32) for k, v in flat.items()})
 
 
 def load_segmentation(weights: str | Path | None = None) -> Params:

@@ -20,6 +20,7 @@ from nodes.speakers.ivector.stats import baum_welch
 from nodes.speakers.ivector.tvm import extract
 from nodes.speakers.ivector.ubm import DiagGmm
 from stream.errors import ConfigError, ModelError
+from stream.files import save_npz
 
 FORMAT = 1
 
@@ -60,11 +61,7 @@ class Checkpoint:
         """Atomically (write a temporary file, then rename): a kill at any moment leaves the previous checkpoint."""
         meta = {"format": FORMAT, "config": asdict(self.config), "files": self.files, "stage": self.stage,
                 "iteration": self.iteration}
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, meta=np.array(json.dumps(meta)), **self.arrays)
-        tmp.replace(path)
+        save_npz(path, meta, self.arrays)
 
     @classmethod
     def load(cls, path: Path) -> Checkpoint:
