@@ -243,7 +243,8 @@ class WebSocketSource:
                 first = True
                 while True:
                     try:
-                        message = await asyncio.wait_for(ws.recv(), self.input.hold_s())
+                        async with asyncio.timeout(self.input.hold_s()):  # not wait_for: see FfmpegSource.blocks
+                            message = await ws.recv()
                     except TimeoutError:  # the start of the connection is due and nothing more came
                         for block in self.input.release():
                             await queue.put(block)
@@ -339,7 +340,10 @@ class FfmpegSource:
                 while True:
                     hold_s = self.input.hold_s()
                     try:
-                        data = await asyncio.wait_for(proc.stdout.read(1 << 16), min(hold_s or STALL_S, STALL_S))
+                        # not wait_for: on Python 3.11 it can drop a cancel that lands as the read completes
+                        # (gh-86296), and the node would read on for ever after being stopped
+                        async with asyncio.timeout(min(hold_s or STALL_S, STALL_S)):
+                            data = await proc.stdout.read(1 << 16)
                     except TimeoutError:
                         if hold_s is None:
                             why = f"no audio for {STALL_S:.0f} s"

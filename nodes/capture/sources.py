@@ -265,10 +265,13 @@ class DeviceSource:
         clock: an event loop starved of CPU is not a stalled device)."""
         while True:
             try:
-                yield await asyncio.wait_for(queue.get(), self.stall_s)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(self.stall_s):  # not wait_for: on Python 3.11 it can drop a cancel that
+                    block = await queue.get()  # lands as the call completes (gh-86296): the node would not stop
+            except TimeoutError:
                 if queue.empty() and time.monotonic_ns() - arrived[0] > self.stall_s * NS:
                     return
+                continue
+            yield block
 
     def _open(self, queue: asyncio.Queue[Block], arrived: list[int]) -> Any:
         """A started-on-enter PortAudio input stream feeding `queue` (a fresh arrival clock per stream)."""
