@@ -90,10 +90,14 @@ class Detector:
         self.first_sample = self.samples = self.first_frame * HOP
         self.frames = np.zeros((0, 64), np.float32)
         self.audio = np.zeros(0, np.float32)
-        period = math.ceil(self.tags_every / self.hop - 1e-9) * self.hop  # a stretch, once the grid is set
-        if self.tags_every > 0 and self.tag_start + period <= t:
-            self.tag_start += math.floor((t - self.tag_start) / period) * period
+        if self.tags_every > 0 and self.tag_start + self.tag_period <= t:
+            self.tag_start += math.floor((t - self.tag_start) / self.tag_period) * self.tag_period
             self._tag_scores = []
+
+    @property
+    def tag_period(self) -> float:
+        """s per sound.tags stretch: `tags_every` rounded up to whole hops, so stretches keep one grid."""
+        return math.ceil(self.tags_every / self.hop - 1e-9) * self.hop
 
     def push(self, samples: np.ndarray) -> Output:
         """Feed mono float32 samples at 16 kHz; returns what the patches they completed decided."""
@@ -132,7 +136,10 @@ class Detector:
         if t_end - self.tag_start >= self.tags_every - 1e-9:
             top = top_tags(np.stack(self._tag_scores), self.model.class_names, self.tags_k)
             out.tags.append(Tags(self.tag_start, t_end - self.tag_start, top))
-            self._tag_scores, self.tag_start = [], t_end
+            # the next stretch starts on the grid: after a gap that is not a whole number of stretches, the first
+            # one runs long (its first patch ends a patch after the gap) and t_end is off the grid
+            self._tag_scores = []
+            self.tag_start += math.floor((t_end - self.tag_start) / self.tag_period + 1e-9) * self.tag_period
 
     def finish(self) -> list[Edge]:
         """Close every open event at the end of the audio."""
