@@ -14,8 +14,8 @@
    (`nodes.sed.decode.taught_score`): a raw similarity threshold cannot separate a quiet chime from a room's
    louder sounds, the margin can;
 4. the threshold keeps the rule quiet on negatives it has never heard: each negative file (and each source
-   recording of the bank) is scored with the counter-examples of all the *other* ones (leave one out), and the threshold sits `THRESHOLD_MARGIN` above
-   the highest of these (see `calibrate`).
+   recording of the bank) is scored with the counter-examples of all the *other* ones (leave one out), and the
+   threshold sits `THRESHOLD_MARGIN` above the highest of these (see `calibrate`).
 The rule is written as `[rules.NAME]` with `prototypes = "NAME.npz"` (keys "embeddings" and "counter") beside the
 rules file; the node detects it like any other rule (nodes/sed/decode.py `pool`).
 """

@@ -38,10 +38,10 @@ def run(args: argparse.Namespace) -> int:
     npz = write_rule(args.rules, args.name, taught)
     low = float(np.quantile(taught.positives, 0.25))
     print(f"rule {args.name!r}: {len(taught.prototypes)} example and {len(taught.counter)} counter-example embeddings "
-          f"from {len(examples)} examples and {len(negatives)} negative files + generated noise + the shipped background "
-          f"bank (speech, music, household sounds) -> {npz}; threshold "
-          f"{taught.threshold:.3f} (examples' low quartile {low:.3f}; {taught.negative_s / 60:.1f} min of negatives and the "
-          f"bank's recordings, each scored without its own patches, at most {taught.negative_max.max():.3f})")
+          f"from {len(examples)} examples and {len(negatives)} negative files + generated noise + the shipped "
+          f"background bank (speech, music, household sounds) -> {npz}; threshold {taught.threshold:.3f} (examples' "
+          f"low quartile {low:.3f}; {taught.negative_s / 60:.1f} min of negatives and the bank's recordings, each "
+          f"scored without its own patches, at most {taught.negative_max.max():.3f})")
     if low <= taught.threshold:
         print(f"stream teach: warning: a quarter of the examples score below the threshold: {args.name!r} will miss "
               "some; give cleaner or more distinct examples, or negatives that do not contain the sound", file=sys.stderr)
