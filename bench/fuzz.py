@@ -67,8 +67,8 @@ def run(strategy: st.SearchStrategy, feed: Callable[[object], str], examples: in
         check()
     except _Budget:
         stopped = "time budget"
-    except HypothesisException as exc:  # the generator itself (a harness bug): say so, never hide it
-        stopped = f"hypothesis: {type(exc).__name__}"
+    except (HypothesisException, Exception) as exc:  # noqa: BLE001 - the generator itself (a harness bug): say so
+        stopped = f"harness: {type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''}"
     return {"tried": sum(results.values()), "results": dict(results), "failures": dict(failures),
             "rss_mb": (psutil.Process().memory_info().rss - rss) / 2**20, "seconds": time.monotonic() - start,
             "stopped": stopped}

@@ -283,8 +283,9 @@ def hostile_frames(draw: st.DrawFn, accepts: tuple[str, ...], clocks: Clocks) ->
     h = base.header
     stream = draw(st.sampled_from(STREAMS))
     seq = clocks.next_seq(stream)
+    t_ns = clocks.t0_ns.get(stream, 10**9) + clocks.audio_ns.get(stream, 0)
     fields: dict[str, Any] = {
-        "v": 1, "stream": stream, "seq": seq, "t_capture_ns": 10**9 + seq * 20_000_000, "t_wall": 1.0 + seq * 0.02,
+        "v": 1, "stream": stream, "seq": seq, "t_capture_ns": t_ns, "t_wall": t_ns / 1e9,
         "kind": base_kind, "sr": h.sr, "dtype": h.dtype, "shape": list(h.shape), "meta": dict(h.meta),
     }
     hostile = {  # per field, values a sender could put in a header that still parses
