@@ -1,7 +1,8 @@
 """`stream` command line: one subcommand per module in `stream.commands`, each with `register(subparsers)`.
 
 A module's `register` adds its parser and sets `func(args) -> int` (the exit code); heavy imports (JAX, models)
-happen inside `func`, so `stream --help` stays fast.
+happen inside `func` where they can (the trainers' parsers import their configs to show defaults); a command's
+start-up imports only its own module (`build_parser(command)`).
 """
 
 from __future__ import annotations
@@ -40,18 +41,23 @@ COMMANDS = [
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or only ``command``'s subcommand: a command's start-up then imports no other
+    command's module (some of those import JAX and SciPy just to show their defaults in --help)."""
     parser = argparse.ArgumentParser(prog="stream", description="Real-time audio analysis service.")
     parser.add_argument("--version", action="version", version=f"stream {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in COMMANDS:
-        importlib.import_module(f"stream.commands.{module}").register(sub)
+    module = (command or "").replace("-", "_")
+    for name in [module] if module in COMMANDS else COMMANDS:
+        importlib.import_module(f"stream.commands.{name}").register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)  # options before it are -v / -vv only
+    parser = build_parser(command)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],

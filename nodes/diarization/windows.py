@@ -34,7 +34,7 @@ import numpy as np
 from nodes.diarization.aggregation import WindowGeometry
 from nodes.diarization.confidence import drop_unsure
 from nodes.embedding.campplus import CampplusConfig, frame_features, pooled_embedding
-from nodes.embedding.layers import weighted_stats
+from nodes.embedding.layers import weighted_stats_many
 from nodes.features.kaldi import FbankConfig, fbank
 from nodes.segmentation.model import FRAME_DURATION, FRAME_STEP, SAMPLE_RATE, num_frames
 from nodes.segmentation.segment import segment, segment_rolling
@@ -110,10 +110,9 @@ def _step_frames(params: Params, feats: jax.Array, lengths: jax.Array, keep: int
 @jax.jit
 def _pool(params: Params, frames: jax.Array, weights: jax.Array) -> jax.Array:
     """Trunk frames [B, C, T] + pooling weights [B, S, T] -> [B, S, 192]: one weighted pooling per speaker."""
-    b, s, t = weights.shape
-    x = jnp.repeat(frames, s, axis=0)
-    mean, std = weighted_stats(x, weights.reshape(b * s, t))
-    return pooled_embedding(params, mean, std).reshape(b, s, -1)
+    b, s, _ = weights.shape
+    mean, std = weighted_stats_many(frames, weights)
+    return pooled_embedding(params, mean.reshape(b * s, -1), std.reshape(b * s, -1)).reshape(b, s, -1)
 
 
 class WindowAnalyzer:

@@ -67,3 +67,21 @@ def weighted_stats(x: jax.Array, weights: jax.Array, eps: float = 1e-10) -> tupl
     mean = (x * w).sum(-1) / v1
     var = (w * (x - mean[..., None]) ** 2).sum(-1) / (v1 - v2 / v1 + eps)
     return mean, jnp.sqrt(jnp.maximum(var, 0.0))
+
+
+def weighted_stats_many(x: jax.Array, weights: jax.Array, eps: float = 1e-10) -> tuple[jax.Array, jax.Array]:
+    """`weighted_stats` of [B, C, T] under S weightings [B, S, T] at once -> mean, std [B, S, C].
+
+    Contracts time with each weighting (einsum) instead of copying x once per weighting: the diarisation pools six
+    weightings of every window's frames, and the copies made that pooling memory-bound (8 windows: 65 -> 8 ms).
+    x is first centred on its plain time mean, so the one-pass variance below loses no precision to a large mean.
+    """
+    centre = x.mean(-1, keepdims=True)
+    xc = x - centre
+    v1 = weights.sum(-1)[..., None]
+    v2 = (weights * weights).sum(-1)[..., None]
+    s1 = jnp.einsum("bct,bst->bsc", xc, weights)
+    s2 = jnp.einsum("bct,bst->bsc", xc * xc, weights)
+    mean_c = s1 / v1
+    var = (s2 - v1 * mean_c**2) / (v1 - v2 / v1 + eps)
+    return mean_c + jnp.swapaxes(centre, 1, 2), jnp.sqrt(jnp.maximum(var, 0.0))

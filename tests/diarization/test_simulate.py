@@ -37,6 +37,11 @@ def test_sessions_use_their_half_only(halves: dict) -> None:
         assert not set(speakers) & report and 2 <= minutes <= 10
     counts = [len(s) for _, _, s, _ in sim.session_plan(sim.SETS["report"], halves["report"])]
     assert sorted(set(counts)) == list(range(2, 13))
+    dev = list(sim.session_plan(sim.SETS["tune-dev"], halves["tune"]))  # held out from segmentation training
+    assert {seed for _, seed, _, _ in dev}.isdisjoint(seed for _, seed, _, _ in sim.session_plan(sim.SETS["tune"],
+                                                                                                 halves["tune"]))
+    assert sorted(len(s) for _, _, s, _ in dev) == list(range(2, 13))
+    assert all(not set(s) & report and 2 <= m <= 4 for _, _, s, m in dev)
 
 
 def test_deterministic_for_a_seed(halves: dict) -> None:

@@ -17,6 +17,7 @@ and the process's memory must stay bounded over the run (`Target.rss_growth`).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import importlib
 import logging
@@ -37,8 +38,9 @@ from prometheus_client import REGISTRY
 
 from nodes.diarization.node import DiarizationNode
 from nodes.diarization.stitching import Plan
+from nodes.embedding.campplus import CampplusConfig
 from nodes.segmentation.node import window_message
-from stream.message import DTYPES, Message
+from stream.message import DTYPES, Message, encode
 from stream.node import Source, resolve
 from stream.paths import REPO_ROOT
 from stream.runner import RESULTS, NodeSpec, Runner, _pack
@@ -47,6 +49,7 @@ from stream.transport import EOS, Publisher, topic
 HANG_S = 20.0  # s one input may take (a model node on a loaded 2-core machine stays far below)
 STREAMS = [f"s{i}" for i in range(12)]  # more ids than MAX_STREAMS: the per-node cap is exercised
 MAX_STREAMS = 8
+EMBEDDING_DIM = CampplusConfig().embedding_size  # a window message carries 2 embeddings per local speaker
 PORT = "up"
 
 
@@ -100,6 +103,35 @@ def _sinks_config(tmp: Path) -> dict[str, Any]:
 CONFIGS = {"fingerprint": _fingerprint_config, "stream.sinks.node:SinksNode": _sinks_config}
 
 
+# -- generated configs ------------------------------------------------------------------------------------------
+CONFIG_VALUES = st.one_of(st.integers(-2**70, 2**70), st.floats(), st.text(max_size=12), st.booleans(),
+                          st.lists(st.integers(-2, 3), max_size=3),
+                          st.dictionaries(st.text(max_size=4), st.integers(), max_size=2))
+
+
+def config_tables(config: type) -> st.SearchStrategy[dict[str, Any]]:
+    """`[nodes.config]` tables for a node's Config dataclass: its own keys and an unknown one, any TOML value."""
+    names = [f.name for f in dataclasses.fields(config)]
+    return st.dictionaries(st.sampled_from([*names, "unknown"]), CONFIG_VALUES, max_size=4)
+
+
+GRAPH_TABLES = st.fixed_dictionaries({}, optional={
+    "graph": st.dictionaries(st.sampled_from(["name", "hwm", "heartbeat_s", "checkpoint_s", "max_streams",
+                                              "max_message_mb", "plaintext_tcp", "x"]), CONFIG_VALUES, max_size=3),
+    "metrics": st.dictionaries(st.sampled_from(["host", "port", "x"]), CONFIG_VALUES, max_size=2),
+    "nodes": st.one_of(CONFIG_VALUES, st.lists(st.fixed_dictionaries(
+        {"name": st.one_of(st.sampled_from(["capture", "loudness", "../evil", ""]), CONFIG_VALUES),
+         "kind": st.one_of(st.sampled_from(["capture", "loudness", "nope"]), CONFIG_VALUES)},
+        optional={"inputs": st.one_of(st.just(["capture"]), CONFIG_VALUES), "endpoint": st.one_of(
+            st.sampled_from(["tcp://127.0.0.1:5999", "garbage", "ipc:///tmp/x"]), CONFIG_VALUES),
+            "config": st.one_of(st.dictionaries(st.sampled_from(["source", "stream", "every", "rate"]),
+                                                CONFIG_VALUES, max_size=2), CONFIG_VALUES)}), max_size=3)),
+    "sinks": st.one_of(CONFIG_VALUES, st.lists(st.dictionaries(st.sampled_from(["kind", "path", "every"]),
+                                                               CONFIG_VALUES, max_size=2), max_size=2)),
+})
+
+
+
 # -- generated messages -----------------------------------------------------------------------------------------
 @functools.cache
 def templates() -> dict[str, Message]:
@@ -135,9 +167,114 @@ def samples(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
     }[kind]()
 
 
+@dataclass
+class Clocks:
+    """Where each stream stands in the node under test, learned from what it accepted (`Target.feed`), so that
+    most generated inputs can be the stream's next message: without this a stateful node (a diarization window
+    index, a capture time) refuses nearly every input and its state machine sees little fuzzed input."""
+
+    last_seq: dict[str, int] = field(default_factory=dict)  # last seq the runtime took per stream (its tracker)
+    window: dict[str, int] = field(default_factory=dict)  # next window index the node expects
+    t0_ns: dict[str, int] = field(default_factory=dict)  # capture time of the stream's audio time 0
+    audio_ns: dict[str, int] = field(default_factory=dict)  # audio accepted so far (ns of pcm)
+
+    def next_seq(self, stream: str) -> int:
+        return self.last_seq.get(stream, -1) + 1
+
+    def accepted(self, msg: Message) -> None:
+        """Follow the node's clock past a message it took."""
+        h, s = msg.header, msg.header.stream
+        if h.kind == "window" and isinstance(h.meta.get("window"), int):
+            step = h.meta.get("step", 0.5)
+            self.window[s] = h.meta["window"] + 1
+            self.t0_ns.setdefault(s, h.t_capture_ns - round(self.window[s] * step * 1e9))
+        elif h.kind == "pcm" and h.sr > 0 and h.shape:
+            self.t0_ns.setdefault(s, h.t_capture_ns)
+            self.audio_ns[s] = h.t_capture_ns - self.t0_ns[s] + round(h.shape[0] / h.sr * 1e9)
+
+
+IN_SEQUENCE = 7  # of 10 generated inputs are the stream's next message (hostile content, valid framing)
+PCM_SIGNALS = ("zeros", "dc", "clipped", "noise", "denormal", "sine", "loud", "noise", "sine", "nan", "huge")
+
+
 @st.composite
-def wire_frames(draw: st.DrawFn, accepts: tuple[str, ...], seqs: dict[str, int]) -> list[bytes]:
-    """[topic, header, array] of one generated message (or random frames), for a node taking `accepts`."""
+def wire_frames(draw: st.DrawFn, accepts: tuple[str, ...], clocks: Clocks) -> list[bytes]:
+    """[topic, header, array] of one generated input for a node taking `accepts`: mostly the next message of a
+    stream the node holds (`in_sequence_frames`), else one with hostile header fields (`hostile_frames`)."""
+    kinds = [k for k in accepts if k in templates()] or list(templates())
+    if draw(st.integers(0, 9)) < IN_SEQUENCE:
+        return draw(in_sequence_frames(draw(st.sampled_from(kinds)), clocks))
+    return draw(hostile_frames(accepts, clocks))
+
+
+@st.composite
+def in_sequence_frames(draw: st.DrawFn, kind: str, clocks: Clocks) -> list[bytes]:
+    """The next message of a stream (its seq, window index and capture time), well framed, with hostile content:
+    pcm of DC, clipping, denormals, NaN, 60 dB over full scale, any length and channel count; windows of extreme
+    or degenerate activity, zero / NaN / huge embeddings, odd `continues`, audio_s anywhere in its range, small
+    jumps ahead; events with hostile field values. Reaches the node's state machine, not only its checks."""
+    known, i = sorted(clocks.last_seq), draw(st.integers(0, len(STREAMS) - 1))  # drawn alike whatever the state
+    stream = known[i % len(known)] if len(known) >= MAX_STREAMS else STREAMS[i]
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    t0 = clocks.t0_ns.get(stream, 10**9)
+    meta: dict[str, Any]
+    if kind == "pcm":
+        n = draw(st.sampled_from([320, 320, 1600, 16000, 1, 0, 47_999])) if draw(st.booleans()) else \
+            draw(st.integers(0, 20_000))
+        channels = draw(st.sampled_from([0, 1, 1, 1, 2]))  # 0: shape [n]
+        sr = draw(st.sampled_from([16000] * 8 + [8000, 44100]))
+        signal = draw(st.sampled_from(PCM_SIGNALS))
+        values = samples("dc", n, rng) * 999 if signal == "loud" else samples(signal, n, rng)
+        data = np.repeat(values[:, None], max(channels, 1), axis=1) if channels else values
+        meta = {"valid_frames": draw(st.integers(0, n))} if draw(st.integers(0, 4)) == 0 else {}
+        jump_ns = draw(st.sampled_from([0] * 8 + [-10**9, 3 * 10**9, 400 * 10**9]))
+        t_ns = t0 + clocks.audio_ns.get(stream, 0) + jump_ns
+        msg = Message.new(stream, "pcm", data.astype(np.float32), sr=sr, t_capture_ns=t_ns, t_wall=t_ns / 1e9,
+                          meta=meta)
+    elif kind == "window":
+        base = templates()["window"]
+        step, duration = base.header.meta["step"], base.header.meta["duration"]
+        frames = base.header.shape[1]
+        k = clocks.window.get(stream, 0) + draw(st.sampled_from([0] * 8 + [1, 7, -1]))
+        pattern = draw(st.sampled_from(["uniform", "ones", "zeros", "bursts", "huge", "denormal", "negative"]))
+        activity = {"uniform": lambda: rng.uniform(0, 1, (3, frames)), "ones": lambda: np.ones((3, frames)),
+                    "zeros": lambda: np.zeros((3, frames)),
+                    "bursts": lambda: (rng.uniform(0, 1, (3, frames // 25 + 1)) > 0.5).repeat(25, axis=1)[:, :frames],
+                    "huge": lambda: np.full((3, frames), 1e30), "denormal": lambda: np.full((3, frames), 1e-42),
+                    "negative": lambda: -rng.uniform(0, 1, (3, frames))}[pattern]()
+        data = activity
+        if draw(st.booleans()):  # embeddings: per local speaker 2 x dim, NaN for a speaker not embedded
+            emb = draw(st.sampled_from(["normal", "zeros", "nan", "huge", "same", "mixed"]))
+            shape = (3, 2 * EMBEDDING_DIM)
+            e = {"normal": lambda: rng.normal(0, 1, shape), "zeros": lambda: np.zeros(shape),
+                 "nan": lambda: np.full(shape, np.nan), "huge": lambda: np.full(shape, 1e30),
+                 "same": lambda: np.tile(rng.normal(0, 1, shape[1]), (3, 1)),
+                 "mixed": lambda: np.where(rng.uniform(size=(3, 1)) < 0.5, np.nan, rng.normal(0, 1, shape))}[emb]()
+            data = np.concatenate([activity, e], axis=1)
+        t_end = (k + 1) * step
+        audio_s = draw(st.sampled_from([t_end, max(t_end - duration, 0.0), t_end + duration + 1.0, round(t_end)]))
+        continues = draw(st.lists(st.lists(st.integers(0, 2), min_size=2, max_size=2), max_size=4))
+        meta = {"window": k, "audio_s": audio_s, "continues": continues, "step": step, "duration": duration}
+        t_ns = t0 + round(t_end * 1e9)
+        with np.errstate(all="ignore"):
+            msg = Message.new(stream, "window", data.astype(np.float32), sr=0, t_capture_ns=t_ns, t_wall=t_ns / 1e9,
+                              meta=meta)
+    else:
+        meta = dict(templates()["event"].header.meta, stream=stream)
+        for key in draw(st.lists(st.sampled_from([*meta, "x"]), max_size=2, unique=True)):
+            meta[key] = draw(HOSTILE_VALUES)
+        msg = Message.new(stream, "event", np.zeros(0, np.uint8), sr=0, t_capture_ns=t0, t_wall=t0 / 1e9, meta=meta)
+    msg = msg.with_seq(clocks.next_seq(stream))
+    frames_out = [topic(kind, stream), *encode(msg)]
+    if draw(st.integers(0, 19)) == 0:  # an array whose size does not match its header
+        frames_out[2] = bytes(frames_out[2])[: draw(st.integers(0, max(len(frames_out[2]) - 1, 0)))]
+    return frames_out
+
+
+@st.composite
+def hostile_frames(draw: st.DrawFn, accepts: tuple[str, ...], clocks: Clocks) -> list[bytes]:
+    """[topic, header, array] of one message with hostile header fields (or random frames), for a node taking
+    `accepts`: mostly refused by the checks, so it tests the checks."""
     shapes = templates()
     if draw(st.integers(0, 19)) == 0:  # random frames: not even msgpack
         return [b"x/"] + draw(st.lists(st.binary(max_size=64), min_size=0, max_size=3))
@@ -145,9 +282,10 @@ def wire_frames(draw: st.DrawFn, accepts: tuple[str, ...], seqs: dict[str, int])
     base = shapes[base_kind]
     h = base.header
     stream = draw(st.sampled_from(STREAMS))
-    seq = seqs.get(stream, 0)
+    seq = clocks.next_seq(stream)
+    t_ns = clocks.t0_ns.get(stream, 10**9) + clocks.audio_ns.get(stream, 0)
     fields: dict[str, Any] = {
-        "v": 1, "stream": stream, "seq": seq, "t_capture_ns": 10**9 + seq * 20_000_000, "t_wall": 1.0 + seq * 0.02,
+        "v": 1, "stream": stream, "seq": seq, "t_capture_ns": t_ns, "t_wall": t_ns / 1e9,
         "kind": base_kind, "sr": h.sr, "dtype": h.dtype, "shape": list(h.shape), "meta": dict(h.meta),
     }
     hostile = {  # per field, values a sender could put in a header that still parses
@@ -191,10 +329,8 @@ def wire_frames(draw: st.DrawFn, accepts: tuple[str, ...], seqs: dict[str, int])
         data = draw(st.binary(max_size=64))
     if kind == EOS and draw(st.booleans()):  # a well-formed end-of-stream, accounting or not
         fields.update(stream="-", sr=0, dtype="uint8", shape=[0], seq=0,
-                      meta={"sent": draw(st.one_of(st.just({}), st.just({base_kind: dict(seqs)})))})
+                      meta={"sent": draw(st.one_of(st.just({}), st.just({base_kind: dict(clocks.last_seq)})))})
         data = b""
-    if fields.get("stream") == stream and fields.get("seq") == seq:
-        seqs[stream] = seq + 1
     header = msgpack.packb(fields, use_bin_type=True)
     return [topic(str(kind)[:80], str(stream)[:80]), header, data]
 
@@ -207,7 +343,7 @@ class Target:
     kind: str
     runner: Runner
     loop: asyncio.AbstractEventLoop
-    seqs: dict[str, int] = field(default_factory=dict)
+    clocks: Clocks = field(default_factory=Clocks)
     tried: int = 0
     results: dict[str, int] = field(default_factory=dict)
     rss_start: int = 0
@@ -249,6 +385,7 @@ class Target:
             msg = self.runner.receive(PORT, frames)
             if msg is not None:
                 self.loop.run_until_complete(self.runner.handle(PORT, msg))
+        self.clocks.last_seq = self.runner.tracker.positions(PORT)
         after = self.counts()
         delta = {r: after[r] - before[r] for r in RESULTS if r not in ("dropped", "gap", "out_of_order")}
         if PORT in self.runner.ended:  # an end-of-stream the runtime accepted: the input ends, nothing counted
@@ -259,6 +396,8 @@ class Target:
             counted = [r for r, n in delta.items() if n]
             assert sum(delta.values()) == 1 and len(counted) == 1, f"input counted {delta}, expected once"
             outcome = counted[0]
+        if outcome == "ok" and msg is not None:
+            self.clocks.accepted(msg)
         if outcome != "ok":
             assert self.state() == state, f"a refused input ({outcome}) changed the node's state"
         self.results[outcome] = self.results.get(outcome, 0) + 1

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from harness import MAX_STREAMS, Target, config_classes, node_kinds, wire_frames
+from harness import GRAPH_TABLES, MAX_STREAMS, Target, config_classes, config_tables, node_kinds, wire_frames
 from stream.errors import ConfigError, MessageError
 from stream.graph import graph_from_table
 from stream.message import decode
@@ -37,7 +37,7 @@ def test_node_survives_generated_messages(kind, tmp_path):
     deadline = time.monotonic() + BUDGET_S
 
     @settings(CI, max_examples=EXAMPLES, phases=[Phase.explicit, Phase.generate])  # a failure shows its input as is
-    @given(frames=wire_frames(accepts, target.seqs))
+    @given(frames=wire_frames(accepts, target.clocks))
     def check(frames: list[bytes]) -> None:
         if time.monotonic() > deadline and target.tried >= 10:  # a loaded machine still tries 10 (first may compile)
             raise _Budget
@@ -47,7 +47,8 @@ def test_node_survives_generated_messages(kind, tmp_path):
         with contextlib.suppress(_Budget):
             check()
         assert target.tried >= 10
-        assert target.results.get("ok", 0) > 0 or target.tried < 50  # the generator reaches past the checks
+        ok = target.results.get("ok", 0)  # the generator reaches past the checks into the node's state machine
+        assert ok >= 0.2 * target.tried or target.tried < 20, f"{ok} of {target.tried} inputs accepted"
         assert target.rss_growth() < 300 * 2**20  # state is capped at MAX_STREAMS streams
         assert len(target.runner.tracker.streams()) <= MAX_STREAMS
     finally:
@@ -64,19 +65,10 @@ def test_wire_decoder_never_crashes(frames):
     assert msg.data.nbytes == len(frames[1]) and msg.data.shape == msg.header.shape
 
 
-VALUES = st.one_of(st.integers(-2**70, 2**70), st.floats(), st.text(max_size=12), st.booleans(),
-                   st.lists(st.integers(-2, 3), max_size=3), st.dictionaries(st.text(max_size=4), st.integers(),
-                                                                            max_size=2))
-
-
 @pytest.mark.parametrize("kind, config", sorted(config_classes().items()))
 def test_node_config_is_accepted_or_one_config_error(kind, config):
-    import dataclasses
-
-    names = [f.name for f in dataclasses.fields(config)]
-
     @settings(CI, max_examples=60)
-    @given(table=st.dictionaries(st.sampled_from([*names, "unknown"]), VALUES, max_size=4))
+    @given(table=config_tables(config))
     def check(table: dict) -> None:
         try:
             parse_config(config, table, kind)
@@ -86,24 +78,8 @@ def test_node_config_is_accepted_or_one_config_error(kind, config):
     check()
 
 
-TABLES = st.fixed_dictionaries({}, optional={
-    "graph": st.dictionaries(st.sampled_from(["name", "hwm", "heartbeat_s", "checkpoint_s", "max_streams",
-                                              "max_message_mb", "plaintext_tcp", "x"]), VALUES, max_size=3),
-    "metrics": st.dictionaries(st.sampled_from(["host", "port", "x"]), VALUES, max_size=2),
-    "nodes": st.one_of(VALUES, st.lists(st.fixed_dictionaries(
-        {"name": st.one_of(st.sampled_from(["capture", "loudness", "../evil", ""]), VALUES),
-         "kind": st.one_of(st.sampled_from(["capture", "loudness", "nope"]), VALUES)},
-        optional={"inputs": st.one_of(st.just(["capture"]), VALUES), "endpoint": st.one_of(
-            st.sampled_from(["tcp://127.0.0.1:5999", "garbage", "ipc:///tmp/x"]), VALUES),
-            "config": st.one_of(st.dictionaries(st.sampled_from(["source", "stream", "every", "rate"]), VALUES,
-                                                max_size=2), VALUES)}), max_size=3)),
-    "sinks": st.one_of(VALUES, st.lists(st.dictionaries(st.sampled_from(["kind", "path", "every"]), VALUES,
-                                                        max_size=2), max_size=2)),
-})
-
-
 @settings(CI, max_examples=150)
-@given(raw=TABLES)
+@given(raw=GRAPH_TABLES)
 def test_graph_config_is_accepted_or_one_config_error(raw):
     try:
         graph_from_table(raw, Path("fuzz.toml"))

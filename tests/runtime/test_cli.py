@@ -74,3 +74,14 @@ def test_missing_input_file_stops_the_graph_with_the_reason(tmp_path):
     assert run.returncode == 1
     assert "nope.wav" in run.stderr
     assert "restart" not in run.stderr  # stopped at once, no restart loop
+
+
+def test_a_command_starts_without_the_other_commands_imports():
+    """`stream diarize` (file mode, RTF counted from process start) imports no training module: the trainers'
+    parsers import JAX, optax and SciPy's signal package to show their defaults, ~2 s of a 22 s AMI run."""
+    probe = ("import sys; from stream.cli import build_parser; build_parser('diarize');"
+             "print(sorted(m for m in ('jax', 'optax', 'scipy.signal') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
+    assert out.stdout.strip() == "[]"
+    full = subprocess.run([sys.executable, "-m", "stream.cli", "nosuch"], capture_output=True, text=True, cwd=REPO_ROOT)
+    assert full.returncode == 2 and "train-segmentation" in full.stderr  # unknown: the whole list of commands
