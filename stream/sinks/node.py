@@ -2,8 +2,9 @@
 
 It is one process of the graph (the supervisor adds it when the TOML has `[[sinks]]`), subscribed to kind
 "event" of every node. It observes `stream_event_latency_seconds{node,event}` once per event: capture time of the
-audio behind the event to its publication. A failing sink is counted (`stream_sink_errors_total`), logged once,
-and the other sinks go on.
+audio behind the event to its publication (`event` = the event's type, "other" for a type without a schema in
+`stream/schemas/`, so made-up types cannot grow the metric without bound). A failing sink is counted
+(`stream_sink_errors_total`), logged once, and the other sinks go on.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from stream import metrics
 from stream.errors import ConfigError, MessageError
 from stream.message import Message
 from stream.node import Node, parse_config
+from stream.schemas import known_types
 from stream.sinks.base import Sink, resolve
 
 log = logging.getLogger(__name__)
@@ -60,7 +62,8 @@ class SinksNode(Node[SinksConfig]):
 
     async def process(self, msg: Message, port: str = "") -> list[Message]:
         event = publishable(msg, port)
-        metrics.EVENT_LATENCY.labels(port, event["type"]).observe(event["latency"])
+        kind = event["type"] if isinstance(event["type"], str) and event["type"] in known_types() else "other"
+        metrics.EVENT_LATENCY.labels(port, kind).observe(event["latency"])
         for sink in self.sinks:
             await self._guard(sink, sink.publish(event))
         return []

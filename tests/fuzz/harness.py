@@ -184,8 +184,8 @@ class Clocks:
     def accepted(self, msg: Message) -> None:
         """Follow the node's clock past a message it took."""
         h, s = msg.header, msg.header.stream
-        if h.kind == "window" and isinstance(h.meta.get("window"), int):
-            step = h.meta.get("step", 0.5)
+        step = h.meta.get("step")
+        if h.kind == "window" and isinstance(h.meta.get("window"), int) and isinstance(step, float):
             self.window[s] = h.meta["window"] + 1
             self.t0_ns.setdefault(s, h.t_capture_ns - round(self.window[s] * step * 1e9))
         elif h.kind == "pcm" and h.sr > 0 and h.shape:

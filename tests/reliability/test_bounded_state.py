@@ -1,5 +1,6 @@
-"""A node's per-stream state stays bounded over hours of stream time (issue 22: the soak showed the VAD node's
-RSS rising 5-8 MiB per audio hour; bench/RESULTS.md "Reliability: faults and soak" has the direct measurement).
+"""A node's per-stream state, and the metrics it feeds, stay bounded over hours of stream time (issue 22: the soak
+showed the VAD node's RSS rising 5-8 MiB per audio hour; bench/RESULTS.md "Reliability: faults and soak" has the
+direct measurement).
 
 Hours of audio through a model node take minutes, so the stream's clock is moved instead: two streams of real
 speech (AMI dev00, dev01) in 20 ms blocks, 12 bursts of 4 s per stream spread over 6 hours of capture time (the
@@ -76,6 +77,38 @@ def test_vad_state_is_bounded_over_six_hours_of_stream_time(speech):
             assert s.samples >= (HOURS - HOURS / BURSTS) * 3600 * 16000  # the clock went on: 5.5 h and more
             assert len(s.detector.state_dict()["model"]["pending"]) < CONTEXT + CHUNK
         assert events >= 2 * BURSTS  # real speech: the detector decided something in each stream's bursts
+    finally:
+        loop.run_until_complete(node.close())
+        loop.close()
+
+
+def test_sinks_made_up_event_types_add_no_time_series(tmp_path):
+    """Found by fuzzing (bench/fuzz.py, sinks row): every distinct `type` string an upstream sent became a new
+    `stream_event_latency_seconds` series, kept for good (memory and scrape size growing with each made-up type).
+    Types without a schema are now counted under event="other", and the events are still published."""
+    from prometheus_client import REGISTRY
+
+    from stream.sinks.node import SinksNode
+
+    node = SinksNode.from_table({"sinks": [{"kind": "jsonl", "path": str(tmp_path / "events.jsonl")}]}, "sinks")
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(node.setup())
+    port = "fuzzed-upstream"
+    count = "stream_event_latency_seconds_count"
+    try:
+        for i in range(300):
+            meta = {"type": f"made.up.{i}", "stream": "s0", "t_audio": 0.0, "t_capture": 1.0}
+            msg = Message.new("s0", "event", np.zeros(0, np.uint8), sr=0, t_capture_ns=NS, t_wall=1.0, meta=meta)
+            loop.run_until_complete(node.process(msg, port))
+        level = {"type": "level", "stream": "s0", "t_audio": 0.0, "t_capture": 1.0, "duration": 0.02,
+                 "rms_dbfs": -20.0, "peak_dbfs": -10.0}
+        loop.run_until_complete(node.process(Message.new("s0", "event", np.zeros(0, np.uint8), sr=0,
+                                                         t_capture_ns=NS, t_wall=1.0, meta=level), port))
+        series = {s.labels["event"] for m in REGISTRY.collect() for s in m.samples
+                  if s.name == count and s.labels.get("node") == port}
+        assert series == {"other", "level"}
+        assert REGISTRY.get_sample_value(count, {"node": port, "event": "other"}) == 300
+        assert len((tmp_path / "events.jsonl").read_text().splitlines()) == 301  # every event still published
     finally:
         loop.run_until_complete(node.close())
         loop.close()
