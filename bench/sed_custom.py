@@ -5,10 +5,13 @@ examples with `stream teach`'s code, then detect it in mixtures with `stream det
     python bench/sed_custom.py --sim /tmp/sed-sim --out /tmp/sed-custom
 
 Examples: 5 chimes of one doorbell (E5 then C5, bell partials, a room's reverberation), each recorded at another
-level with room noise. Negatives for the threshold: the TUNE half's negative clips (--negatives). Test: 10
+level with room noise. Negatives for the threshold: the TUNE half's negative clips (--negatives), and the shipped
+background bank (nodes/sed/background.npz; --no-bank leaves it out). Test: 10
 one-minute mixtures over REPORT-half beds (negatives, LibriSpeech speech in every other one) with 4 new chimes of
 the same doorbell each at 0/10/20 dB (by mixture; pitch +-0.5 %, level, reverberation vary) and 2 report-half alert
-clips as distractors; false alarms on the report negative clips (and with --quiet the 10-minute quiet files). Prints event F1
+clips as distractors; false alarms on the report negative clips (and with --quiet the 10-minute quiet files);
+with --half tune also on the real negatives from outside the dev set (extra/: music, pyAudioAnalysis, ESC-50
+thunderstorms; not the AMI meetings, which are in the bank) and the tune LibriSpeech utterances. Prints event F1
 (sed_eval, onset +-0.5 s), segment F1 and false alarms per hour. The prototypes, derived from generated audio
 and tune clips, stay in --out (never committed).
 """
@@ -101,6 +104,7 @@ def main() -> None:
     p.add_argument("--sim", type=Path, default=Path("/tmp/sed-sim"))
     p.add_argument("--out", type=Path, default=Path("/tmp/sed-custom"))
     p.add_argument("--quiet", action="store_true", help="also count false alarms on the 30 min of quiet files")
+    p.add_argument("--no-bank", action="store_true", help="teach without the shipped background bank (ablation)")
     p.add_argument("--half", choices=("tune", "report"), default="report",
                    help="tune: for development, mixtures over tune beds, taught with the tune negatives of half "
                    "the source recordings, false alarms counted on the other half")
@@ -124,7 +128,10 @@ def main() -> None:
         group = {f"{r['class']}__{Path(r['file']).stem}": r["group"] for r in sim.read_split("tune")}
         negative_files = [p for p in negatives if groups.index(group[p.stem]) % 2]
         negatives = [p for p in negatives if not groups.index(group[p.stem]) % 2]
-    taught = teach(model, examples, negatives)
+        negative_files += [p for kind in ("music", "pyaa", "esc50")
+                           for p in sorted((args.sim / "extra" / kind).glob("*.wav"))]
+        negative_files += sorted((args.sim / "tune" / "speech").glob("*.wav"))
+    taught = teach(model, examples, negatives, [] if args.no_bank else None)
     write_rule(rules_file, NAME, taught)
     print(f"taught {NAME}: {len(taught.prototypes)} example / {len(taught.counter)} counter-example embeddings, "
           f"threshold {taught.threshold:.3f}, examples' leave-one-out low quartile "
@@ -143,6 +150,11 @@ def main() -> None:
                              if e["type"] == "sound.start"]
     report = score(references, hypotheses, [NAME], durations, starts)
     quiet = {p.stem: len(hypotheses[p.stem]) for p in negative_files if p.parent.name == "quiet"}
+    by_folder: dict[str, list[float]] = {}
+    for p in negative_files:
+        n, s = by_folder.setdefault(p.parent.name, [0, 0.0])
+        by_folder[p.parent.name] = [n + len(hypotheses[p.stem]), s + durations[p.stem] / 60]
+    print("false alarms per negative folder:", ", ".join(f"{k} {n} in {s:.1f} min" for k, (n, s) in by_folder.items()))
     print(f"event F1 (onset +-0.5 s) {report.event_f1:.3f}, segment F1 {report.segment_f1:.3f}, "
           f"{sum(len(references[p.stem]) for p in mixtures)} chimes in {len(mixtures)} mixtures; false alarms: "
           f"{report.false_alarms} in {report.negative_s / 60:.1f} min of negatives = "

@@ -7,13 +7,15 @@
    `AUG_BACKGROUNDS` backgrounds (the negatives, generated noise) at `AUG_SNRS_DB`, are the examples of the rule:
    a doorbell heard over a running tap must still look like the doorbell;
 2. counter-examples: every patch of the negatives (the user's own background recordings with --negatives) and of
-   generated noise (white, pink, brown and mains hum at two levels), at most `MAX_COUNTER`;
+   generated noise (white, pink, brown and mains hum at two levels), at most `MAX_COUNTER`, plus the shipped
+   background bank (`BANK`: speech, meetings, rendered music and household near-misses; bench/sed_background.py),
+   so that a rule taught without negatives, or with a few minutes of one quiet room, still knows music and speech;
 3. a patch's score is its mean similarity to the nearest examples minus that to the nearest counter-example
    (`nodes.sed.decode.taught_score`): a raw similarity threshold cannot separate a quiet chime from a room's
    louder sounds, the margin can;
-4. the threshold keeps the rule quiet on negatives it has never heard: each negative file is scored with the
-   counter-examples of all the *other* files (leave one file out), and the threshold sits `THRESHOLD_MARGIN` above
-   the highest of these (see `calibrate`).
+4. the threshold keeps the rule quiet on negatives it has never heard: each negative file (and each source
+   recording of the bank) is scored with the counter-examples of all the *other* ones (leave one out), and the
+   threshold sits `THRESHOLD_MARGIN` above the highest of these (see `calibrate`).
 The rule is written as `[rules.NAME]` with `prototypes = "NAME.npz"` (keys "embeddings" and "counter") beside the
 rules file; the node detects it like any other rule (nodes/sed/decode.py `pool`).
 """
@@ -42,6 +44,7 @@ AUG_BACKGROUNDS = 8  # backgrounds per example (drawn from the negatives and the
 MAX_COUNTER = 2048  # counter-example embeddings kept (an even subsample beyond that)
 THRESHOLD_MARGIN = 0.05  # above the highest held-out negative file (chosen on tune-half chime mixtures)
 MIN_THRESHOLD = 0.05  # the margin score's floor for an alert
+BANK = Path(__file__).with_name("background.npz")  # built by bench/sed_background.py (licences there)
 COOLDOWN = 2.0  # s: a taught sound is a short one (a chime, a beep), pressed again it is a new alert
 
 
@@ -149,11 +152,20 @@ def calibrate(examples: Sequence[np.ndarray], negatives: Sequence[np.ndarray]) -
     return threshold, threshold / 2, positives, maxima
 
 
+def load_bank(path: Path = BANK) -> list[np.ndarray]:
+    """The background bank's unit embeddings, one [n_i, 1024] array per source recording."""
+    with np.load(path) as z:
+        embeddings, groups = unit(z["embeddings"].astype(np.float32)), z["groups"]
+    return [embeddings[groups == g] for g in np.unique(groups)]
+
+
 def subsample(x: np.ndarray, n: int) -> np.ndarray:
     return x if len(x) <= n else x[np.linspace(0, len(x) - 1, n).round().astype(int)]
 
 
-def teach(model: Yamnet, examples: Sequence[Path], negatives: Sequence[Path]) -> Taught:
+def teach(model: Yamnet, examples: Sequence[Path], negatives: Sequence[Path],
+          bank: Sequence[np.ndarray] | None = None) -> Taught:
+    """`bank`: background embedding groups to calibrate and contrast against (default: the shipped `BANK`)."""
     if not 3 <= len(examples) <= 10:
         raise ConfigError(f"teach takes 3 to 10 examples, got {len(examples)}")
     backgrounds = generated_background() + [read_audio(p) for p in negatives]
@@ -170,9 +182,11 @@ def teach(model: Yamnet, examples: Sequence[Path], negatives: Sequence[Path]) ->
         keep = np.isfinite(rms) & (rms >= -60)  # the node's gate keeps quieter patches silent anyway
         if keep.any():
             counter.append(unit(e[keep]))
-    threshold, release, positives, maxima = calibrate(embedded, counter)
-    return Taught(np.concatenate(embedded), subsample(np.concatenate(counter), MAX_COUNTER), threshold, release,
-                  positives, maxima, sum(len(x) for x in backgrounds) / SAMPLE_RATE)
+    bank = load_bank() if bank is None else list(bank)
+    threshold, release, positives, maxima = calibrate(embedded, counter + bank)
+    kept = np.concatenate([subsample(np.concatenate(counter), MAX_COUNTER), *bank])
+    return Taught(np.concatenate(embedded), kept, threshold, release, positives, maxima,
+                  sum(len(x) for x in backgrounds) / SAMPLE_RATE)
 
 
 def check_new_rule(rules_file: Path, name: str) -> str:

@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rules", type=Path, required=True, metavar="FILE.toml", help="rules file to add the rule to")
     p.add_argument("--negatives", type=Path, metavar="DIR",
                    help="recordings of the place without the sound (background, other sounds): counter-examples, "
-                   "and the threshold sits above what each of them scores with its own patches left out")
+                   "and the threshold sits above what each of them scores with its own patches left out (without "
+                   "them, a shipped bank of speech, music and household sounds and generated noise stand in)")
     p.set_defaults(func=run)
 
 
@@ -37,9 +38,10 @@ def run(args: argparse.Namespace) -> int:
     npz = write_rule(args.rules, args.name, taught)
     low = float(np.quantile(taught.positives, 0.25))
     print(f"rule {args.name!r}: {len(taught.prototypes)} example and {len(taught.counter)} counter-example embeddings "
-          f"from {len(examples)} examples and {len(negatives)} negative files + generated noise -> {npz}; threshold "
-          f"{taught.threshold:.3f} (examples' low quartile {low:.3f}; {taught.negative_s / 60:.1f} min of negatives, "
-          f"each scored without its own patches, at most {taught.negative_max.max():.3f})")
+          f"from {len(examples)} examples and {len(negatives)} negative files + generated noise + the shipped "
+          f"background bank (speech, music, household sounds) -> {npz}; threshold {taught.threshold:.3f} (examples' "
+          f"low quartile {low:.3f}; {taught.negative_s / 60:.1f} min of negatives and the bank's recordings, each "
+          f"scored without its own patches, at most {taught.negative_max.max():.3f})")
     if low <= taught.threshold:
         print(f"stream teach: warning: a quarter of the examples score below the threshold: {args.name!r} will miss "
               "some; give cleaner or more distinct examples, or negatives that do not contain the sound", file=sys.stderr)
