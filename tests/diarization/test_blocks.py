@@ -55,7 +55,7 @@ def test_clustering_tracks_five_speakers_beyond_four():
 
 def test_a_short_far_voice_joins_the_closest_speaker_and_a_long_one_opens_a_new_one():
     bank, rng = voices(2), np.random.default_rng(4)
-    clustering = OnlineClustering(ClusteringConfig(young=0.0))  # delta_new 0.75, rho_new 0.2
+    clustering = OnlineClustering(ClusteringConfig(young=0.0))  # delta_new 0.7, rho_new 0.2
     assert clustering(*window([0], bank, rng)) == {0: 0}
     activity, emb = window([1], bank, rng)
     short = activity.copy()
@@ -64,6 +64,20 @@ def test_a_short_far_voice_joins_the_closest_speaker_and_a_long_one_opens_a_new_
     assert clustering.num_speakers == 1
     assert clustering(activity, emb) == {0: 1}  # the whole window: a new speaker
     assert clustering.labels == ["SPEAKER_0", "SPEAKER_1"]
+
+
+def test_a_whole_window_voice_at_similarity_0_28_is_a_new_speaker():
+    """delta_new 0.7 (session 7): a voice 0.72 away from every centroid opens a speaker; 0.75 merged it, and the
+    simulated tune meetings with 8-12 speakers lost voices that way."""
+    a, b = np.eye(DIM)[0], np.eye(DIM)[1]
+    activity = np.zeros((50, 3))
+    activity[:, 0] = 1.0
+    first, other = np.full((3, DIM), np.nan), np.full((3, DIM), np.nan)
+    first[0], other[0] = a, 0.28 * a + np.sqrt(1 - 0.28 ** 2) * b
+    for delta_new, expected in ((ClusteringConfig().delta_new, 1), (0.75, 0)):
+        clustering = OnlineClustering(ClusteringConfig(delta_new=delta_new, young=0.0))
+        assert clustering(activity, first) == {0: 0}
+        assert clustering(activity, other) == {0: expected}
 
 
 def test_a_young_speaker_takes_any_voice_until_its_centroid_has_a_few_windows():
