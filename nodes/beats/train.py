@@ -29,7 +29,7 @@ import numpy as np
 from nodes.beats.beatnet import HOP, clip_features, crnn, init_lstm_state
 from nodes.beats.decoder import BeatDecoder, DecoderConfig
 from nodes.beats.onset import RATE
-from stream.files import save_npz
+from stream.files import atomic_write, save_npz
 
 FPS = RATE / HOP  # 50 frames per second
 
@@ -221,6 +221,16 @@ def _optimiser(config: TrainConfig):
     return opt, step
 
 
+def _save_params(path: Path, params: dict) -> None:
+    """The best weights so far, written atomically: a run killed while writing them keeps the previous best."""
+    import jax
+
+    from stream.models import flatten
+
+    with atomic_write(path) as f:
+        np.savez(f, **flatten(jax.tree_util.tree_map(np.asarray, params)))
+
+
 def train(params: dict, examples: Sequence[Example], held_out: Sequence[tuple[np.ndarray, np.ndarray]],
           config: TrainConfig, checkpoint: Path, offset_s: float, until: int | None = None,
           log: Callable[[str], None] = print) -> tuple[dict, dict]:
@@ -231,7 +241,7 @@ def train(params: dict, examples: Sequence[Example], held_out: Sequence[tuple[np
     import jax
     import jax.numpy as jnp
 
-    from stream.models import flatten, unflatten
+    from stream.models import unflatten
 
     opt, step = _optimiser(replace(config, eval_every=0, patience=0, seed=0))  # what the step depends on
     params = jax.tree_util.tree_map(jnp.asarray, params)
@@ -245,7 +255,7 @@ def train(params: dict, examples: Sequence[Example], held_out: Sequence[tuple[np
     if meta["best_f"] < 0 and held_out:
         meta["best_f"] = validate(params, held_out, offset_s)
         meta["history"].append([0, None, meta["best_f"]])
-        np.savez(best_path, **flatten(jax.tree_util.tree_map(np.asarray, params)))
+        _save_params(best_path, params)
         log(f"step 0: held-out F {meta['best_f']:.3f}")
 
     started, losses = time.perf_counter(), []
@@ -261,7 +271,7 @@ def train(params: dict, examples: Sequence[Example], held_out: Sequence[tuple[np
             meta["history"].append([meta["step"], mean_loss, f])
             if f > meta["best_f"]:
                 meta["best_f"], meta["best_step"] = f, meta["step"]
-                np.savez(best_path, **flatten(jax.tree_util.tree_map(np.asarray, params)))
+                _save_params(best_path, params)
             save(checkpoint, params, opt_state, meta)
             log(f"step {meta['step']}/{config.steps}: loss {mean_loss:.4f}, held-out F {f:.3f} "
                 f"(best {meta['best_f']:.3f} at {meta['best_step']}), {time.perf_counter() - started:.0f} s")
@@ -269,7 +279,7 @@ def train(params: dict, examples: Sequence[Example], held_out: Sequence[tuple[np
                 log("no gain on the held-out slice: stopping")
                 break
     if not best_path.is_file():
-        np.savez(best_path, **flatten(jax.tree_util.tree_map(np.asarray, params)))
+        _save_params(best_path, params)
     with np.load(best_path) as data:
         best = unflatten({k: data[k] for k in data.files})
     return best, meta
