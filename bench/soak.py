@@ -2,9 +2,10 @@
 (bench/RESULTS.md, "## Reliability: faults and soak").
 
 Faster than real time by width: `--streams` capture nodes (the AMI clips in turn, looped, at real-time pace, each
-its own stream id) feed one multi-stream segmentation node (batched), one diarization node, one VAD node and the
-music/sound-event nodes present under nodes/ (`--extra`, each on every stream), then a JSONL sink; N streams put
-N hours of audio through the graph per hour. Every `--sample-s`: the RSS and open file descriptors of every node
+its own stream id) feed `--segmenters` multi-stream segmentation nodes (batched, streams dealt round-robin), one
+diarization node, one VAD node and the music/sound-event nodes present under nodes/ (`--extra`; each on every
+stream, or on the first `--extra-streams`: two cores cannot run them on as many streams), then a JSONL sink; N
+streams put N hours of audio through the graph per hour. Every `--sample-s`: the RSS and open file descriptors of every node
 process, the largest queue depth, messages dropped, and the speaker.turn latency (capture of a turn's end ->
 event published) of the events of the interval. At the end, per node, the RSS slope after `--warmup-s`
 (least squares, MiB per hour of audio through the graph) and the fd range; a plot of the four series.
@@ -13,7 +14,7 @@ Flat means: every node's RSS slope under `--max-slope` MiB per audio hour, open 
 after the warm-up, nothing dropped, queues under the runner's bound (64); exit status 1 otherwise.
 
     .venv/bin/python -m bench.soak [--streams 8] [--audio-hours 24] [--max-minutes 60] [--sample-s 10]
-                                   [--plot bench/soak.png]
+                                   [--segmenters 1] [--extra-streams N] [--plot bench/soak.png]
 
 `--max-minutes` bounds the wall time (a shared machine, a session's end): the run then reports the hours of
 audio it reached, with the same slopes and checks. Node restarts (the supervisor's count) are reported too.
@@ -46,19 +47,26 @@ def extras_present() -> list[str]:
     return [kind for kind in EXTRA_KINDS if (REPO_ROOT / "nodes" / kind / "node.py").is_file()]
 
 
-def graph_toml(streams: int, extras: list[str], out: Path) -> str:
+def graph_toml(streams: int, extras: list[str], out: Path, extra_streams: int | None = None, segmenters: int = 1
+               ) -> str:
+    """The soak graph: `streams` looped AMI captures dealt round-robin to `segmenters` multi-stream segmentation
+    nodes, one diarization node, and the VAD and `extras` nodes on the first `extra_streams` streams (all: None)."""
     clips = sorted((data_dir() / "diarization" / "ami").glob("*.flac"))
     caps = [f"cap{i:02d}" for i in range(streams)]
-    inputs = ", ".join(f'"{c}"' for c in caps)
+    segs = [f"seg{j}" for j in range(segmenters)]
     parts = ['[graph]\nname = "soak"\nhwm = 5000\n[metrics]\nport = 0\n']
     for i, cap in enumerate(caps):
         parts.append(f'[[nodes]]\nname = "{cap}"\nkind = "capture"\nconfig = {{ source = "file", path = '
                      f'"{clips[i % len(clips)]}", loop = true, realtime = true, block_ms = 20.0, '
                      f'stream = "m{i:02d}" }}\n')
-    parts.append(f'[[nodes]]\nname = "segmentation"\nkind = "segmentation"\ninputs = [{inputs}]\n'
-                 f'config = {{ max_batch = 8, max_wait_ms = 100.0 }}\n')
-    parts.append('[[nodes]]\nname = "diarization"\nkind = "diarization"\ninputs = ["segmentation"]\n'
+    for j, seg in enumerate(segs):
+        inputs = ", ".join(f'"{c}"' for c in caps[j::segmenters])
+        parts.append(f'[[nodes]]\nname = "{seg}"\nkind = "segmentation"\ninputs = [{inputs}]\n'
+                     f'config = {{ max_batch = 8, max_wait_ms = 100.0 }}\n')
+    seg_inputs = ", ".join(f'"{seg}"' for seg in segs)
+    parts.append(f'[[nodes]]\nname = "diarization"\nkind = "diarization"\ninputs = [{seg_inputs}]\n'
                  'config = { latency = 0.5 }\n')
+    inputs = ", ".join(f'"{c}"' for c in caps[:extra_streams])
     for kind in ["vad", *extras]:
         parts.append(f'[[nodes]]\nname = "{kind}"\nkind = "{kind}"\ninputs = [{inputs}]\n')
     parts.append(f'[[sinks]]\nkind = "jsonl"\npath = "{out}"\n')
@@ -117,12 +125,12 @@ def slope_per_audio_hour(t: np.ndarray, values: np.ndarray, streams: int) -> flo
     return float(np.polyfit(t, values, 1)[0]) * 3600 / streams
 
 
-async def soak(streams: int, seconds: float, sample_s: float, folder: Path, extras: list[str]
-               ) -> tuple[Samples, dict[str, int]]:
+async def soak(streams: int, seconds: float, sample_s: float, folder: Path, extras: list[str],
+               extra_streams: int | None = None, segmenters: int = 1) -> tuple[Samples, dict[str, int]]:
     """Run the soak graph for `seconds` of wall time once every node is ready; the sampled series and the
     restarts per node."""
     out = folder / "events.jsonl"
-    (folder / "soak.toml").write_text(graph_toml(streams, extras, out))
+    (folder / "soak.toml").write_text(graph_toml(streams, extras, out, extra_streams, segmenters))
     supervisor = Supervisor(load_graph(folder / "soak.toml"), folder / "run")
     run = asyncio.ensure_future(supervisor.run())
     samples, offset = Samples(), 0
@@ -207,15 +215,19 @@ async def main() -> int:
     parser.add_argument("--sample-s", type=float, default=10.0)
     parser.add_argument("--warmup-s", type=float, default=120.0, help="wall s left out of the slope")
     parser.add_argument("--max-slope", type=float, default=10.0, help="MiB per audio hour, per node")
-    parser.add_argument("--extra", default=",".join(extras_present()), help="extra node kinds on every stream")
+    parser.add_argument("--extra", default=",".join(extras_present()), help="extra node kinds (with vad)")
+    parser.add_argument("--extra-streams", type=int, help="the vad and extra nodes hear the first N streams (all)")
+    parser.add_argument("--segmenters", type=int, default=1, help="segmentation nodes, streams dealt round-robin")
     parser.add_argument("--plot", type=Path, default=Path("soak.png"))
     args = parser.parse_args()
     extras = [k for k in args.extra.split(",") if k]
     seconds = min(args.audio_hours * 3600 / args.streams, args.max_minutes * 60)
     print(f"{args.streams} streams x {seconds / 3600:.2f} h wall = {seconds * args.streams / 3600:g} h of audio; "
-          f"extra nodes {extras or 'none'}; load {os.getloadavg()[0]:.1f}", flush=True)
+          f"vad + {extras or 'no extra nodes'} on {args.extra_streams or args.streams} streams; "
+          f"{args.segmenters} segmentation node(s); load {os.getloadavg()[0]:.1f}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp:
-        s, restarts = await soak(args.streams, seconds, args.sample_s, Path(tmp), extras)
+        s, restarts = await soak(args.streams, seconds, args.sample_s, Path(tmp), extras, args.extra_streams,
+                                 args.segmenters)
     v = verdict(s, args.streams, args.warmup_s, args.max_slope)
     plot(s, args.streams, args.plot)
     print("| node | RSS after warm-up (MiB) | RSS at end (MiB) | slope (MiB per audio hour) | fds growth |\n"
