@@ -8,8 +8,12 @@ stitched speakers get their labels back at the next embedded window, within `emb
 
 Event header `t_capture_ns` = capture time of the audio at the edge (a turn's end), so the sinks' latency
 histogram measures how long after a turn ended it was announced: about `latency` + the window step + compute.
-At end of stream it writes `<rttm_dir>/<stream>-<date>-<time>.rttm` (the stream's start, local time: a new file per
-run, the same after a restart): the same turns as `stream diarize --latency L` gives; the RTTM uri is the stream.
+It writes `<rttm_dir>/<stream>-<date>-<time>.rttm` (the stream's first window, local time: a new file per run, the
+same after a restart) as turns close, each once its place in start order is final (`TurnTracker.take`), and
+creates it at end of stream if no turn closed: complete at end of stream, the same turns in the same order as
+`stream diarize --latency L` gives (the RTTM uri is the stream). Its state keeps a byte count of the file, not the
+turns (`nodes.diarization.rttm_file`: a restart truncates lines written after the checkpoint), so it stays bounded
+over weeks of stream time; without `rttm_dir` closed turns go out as events only.
 
     [[nodes]]
     name = "diarization"
@@ -30,13 +34,13 @@ import numpy as np
 
 from nodes.diarization.events import edge_events
 from nodes.diarization.pipeline import DiarizationConfig, OnlineDiarizer, Step
+from nodes.diarization.rttm_file import RttmFile
 from nodes.diarization.stitching import Plan
 from nodes.segmentation.node import read_window
 from stream.errors import MessageError
 from stream.message import Message
 from stream.metrics import SINK_ERRORS
 from stream.node import Node
-from stream.rttm import write_rttm
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +65,7 @@ class DiarizationNodeConfig:
     min_duration_on: float = _DEFAULTS.turns.min_duration_on  # s >= 0: shorter turns are dropped
     min_duration_off: float = _DEFAULTS.turns.min_duration_off  # s >= 0: shorter pauses do not end a turn
     enrolled: str = ""  # enrolment store folder (`stream enroll`): its speakers get their names; "" = none
-    rttm_dir: str = ""  # write <rttm_dir>/<stream>-<date>-<time>.rttm at end of stream; "" = no file
+    rttm_dir: str = ""  # write <rttm_dir>/<stream>-<date>-<time>.rttm as turns close; "" = no file
 
     def __post_init__(self) -> None:
         self.diarization  # noqa: B018 - builds the chain's configs, which validate every range (ConfigError)
@@ -85,6 +89,8 @@ class StreamDiarization:
     t0_ns: int = 0
     t0_wall: float = 0.0
     audio_s: float = 0.0  # s of audio the stream had when its latest window was cut
+    rttm: RttmFile | None = None  # with rttm_dir, from the first window on
+    failing: bool = False  # the latest RTTM write failed (logged once per spell, every failure counted)
 
 
 def rttm_name(stream: str, t0_wall: float) -> str:
@@ -112,6 +118,8 @@ class DiarizationNode(Node[DiarizationNodeConfig]):
             s = self._stream(name)
             s.diarizer.load_state_dict(saved["diarizer"])
             s.t0_ns, s.t0_wall, s.audio_s = int(saved["t0_ns"]), float(saved["t0_wall"]), float(saved["audio_s"])
+            if self.config.rttm_dir and saved.get("rttm"):  # absent: a checkpoint from before issue 22
+                s.rttm = RttmFile.restored(Path(self.config.rttm_dir) / saved["rttm"]["name"], name, saved["rttm"])
 
     def _stream(self, name: str) -> StreamDiarization:
         if name not in self.streams:
@@ -133,32 +141,42 @@ class DiarizationNode(Node[DiarizationNodeConfig]):
         s = self._stream(h.stream)  # only now: a refused window leaves no state behind
         s.t0_ns, s.t0_wall = h.t_capture_ns - round(t_end * 1e9), h.t_wall - t_end
         s.audio_s = float(h.meta["audio_s"])
+        if self.config.rttm_dir and s.rttm is None:
+            s.rttm = RttmFile(Path(self.config.rttm_dir) / rttm_name(h.stream, s.t0_wall), h.stream)
         out = []
         while s.diarizer.windows < k:  # windows lost upstream or while this node restarted: silence
             silence = np.zeros_like(activity)
             out += self._events(h.stream, s.diarizer(silence, None, Plan(False, {})))
-        return out + self._events(h.stream, s.diarizer(activity, embeddings, plan))
+        out += self._events(h.stream, s.diarizer(activity, embeddings, plan))
+        self._write_rttm(h.stream, s, end=False)
+        return out
 
     async def close(self) -> list[Message]:
         out = []
         for name, s in self.streams.items():
             out += self._events(name, s.diarizer.finish(s.audio_s))
-            if self.config.rttm_dir:
-                self._write_rttm(name, s)
+            self._write_rttm(name, s, end=True)
         return out
 
-    def _write_rttm(self, name: str, s: StreamDiarization) -> None:
-        """One stream's RTTM; a write error (full disk, a folder made read-only) is logged and counted
-        (`stream_sink_errors_total{sink="rttm"}`) and the other streams' files are still written: the turns also
-        went out as speaker.turn events, and a crash here would only lose those of the end of the stream."""
-        path = Path(self.config.rttm_dir) / rttm_name(name, s.t0_wall)
+    def _write_rttm(self, name: str, s: StreamDiarization, end: bool) -> None:
+        """Append the stream's turns whose place is final (without rttm_dir they are dropped: they went out as
+        events). A write error (full disk, a folder made read-only) is counted (`stream_sink_errors_total{sink=
+        "rttm"}`), logged once per spell and at end of stream, and the turns are kept for the next write: the other
+        streams' files are still written, and the turns also went out as speaker.turn events."""
+        turns = s.diarizer.take_turns()
+        if s.rttm is None:
+            return
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_rttm(path, name, s.diarizer.turns())
+            s.rttm.append(turns, create=end)
         except OSError as exc:
             SINK_ERRORS.labels("rttm").inc()
-            log.error("%s: cannot write %s (%s); its %d turns went out as speaker.turn events only: free space or "
-                      "set rttm_dir to a writable folder", self.name, path, exc.strerror or exc, len(s.diarizer.turns()))
+            if end or not s.failing:
+                log.error("%s: cannot write %s (%s); %d turns not written yet (kept, and sent as speaker.turn "
+                          "events): free space or set rttm_dir to a writable folder", self.name, s.rttm.path,
+                          exc.strerror or exc, len(s.rttm.unwritten))
+            s.failing = True
+        else:
+            s.failing = False
 
     def _events(self, stream: str, step: Step) -> list[Message]:
         s, out = self.streams[stream], []
@@ -172,7 +190,9 @@ class DiarizationNode(Node[DiarizationNodeConfig]):
 
     def state_dict(self) -> dict[str, Any]:
         return {name: {"diarizer": s.diarizer.state_dict(), "t0_ns": s.t0_ns, "t0_wall": s.t0_wall,
-                       "audio_s": s.audio_s} for name, s in self.streams.items()}
+                       "audio_s": s.audio_s,
+                       "rttm": None if s.rttm is None else {"name": s.rttm.path.name, **s.rttm.state_dict()}}
+                for name, s in self.streams.items()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._restored = state  # applied in setup, once the enrolled speakers are loaded

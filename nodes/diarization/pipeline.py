@@ -163,8 +163,13 @@ class OnlineDiarizer:
         return Step(step.t0, step.probs, step.edges + self.tracker.close_all(t_end))
 
     def turns(self) -> list[Turn]:
-        """Online turns closed so far (all of them after ``finish``)."""
+        """Online turns closed so far and not taken (all of them after ``finish`` when nothing took any)."""
         return self.tracker.turns(self.labels)
+
+    def take_turns(self) -> list[Turn]:
+        """Closed turns whose place in start order is final, removed from the state (`TurnTracker.take`): labels are
+        fixed at creation, so a turn taken now reads as it would at the end of the stream."""
+        return self.tracker.take(self.labels)
 
     def refined_turns(self, t_end: float) -> list[Turn]:
         """The refinement pass over every kept window: re-clustered, re-aggregated, re-segmented turns.

@@ -8,6 +8,10 @@ accuracy of the times: a ``start`` edge is emitted once the turn has lasted ``mi
 the true start), a ``stop`` edge once the pause has lasted ``min_duration_off`` (its time is when speech stopped).
 So a listener (the Home Assistant speaker sensor) never sees ``A -> none -> A`` within ``min_duration_off``.
 Times are audio seconds from the start of the stream; the caller supplies the capture clock.
+
+Closed turns wait in ``closed`` until taken: `stream diarize` reads them all at the end (``turns``), the live node
+takes them as soon as their place in start order is final (``take``) and appends them to its RTTM, so a stream that
+runs for weeks keeps (and checkpoints) a handful of turns, not all of them (issue 22).
 """
 
 from __future__ import annotations
@@ -67,7 +71,8 @@ class OpenTurn:
 
 
 class TurnTracker:
-    """Stateful block: ``__call__(probs[frames, speakers], t0) -> [TurnEdge]``; closed turns pile up in ``turns``.
+    """Stateful block: ``__call__(probs[frames, speakers], t0) -> [TurnEdge]``; closed turns pile up in ``closed``
+    until taken (``take``).
 
     ``t0`` is the audio time (s) of the first frame; frames are ``resolution`` seconds long.
     """
@@ -126,8 +131,17 @@ class TurnTracker:
         return edges
 
     def turns(self, labels: list[str]) -> list[Turn]:
-        """Closed turns with their speakers' labels, sorted by start time."""
+        """Closed turns not taken yet, with their speakers' labels, sorted by start time."""
         return sorted(Turn(s, e, labels[k]) for s, e, k, _ in self.closed)
+
+    def take(self, labels: list[str]) -> list[Turn]:
+        """Remove and return (sorted) the closed turns that start before every open one: no turn closed later can
+        sort before them, so batches taken one after another concatenate to ``turns`` of an untaken tracker, in
+        the same order. A turn still open holds back the turns that started after it (bounded by its length)."""
+        first_open = min((v.start for v in self.open.values()), default=float("inf"))
+        ready = [c for c in self.closed if c[0] < first_open]
+        self.closed = [c for c in self.closed if c[0] >= first_open]
+        return sorted(Turn(s, e, labels[k]) for s, e, k, _ in ready)
 
     def active(self) -> dict[int, float]:
         """Speakers talking now (announced turns) -> mean probability of their turn (``speaker.active`` snapshots)."""

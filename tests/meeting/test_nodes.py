@@ -4,9 +4,9 @@
 node that batches windows of both streams in one model call, then into one diarization node. Half-way both nodes
 are rebuilt from their checkpointed state (msgpack round trip, as the runtime does after a crash).
 
-Guards: per stream, the turns equal `diarize_file` on that excerpt alone (same labels, boundaries within one
-20 ms frame): state never leaks between streams, batching and restarts change nothing; and model calls were
-shared (a single `process` call returned windows of both streams) and nothing compiled after `setup`.
+Guards: per stream, the turns of the RTTM the diarization node appended as they closed equal `diarize_file` on
+that excerpt alone (same labels, boundaries within one 20 ms frame): state never leaks between streams, batching
+and restarts change nothing; and model calls were shared (a single `process` call returned windows of both streams) and nothing compiled after `setup`.
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ from __future__ import annotations
 import soundfile as sf
 
 from nodes.diarization.files import diarize_file
-from nodes.diarization.node import DiarizationNode
+from nodes.diarization.node import DiarizationNode, DiarizationNodeConfig
 from nodes.diarization.pipeline import DiarizationConfig
 from nodes.diarization.windows import _pool, _step_frames
 from nodes.segmentation.node import SegmentationConfig, SegmentationNode
 from nodes.segmentation.segment import _forward
 from stream.message import Message
+from stream.rttm import read_rttm
 from stream.runner import load_state, save_state
 
 CLIPS = ("dev00", "trn06")
@@ -41,7 +42,7 @@ async def test_two_streams_batched_and_restarted_equal_file_mode(tmp_path, data)
     audio = {c: sf.read(data / "diarization" / "ami" / f"{c}.flac", dtype="float32")[0][: round(SECONDS * 16000)]
              for c in CLIPS}
     seg = SegmentationNode(SegmentationConfig(max_batch=2, max_wait_ms=1e6))  # wait until both streams have one
-    dia = DiarizationNode()
+    dia = DiarizationNode(DiarizationNodeConfig(rttm_dir=str(tmp_path / "rttm")))
     await seg.setup()
     await dia.setup()
     compiled = _forward._cache_size(), _step_frames._cache_size(), _pool._cache_size()
@@ -67,7 +68,8 @@ async def test_two_streams_batched_and_restarted_equal_file_mode(tmp_path, data)
     for clip in CLIPS:
         sf.write(tmp_path / f"{clip}.wav", audio[clip], 16000, subtype="FLOAT")
         alone = diarize_file(tmp_path / f"{clip}.wav", seg.analyzer, DiarizationConfig()).turns
-        live = dia.streams[clip].diarizer.turns()
+        [rttm] = (tmp_path / "rttm").glob(f"{clip}-*.rttm")
+        live = read_rttm(rttm)[clip]
         speakers[clip] = len({t.label for t in alone})
         assert len(live) == len(alone)
         for a, b in zip(live, alone):
