@@ -6,7 +6,8 @@ are rebuilt from their checkpointed state (msgpack round trip, as the runtime do
 
 Guards: per stream, the turns of the RTTM the diarization node appended as they closed equal `diarize_file` on
 that excerpt alone (same labels, boundaries within one 20 ms frame): state never leaks between streams, batching
-and restarts change nothing; and model calls were shared (a single `process` call returned windows of both streams) and nothing compiled after `setup`.
+and restarts change nothing; and model calls were shared (a single `process` call returned windows of both
+streams) and nothing compiled after `setup`.
 """
 
 from __future__ import annotations
