@@ -296,6 +296,13 @@ def test_diarizer_restart_mid_stream_keeps_labels_and_turns():
     restarted.finish(len(steps) * g.step)
     assert restarted.turns() == whole.turns()
     assert len({t.label for t in whole.turns()}) == len(set(steps) - {3})
+    taking = OnlineDiarizer(config)  # the live node takes turns as their place is final (its RTTM lines)
+    taken = []
+    for part in windows:
+        feed(taking, [part])
+        taken += taking.take_turns()
+    taking.finish(len(steps) * g.step)
+    assert taken + taking.take_turns() == whole.turns() and taking.turns() == []
 
 
 def test_window_buffer_pads_start_and_end_with_silence():
