@@ -116,7 +116,7 @@ def summary(graph: Graph, supervisor: Supervisor, web_url: str, startup_s: float
     lines.append(f"  metrics http://{graph.metrics_host}:{supervisor.metrics_port}/metrics  (Prometheus)")
     if web_url:
         lines.append(f"  web     {web_url}  (live timeline)")
-    lines += [f"  rttm    {n.config['rttm_dir']}/<stream>-<date>-<time>.rttm at end of stream ({n.name})"
+    lines += [f"  rttm    {n.config['rttm_dir']}/<stream>-<date>-<time>.rttm as turns close ({n.name})"
               for n in graph.nodes if n.kind == "diarization" and n.config.get("rttm_dir")]
     lines += [f"  scene   {part}" for n in graph.nodes for part in _scene(n)]
     return "\n".join(lines)

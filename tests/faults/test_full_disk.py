@@ -10,7 +10,8 @@ RTTM: the diarization node ends two streams with its RTTM folder on a full tmpfs
 escaped `close()`: the node crashed at its end of stream (the supervisor restarted it, waiting for input that
 never came) and the final turn events of every stream were lost. Guards: `close()` returns the final events of
 both streams, both failed files are counted (`stream_sink_errors_total{sink="rttm"}` = 2), no partial or 0-byte
-RTTM is left ("no speech" it would read as), and with space again the same node writes both.
+RTTM is left ("no speech" it would read as), and with space again the same node writes both. Mid-stream (the RTTM
+is appended as turns close): a failed append is counted and leaves whole lines, and the file catches up after.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from nodes.embedding.campplus import CampplusConfig
 from nodes.segmentation.node import window_message
 from stream import metrics
 from stream.graph import Supervisor, load_graph
+from stream.rttm import read_rttm
+from tests.reliability.meeting_windows import windows
 
 GRAPH = """
 [graph]
@@ -123,3 +126,31 @@ async def test_full_disk_under_rttm_is_counted_and_loses_no_events(small_disk):
     await node.close()
     written = {p.name.split("-")[0]: p.read_text() for p in (small_disk / "rttm").iterdir()}
     assert sorted(written) == ["a", "b"] and all(text.startswith("SPEAKER") for text in written.values())
+
+
+async def test_full_disk_mid_stream_keeps_rttm_turns_for_the_next_write(tmp_path, small_disk):
+    """The RTTM is appended as turns close (issue 22): a write that fails mid-stream is counted, leaves the file as
+    it was (whole lines), and its turns go out with the next write, so the file ends up as an unharmed node's."""
+    nodes = {}
+    for name, folder in (("full", small_disk / "rttm"), ("unharmed", tmp_path / "rttm")):
+        nodes[name] = DiarizationNode(DiarizationNodeConfig(rttm_dir=str(folder)))
+        await nodes[name].setup()
+    errors = metrics.SINK_ERRORS.labels("rttm")
+    before, spell = errors._value.get(), []
+    for msg in windows("room", 900.0, nodes["full"].chain.geometry):
+        k = msg.header.meta["window"]
+        if k == 120:  # 1 min in: lines written, then 9 min on a full disk (appends past the file's last page fail)
+            [path] = (small_disk / "rttm").iterdir()
+            kept = path.read_text()
+            fill(small_disk / "filler")
+        elif k == 1200:
+            (small_disk / "filler").unlink()
+        for node in nodes.values():
+            await node.process(msg)
+        if 120 <= k < 1200:
+            spell.append(path.read_text())
+    for node in nodes.values():
+        await node.close()
+    assert errors._value.get() - before >= 1
+    assert kept.count("\n") >= 5 and all(text.startswith(kept) and text.endswith("\n") for text in spell)
+    assert read_rttm(path) and path.read_text() == next((tmp_path / "rttm").iterdir()).read_text()
