@@ -119,7 +119,8 @@ class DiarizationNode(Node[DiarizationNodeConfig]):
             s.diarizer.load_state_dict(saved["diarizer"])
             s.t0_ns, s.t0_wall, s.audio_s = int(saved["t0_ns"]), float(saved["t0_wall"]), float(saved["audio_s"])
             if self.config.rttm_dir and saved.get("rttm"):  # absent: a checkpoint from before issue 22
-                s.rttm = RttmFile.restored(Path(self.config.rttm_dir) / saved["rttm"]["name"], name, saved["rttm"])
+                path = Path(self.config.rttm_dir) / Path(saved["rttm"]["name"]).name  # in rttm_dir, whatever it says
+                s.rttm = RttmFile.restored(path, name, saved["rttm"])
 
     def _stream(self, name: str) -> StreamDiarization:
         if name not in self.streams:
@@ -148,17 +149,17 @@ class DiarizationNode(Node[DiarizationNodeConfig]):
             silence = np.zeros_like(activity)
             out += self._events(h.stream, s.diarizer(silence, None, Plan(False, {})))
         out += self._events(h.stream, s.diarizer(activity, embeddings, plan))
-        self._write_rttm(h.stream, s, end=False)
+        self._write_rttm(s, end=False)
         return out
 
     async def close(self) -> list[Message]:
         out = []
         for name, s in self.streams.items():
             out += self._events(name, s.diarizer.finish(s.audio_s))
-            self._write_rttm(name, s, end=True)
+            self._write_rttm(s, end=True)
         return out
 
-    def _write_rttm(self, name: str, s: StreamDiarization, end: bool) -> None:
+    def _write_rttm(self, s: StreamDiarization, end: bool) -> None:
         """Append the stream's turns whose place is final (without rttm_dir they are dropped: they went out as
         events). A write error (full disk, a folder made read-only) is counted (`stream_sink_errors_total{sink=
         "rttm"}`), logged once per spell and at end of stream, and the turns are kept for the next write: the other
