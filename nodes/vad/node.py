@@ -58,7 +58,7 @@ class StreamVad:
         at = round((t_capture_ns - self.t0_ns) * SAMPLE_RATE / 1e9)
         off, events = at - self.samples, []
         if off > REALIGN_S * SAMPLE_RATE:
-            events = self.detector.skip(off / SAMPLE_RATE)
+            events = self.detector.skip_to(at)
             self.samples = at
         elif off < -REALIGN_S * SAMPLE_RATE:
             samples = samples[min(-off, len(samples)):]
