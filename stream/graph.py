@@ -5,8 +5,9 @@ Graph format (see configs/demo.toml for a commented example):
     [graph]
     name = "demo"
     checkpoint_s = 1.0      # node state checkpoint period, s
-    heartbeat_s = 0.5       # node -> supervisor heartbeat period, s; 10 missed (or the loop stuck for
-                            # 10 beats and 10 x its slowest step) = hung, killed and restarted
+    heartbeat_s = 0.5       # node -> supervisor heartbeat period, s
+    hang_s = 10.0           # s without a heartbeat (or with the loop stuck for this long and 10 x its slowest
+                            # step) = hung: killed and restarted; >= 2 heartbeats
     hwm = 1000              # messages buffered per socket before ZeroMQ drops (drops are counted downstream)
     max_streams = 64        # stream ids one node keeps state for (messages of more are rejected, counted)
     max_message_mb = 16.0   # frames over this many MiB are refused at the socket (counted)
@@ -84,13 +85,12 @@ log = logging.getLogger(__name__)
 
 SINKS_NODE = "sinks"
 STATE_SUSPECT_AFTER = 3  # quick crashes in a row after which a node's checkpoint is set aside
-_GRAPH_KEYS = {"name", "checkpoint_s", "heartbeat_s", "hwm", "max_streams",
+_GRAPH_KEYS = {"name", "checkpoint_s", "heartbeat_s", "hang_s", "hwm", "max_streams",
                "max_message_mb", "plaintext_tcp"}
 _NODE_KEYS = {"name", "kind", "config", "inputs", "endpoint"}
 _ENDPOINT = re.compile(r"ipc://\S+|tcp://(\*|[\w.\-]+|\[[0-9a-fA-F:]+\]):\d{1,5}")
 MAX_CONTROL_BYTES = 4096  # a heartbeat is ~60 bytes; anything bigger on the control socket is refused
-HANG_BEATS = 10  # heartbeats without a word after which a node is hung (frozen)
-HANG_STEPS = 10  # a step this many times the node's slowest recent one is a hang (when over HANG_BEATS beats)
+HANG_STEPS = 10  # a step this many times the node's slowest recent one is a hang (when over hang_s)
 START_S = 120.0  # s of start-up after which `duration` counts anyway
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif", ".m4a"}  # --source names a file
 
@@ -112,6 +112,8 @@ class Graph:
     metrics_port: int = 9464
     checkpoint_s: float = 1.0
     heartbeat_s: float = 0.5
+    hang_s: float = 10.0  # s of silence that make a node hung; over a 5 s pause (SIGSTOP, a debugger, a starved
+    #   process): was 10 heartbeats, 5 s, and a node stopped for 5 s was killed, losing what was queued for it
     hwm: int = 1000
     plaintext_tcp: bool = False  # tcp:// beyond loopback without CURVE, explicitly allowed
     curve: CurveKeys | None = None
@@ -121,10 +123,13 @@ class Graph:
     def __post_init__(self) -> None:
         """Ranges of the [graph] and [metrics] values (types are checked by `load_graph`)."""
         for key, low, high in (("checkpoint_s", 0.01, 3600.0), ("heartbeat_s", 0.01, 60.0),
-                               ("max_message_mb", 0.001, 4096.0)):
+                               ("hang_s", 0.02, 3600.0), ("max_message_mb", 0.001, 4096.0)):
             value = getattr(self, key)
             if not low <= value <= high:
                 raise ConfigError(f"[graph] {key} must be in [{low}, {high}], got {value}")
+        if self.hang_s < 2 * self.heartbeat_s:
+            raise ConfigError(f"[graph] hang_s ({self.hang_s} s) must be at least 2 heartbeats (heartbeat_s = "
+                              f"{self.heartbeat_s} s): one late beat is no hang")
         for key, low, high in (("hwm", 1, 10_000_000), ("max_streams", 1, 100_000)):
             value = getattr(self, key)
             if not low <= value <= high:
@@ -198,7 +203,8 @@ def graph_from_table(raw: dict[str, Any], path: Path) -> Graph:
     if raw.get("sinks"):
         entries.append(NodeEntry(SINKS_NODE, "stream.sinks.node:SinksNode", {"sinks": list(raw["sinks"])},
                                  tuple(e.name for e in entries)))
-    head = _typed(head, "[graph]", {"name": str, "checkpoint_s": float, "heartbeat_s": float, "hwm": int,
+    head = _typed(head, "[graph]", {"name": str, "checkpoint_s": float, "heartbeat_s": float, "hang_s": float,
+                                    "hwm": int,
                                     "max_streams": int, "max_message_mb": float, "plaintext_tcp": bool})
     met = _typed(met, "[metrics]", {"host": str, "port": int})
     graph = Graph(
@@ -455,9 +461,9 @@ class Supervisor:
                         "starts fresh", name, STATE_SUSPECT_AFTER, state.with_suffix(".corrupt"))
 
     async def _watch(self, name: str, proc: asyncio.subprocess.Process) -> None:
-        """Kill a hung node (`_supervise` then restarts it): silent for `HANG_BEATS` heartbeats (frozen), or its
-        event loop stuck for longer than `hang_limit_s` (its beats come from a thread, see `stream.pulse`)."""
-        silence_s = HANG_BEATS * self.graph.heartbeat_s
+        """Kill a hung node (`_supervise` then restarts it): silent for `hang_s` (frozen), or its event loop stuck
+        for longer than `hang_limit_s` (its beats come from a thread, see `stream.pulse`)."""
+        silence_s = self.graph.hang_s
         woke = time.monotonic()
         while True:
             await asyncio.sleep(self.graph.heartbeat_s)
@@ -465,7 +471,7 @@ class Supervisor:
             if self.states.get(name) != "ready" or late_s > self.graph.heartbeat_s:
                 continue  # this supervisor was itself starved of CPU: beats may be waiting unread on the socket
             beat = self.last_beat.get(name, {})
-            limit_s = hang_limit_s(self.graph.heartbeat_s, beat.get("step_s", 0.0))
+            limit_s = hang_limit_s(self.graph.hang_s, beat.get("step_s", 0.0))
             if time.monotonic() - self.beats[name] > silence_s:
                 reason = f"sent no heartbeat for {silence_s:.1f} s"
             elif beat.get("stalled_s", 0.0) > limit_s:
@@ -536,10 +542,10 @@ class Supervisor:
         return True
 
 
-def hang_limit_s(heartbeat_s: float, step_s: float) -> float:
-    """How long a node's event loop may stay in one step before it counts as hung: `HANG_BEATS` heartbeats, or
-    `HANG_STEPS` times its slowest recent step when that is longer (a model node on a loaded machine)."""
-    return max(HANG_BEATS * heartbeat_s, HANG_STEPS * step_s)
+def hang_limit_s(hang_s: float, step_s: float) -> float:
+    """How long a node's event loop may stay in one step before it counts as hung: `hang_s`, or `HANG_STEPS`
+    times its slowest recent step when that is longer (a model node on a loaded machine)."""
+    return max(hang_s, HANG_STEPS * step_s)
 
 
 def parse_beat(raw: bytes) -> dict[str, Any] | None:

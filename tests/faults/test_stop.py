@@ -1,6 +1,6 @@
-"""SIGSTOP of a node for 2 s mid-stream, under the hang limit (10 heartbeats of 0.5 s): capture -> loudness ->
-JSONL on the generated signal at real-time pace (bench/faults.py stops every node kind of the default graphs for
-5 s, at the limit).
+"""SIGSTOP of a node for 6 s mid-stream, under the default hang limit (hang_s = 10 s): capture -> loudness -> JSONL
+on the generated signal at real-time pace (bench/faults.py stops every node kind of the default graphs for 5 s).
+Before, 10 missed heartbeats of 0.5 s (5 s) made a hang: the node was killed and what was queued for it lost.
 
 Guards: no node is restarted (a stopped process is not taken for hung before its limit); the input it missed
 waited in ZeroMQ's buffer and the runner's bounded queue (max depth <= 64): every block's level event arrives
@@ -51,7 +51,7 @@ async def test_stopped_node_loses_nothing_and_is_not_restarted(tmp_path, run_met
         await asyncio.sleep(0.05)
     pid = supervisor.procs["loudness"].pid
     os.kill(pid, signal.SIGSTOP)
-    await asyncio.sleep(2.0)
+    await asyncio.sleep(6.0)
     os.kill(pid, signal.SIGCONT)
     resumed = time.time()
     while not any(e["t_capture"] > resumed for e in _events(out)):

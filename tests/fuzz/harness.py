@@ -116,7 +116,7 @@ def config_tables(config: type) -> st.SearchStrategy[dict[str, Any]]:
 
 
 GRAPH_TABLES = st.fixed_dictionaries({}, optional={
-    "graph": st.dictionaries(st.sampled_from(["name", "hwm", "heartbeat_s", "checkpoint_s", "max_streams",
+    "graph": st.dictionaries(st.sampled_from(["name", "hwm", "heartbeat_s", "hang_s", "checkpoint_s", "max_streams",
                                               "max_message_mb", "plaintext_tcp", "x"]), CONFIG_VALUES, max_size=3),
     "metrics": st.dictionaries(st.sampled_from(["host", "port", "x"]), CONFIG_VALUES, max_size=2),
     "nodes": st.one_of(CONFIG_VALUES, st.lists(st.fixed_dictionaries(

@@ -50,10 +50,10 @@ def _graph(tmp_path, graph="", metrics="port = 0", endpoint="", sink="console", 
 @pytest.mark.parametrize("graph, metrics, endpoint", [
     ('hwm = "lots"', "port = 0", ""), ("heartbeat_s = 0", "port = 0", ""), ("", 'port = "abc"', ""),
     ("", "port = 70000", ""), ("", "port = 0", 'endpoint = "garbage"'),
-    ("", "port = 0", 'endpoint = "tcp://127.0.0.1:notaport"'),
+    ("", "port = 0", 'endpoint = "tcp://127.0.0.1:notaport"'), ("hang_s = 0.5", "port = 0", ""),
 ])
 def test_bug7_bad_graph_values_are_one_config_error(tmp_path, graph, metrics, endpoint):
-    with pytest.raises(ConfigError, match=r"hwm|heartbeat_s|port|endpoint"):
+    with pytest.raises(ConfigError, match=r"hwm|heartbeat_s|hang_s|port|endpoint"):
         load_graph(_graph(tmp_path, graph, metrics, endpoint))
 
 
@@ -98,7 +98,7 @@ async def test_bug7_wrong_mqtt_password_stops_the_graph(tmp_path):
 
 
 async def test_bug4_garbage_on_the_control_socket_is_counted_and_kills_nothing(tmp_path):
-    path = _graph(tmp_path, graph="heartbeat_s = 0.2")  # hung after 2 s without heartbeats
+    path = _graph(tmp_path, graph="heartbeat_s = 0.2\nhang_s = 2.0")  # hung after 2 s without heartbeats
     supervisor = Supervisor(load_graph(path), tmp_path / "run")
     run = asyncio.ensure_future(supervisor.run(duration_s=8))
     while set(supervisor.states.values()) != {"ready"} or len(supervisor.states) < 3:

@@ -52,7 +52,7 @@ class SlowStart(Node[SlowConfig]):
 @dataclass(frozen=True)
 class SlowStepsConfig:
     step_s: float = 0.2  # s each step blocks the event loop (as a model call does)
-    long_s: float = 1.6  # s one later step blocks: over 10 heartbeats, under 10 steps
+    long_s: float = 1.6  # s one later step blocks: over the graph's hang_s (1 s), under 10 steps
     every: int = 20  # messages per slow step (the others are quick: the node keeps up with real time)
     long_at: int = 8  # the slow step that is long
     flag: str = ""  # file created once the long step is over
