@@ -6,7 +6,8 @@ that is never harmed. Scene graph (sed, beats, chords): the sound-event and musi
 pop music with a smoke alarm mixed in from 14 s (`scene_clip`), sed with `sound.tags` every second, plus
 `<node>_ref`, an unharmed twin of the node hit. Mid-stream one node is hit:
 `kill` (SIGKILL; the supervisor restarts it from its checkpoint) or `stop` (SIGSTOP for `--stop-s`, then
-SIGCONT; a process silent for 10 heartbeats is taken for a hang: the supervisor kills and restarts it).
+SIGCONT; a process silent for the graph's `hang_s`, 10 s by default, is taken for a hang: the supervisor kills and
+restarts it; `--hang-s` under `--stop-s` runs that path).
 Each run is scored against what the same audio gives unharmed:
 - turns: the diarization node's speaker.turn events against `stream diarize --latency 0.5` on the same file
   (what the live graph emits unharmed, tests/meeting): `identical` (same turns, boundaries within a frame),
@@ -23,12 +24,14 @@ Each run is scored against what the same audio gives unharmed:
   lives on, else when its new process is ready); restarts; the graph's exit code.
 Turns and twin events are scored from `SETTLE_S` after the recovery. What a node misses while it restarts is
 lost by design (PUB/SUB: real-time audio prefers a counted drop to a blocked microphone; a restarted capture skips
-its downtime as live audio would; the diarization node fills lost windows with silence); so when capture,
-segmentation or diarization restarted, the reference is `stream diarize` on the file with the outage (fault to
-recovery) silenced: what the chain received, so a speaker first heard in the lost span is no error.
+its downtime as live audio would; the diarization node fills lost windows with silence); so when capture or
+segmentation restarted, the reference is `stream diarize` on the file with the outage (fault to recovery)
+silenced: what the chain received, so a speaker first heard in the lost span is no error. A restarted
+diarization node misses windows, not audio: the 8 s windows after its restart hold the audio of its outage, as
+the unharmed run's do, so it is scored against the unharmed reference (it must keep every label it had).
 
     .venv/bin/python -m bench.faults [--nodes capture,segmentation,diarization,vad,sinks,sed,beats,chords] [--faults kill,stop]
-                                     [--clip dev00] [--at 10] [--stop-s 5] [--json out.json]
+                                     [--clip dev00] [--at 10] [--stop-s 5] [--hang-s 10] [--json out.json]
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ MIN_TURN_S = 0.5  # s: shorter turns are scored by frame agreement only
 SETTLE_S = 2.5  # s after a fault for a restarted clustering node to stitch its speakers back (tests/meeting)
 NODES = ("capture", "segmentation", "diarization", "vad", "sinks", "sed", "beats", "chords")
 SCENE_NODES = ("sed", "beats", "chords")  # hit in the scene graph (scene_graph), the others in the meeting graph
-FEEDS_TURNS = ("capture", "segmentation", "diarization")  # a restart of these loses the turns of its outage
+FEEDS_TURNS = ("capture", "segmentation")  # a restart of these loses the audio of its outage
 WARM_UP = """
 import asyncio
 from nodes.segmentation.node import SegmentationNode
@@ -285,21 +288,25 @@ async def watch(supervisor: Supervisor, metrics: Metrics, node: str, names: list
         await asyncio.sleep(0.1)
 
 
-def recovery(back: list[tuple[float, int, str]], ended_at: float, fault: Fault, pid: int) -> float:
+def recovery(back: list[tuple[float, int, str]], ended_at: float, pid: int, restarted: bool) -> float:
     """s from the end of the fault until the node runs again: at once if a stopped process lives on, else when
-    its new process is ready."""
+    its new process is ready (a stopped process killed as hung may still be sampled alive after SIGCONT: its
+    outage lasts until the new one is ready)."""
     for t, now_pid, state in back:
-        if t >= ended_at and state == "ready" and (now_pid != pid or fault.action == "stop"):
+        if t >= ended_at and state == "ready" and (now_pid != pid or not restarted):
             return max(0.0, t - ended_at)
     return float("nan")
 
 
-async def run_fault(fault: Fault, wav: Path, reference: list[Turn] | None, folder: Path) -> Outcome:
-    """One run of the meeting graph on `wav` with `fault`; scored as the module docstring says (against
-    `reference`, the turns of `wav` unharmed, computed here when None and needed)."""
+async def run_fault(fault: Fault, wav: Path, reference: list[Turn] | None, folder: Path,
+                    hang_s: float | None = None) -> Outcome:
+    """One run of the meeting graph on `wav` with `fault` (and the graph's `hang_s` when given); scored as the
+    module docstring says (against `reference`, the turns of `wav` unharmed, computed here when None and needed)."""
     folder.mkdir(parents=True, exist_ok=True)
     scene = fault.node in SCENE_NODES
     graph = scene_graph(wav, folder, fault.node) if scene else meeting_graph(wav, folder)
+    if hang_s is not None:
+        graph = replace(graph, hang_s=hang_s)
     supervisor = Supervisor(graph, folder / "run")
     metrics = Metrics(folder / "run" / "metrics")
     samples: dict[str, list[float]] = {}
@@ -319,11 +326,11 @@ async def run_fault(fault: Fault, wav: Path, reference: list[Turn] | None, folde
             await run
     events = read_events(folder / "events.jsonl")
     t0 = next(e["t_capture"] - e["t_audio"] for e in events)
-    outcome.recovered_s = recovery(back, ended_at, fault, pid)
+    outcome.restarts = dict(supervisor.restarts)
+    outcome.recovered_s = recovery(back, ended_at, pid, outcome.restarts[fault.node] > 0)
     end_s = sf.info(wav).duration
     recovered_at = ended_at - t0 + outcome.recovered_s if outcome.recovered_s == outcome.recovered_s else end_s
     outcome.dropped = {n.name: metrics.get("stream_messages_total", node=n.name, result="dropped") for n in graph.nodes}
-    outcome.restarts = dict(supervisor.restarts)
     settle = recovered_at + SETTLE_S
     outcome.sink_lost = outcome.dropped["sinks"]
     outcome.max_queue = max(depth for series in samples.values() for depth in series)
@@ -370,6 +377,7 @@ async def main() -> None:
     parser.add_argument("--clip", default="dev00")
     parser.add_argument("--at", type=float, default=10.0, help="s of audio when the fault strikes")
     parser.add_argument("--stop-s", type=float, default=5.0)
+    parser.add_argument("--hang-s", type=float, help="the graphs' hang_s (default: theirs, 10 s)")
     parser.add_argument("--json", type=Path, help="write the outcomes here")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="stream-faults-"))
@@ -378,14 +386,14 @@ async def main() -> None:
     warm_up()
     reference = reference_turns(wav, folder / "reference")
     print(f"{wav.name}: {len(reference)} reference turns; fault at {args.at:g} s of audio; stop {args.stop_s:g} s; "
-          f"load {os.getloadavg()[0]:.1f}")
+          f"hang_s {args.hang_s or 'default'}; load {os.getloadavg()[0]:.1f}")
     print(HEADER)
     outcomes = []
     for node in args.nodes.split(","):
         for action in args.faults.split(","):
             fault = Fault(node, action, args.at, args.stop_s)
             audio = scene if node in SCENE_NODES else wav
-            outcome = await run_fault(fault, audio, reference, folder / f"{node}-{action}")
+            outcome = await run_fault(fault, audio, reference, folder / f"{node}-{action}", args.hang_s)
             outcomes.append(outcome)
             print(row(outcome), flush=True)
     survived = sum(o.survived for o in outcomes)
