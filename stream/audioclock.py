@@ -4,7 +4,10 @@ A tracker (chords) times what it finds by the samples it was fed. When audio is 
 (a drop, a restarted upstream node, this node restarted from a checkpoint while capture went on), counting
 samples puts every later event early by the lost span; audio sent twice (a source resumed from its checkpoint)
 puts them late. `AudioClock` compares each block's capture stamp with the samples fed so far: a gap is noted and
-later tracker times are shifted by it (`to_stream`); audio heard twice is cut before the tracker sees it.
+later tracker times are shifted by it (`to_stream`); audio heard twice is cut before the tracker sees it. A tracker
+that decides on a frame grid (chords: 92.9 ms hops) gives its `grid_s`: a gap is then widened to the next whole
+number of frames by cutting the first samples after it, so its frames, and the times of what it finds, stay on
+the grid of a tracker that lost nothing (else every later event moves by a fraction of a frame).
 Offsets under `REALIGN_S` (a device clock's jitter) are left alone. (Trackers that can jump do so instead, with
 the same threshold: the VAD detector skips a gap closing open speech at its start, the sound-event detector goes
 on at the next patch of its grid; the beat tracker restarts on the stream's clock.)
@@ -27,6 +30,7 @@ class AudioClock:
     rate: int  # Hz of the samples fed
     fed: int = 0  # samples fed to the tracker
     gaps: list[tuple[float, float]] = field(default_factory=list)  # (tracker s where a gap was, s skipped in all)
+    grid_s: float = 0.0  # the tracker's frame period: skips are whole frames (0: any length)
 
     @property
     def skipped_s(self) -> float:
@@ -37,7 +41,12 @@ class AudioClock:
         at = (t_capture_ns - self.t0_ns) / 1e9  # the block's stream time
         off = at - (self.fed / self.rate + self.skipped_s)
         if off > REALIGN_S:
-            self.gaps = [*self.gaps, (self.fed / self.rate, self.skipped_s + off)][-MAX_GAPS:]
+            skipped = self.skipped_s + off
+            if self.grid_s > 0:  # on to the next frame edge of the stream's grid: the samples before it are cut
+                cut = round((np.ceil(skipped / self.grid_s - 1e-6) * self.grid_s - skipped) * self.rate)
+                samples = samples[min(cut, len(samples)):]
+                skipped += cut / self.rate
+            self.gaps = [*self.gaps, (self.fed / self.rate, skipped)][-MAX_GAPS:]
         elif off < -REALIGN_S:
             samples = samples[min(round(-off * self.rate), len(samples)):]
         self.fed += len(samples)
@@ -61,6 +70,6 @@ class AudioClock:
         return {"t0_ns": self.t0_ns, "rate": self.rate, "fed": self.fed, "gaps": [list(g) for g in self.gaps]}
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> AudioClock:
+    def from_state(cls, state: dict[str, Any], grid_s: float = 0.0) -> AudioClock:
         return cls(int(state["t0_ns"]), int(state["rate"]), int(state["fed"]),
-                   [(float(a), float(b)) for a, b in state["gaps"]])
+                   [(float(a), float(b)) for a, b in state["gaps"]], grid_s)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from nodes.chords.chroma import ChromaConfig
+from nodes.chords.chroma import FRAME_RATE, ChromaConfig
 from nodes.chords.recognize import ChordConfig
 from nodes.chords.tracker import ChordChange, ChordTracker
 from stream.audioclock import AudioClock
@@ -28,6 +28,8 @@ from stream.errors import MessageError
 from stream.message import Message
 from stream.node import Node
 from stream.pcm import mono
+
+FRAME_S = 1.0 / FRAME_RATE  # s between chroma frames: a gap is widened to whole frames (stream.audioclock)
 
 _CHROMA, _CHORDS = ChromaConfig(), ChordConfig()
 
@@ -80,7 +82,7 @@ class ChordsNode(Node[ChordsNodeConfig]):
         s = self.streams.get(h.stream)
         if s is None:
             s = self.streams[h.stream] = StreamChords(ChordTracker(h.sr, self.config.chroma, self.config.chords),
-                                                      AudioClock(h.t_capture_ns, h.sr), h.t_wall)
+                                                      AudioClock(h.t_capture_ns, h.sr, grid_s=FRAME_S), h.t_wall)
         elif h.sr != s.rate:
             raise MessageError("input", f"stream {h.stream!r} changed rate from {s.rate} to {h.sr} Hz mid-stream")
         return [self._event(h.stream, c) for c in s.tracker.push(s.clock.place(samples, h.t_capture_ns))]
@@ -104,7 +106,7 @@ class ChordsNode(Node[ChordsNodeConfig]):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for name, saved in state.items():
-            clock = AudioClock.from_state(saved["clock"])
+            clock = AudioClock.from_state(saved["clock"], FRAME_S)
             tracker = ChordTracker(clock.rate, self.config.chroma, self.config.chords)
             tracker.load_state_dict(saved["tracker"])
             self.streams[name] = StreamChords(tracker, clock, float(saved["t0_wall"]), str(saved["label"]))
