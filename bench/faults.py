@@ -16,8 +16,8 @@ Each run is scored against what the same audio gives unharmed:
   `duplicated` (output turns of one label overlapping by more than a frame: one turn told twice);
 - twin: the events of the VAD node (meeting graph) or of the node hit (scene graph) against its twin's, keyed by
   type, audio time and content (`twin lost`: the twin has it and the node not, e.g. an event at a shifted time;
-  `a step off`: a decision one frame early or late (VAD 32 ms, chords 93 ms), shown, not lost: a restarted
-  tracker lacks the audio it missed as context; `twin duplicated`);
+  `a step off`: a decision one frame early or late (VAD 32 ms, chords 93 ms, beats two 10 ms onset frames), shown,
+  not lost: a restarted tracker lacks the audio it missed as context; `twin duplicated`);
 - transport: messages counted dropped per node (`stream_messages_total{result="dropped"}`: ZeroMQ drops and
   the outage of a killed node, by sequence number), events lost on the way to the sinks (the sinks node's
   dropped count), the largest queue depth sampled (bound: the runner's 64);
@@ -55,6 +55,7 @@ import soundfile as sf
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from nodes.beats.onset import OnsetConfig
 from nodes.chords.node import FRAME_S as CHORD_FRAME_S
 from stream.graph import NodeEntry, Supervisor, check, load_graph, with_source
 from stream.paths import REPO_ROOT, data_dir
@@ -248,16 +249,19 @@ def duplicated_turns(ours: list[Turn]) -> int:
                for i, a in enumerate(ours) for b in ours[i + 1:])
 
 
-TWIN_STEP_S = {"vad": 0.032, "chords": CHORD_FRAME_S}  # a node's decision step: an event one step off is shifted
+# a node's decision step: an event one step off is shifted. Beats: two onset frames (20 ms); a restarted beat
+# tracker's posterior over tempo and phase converges back to its twin's over seconds (the twin's holds the missed
+# audio), and a near tie between two phases meanwhile may put a beat two frames off (tests/faults/test_beats_gap.py)
+TWIN_STEP_S = {"vad": 0.032, "chords": CHORD_FRAME_S, "beats": 2 * OnsetConfig().hop / OnsetConfig().rate}
 
 
 def twin_diff(events: list[dict], node: str, start: float) -> tuple[int, int, int, int]:
     """(lost, shifted, duplicated, twin's count): events of `node` against its unharmed twin `<node>_ref`, from
     audio time `start` on, keyed by type, audio time (10 ms) and what they say (speech, chord, rule, beat or not).
     An event of the twin's that `node` tells one decision step (`TWIN_STEP_S`) early or late is `shifted`: a
-    restarted tracker with state (VAD's LSTM, the chords' tuning and Viterbi) lacks the audio it missed as
-    context, and its state converges over seconds, so a decision may move by a frame; any other miss, or a
-    larger shift, is lost."""
+    restarted tracker with state (VAD's LSTM, the chords' tuning and Viterbi, the beats' posterior) lacks the
+    audio it missed as context, and its state converges over seconds, so a decision may move by a frame (beats:
+    two); any other miss, or a larger shift, is lost."""
     def decisions(name: str) -> list[tuple]:
         return [(e["type"], round(e["t_audio"], 2), e.get("speech"), e.get("chord"), e.get("rule"))
                 for e in events if e.get("node") == name and "t_audio" in e and e["t_audio"] >= start]

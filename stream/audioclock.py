@@ -10,7 +10,8 @@ number of frames by cutting the first samples after it, so its frames, and the t
 the grid of a tracker that lost nothing (else every later event moves by a fraction of a frame).
 Offsets under `REALIGN_S` (a device clock's jitter) are left alone. (Trackers that can jump do so instead, with
 the same threshold: the VAD detector skips a gap closing open speech at its start, the sound-event detector goes
-on at the next patch of its grid; the beat tracker restarts on the stream's clock.)
+on at the next patch of its grid, the beat tracker at the next onset frame of its grid, its posterior carried
+across.)
 """
 
 from __future__ import annotations

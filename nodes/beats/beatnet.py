@@ -191,6 +191,27 @@ class BeatNetFrontEnd:
     def frame_time(self, index: int) -> float:
         return index * HOP / RATE
 
+    def heard_at(self, index: int) -> float:
+        """Seconds of the stream heard when frame `index` is complete: the end of its window."""
+        return (index * HOP + FRAME - FRAME // 2) / RATE
+
+    def resume(self, sample: int) -> int:
+        """Audio went missing: the next sample pushed is the stream's `sample`. Frames stay on the stream's grid
+        (frame k centred on sample k * HOP), the samples before the first one's window are zeros, as at a stream's
+        start, and the LSTM state is kept. Returns the index of the next frame."""
+        index = -(-sample // HOP)
+        self.buffer = np.zeros(FRAME // 2 - (index * HOP - sample), np.float32)
+        self.logspec, self.frames, self.samples = None, index, sample
+        return index
+
+    def state_dict(self) -> dict:
+        return {"lstm": np.asarray(self.state), "frames": self.frames}
+
+    def load_state_dict(self, state: dict) -> None:
+        import jax.numpy as jnp
+
+        self.state, self.frames = jnp.asarray(state["lstm"], jnp.float32), int(state["frames"])
+
     def warm_up(self, sizes: tuple[int, ...] = (1, 2, 4)) -> None:
         """Compile the buckets a live stream uses, before the first block (state untouched)."""
         import jax.numpy as jnp

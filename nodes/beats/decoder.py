@@ -15,6 +15,7 @@ longer `lead`, lets a beat event leave before the beat is heard).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +40,7 @@ class DecoderConfig:
     tempogram_power: float = 1.0  # [0, 4] weight of the tempogram on the tempo transition (0 = ignore it)
     prior_power: float = 0.0  # [0, 2] weight of the tempo prior on every beat's transition (0 = only at the start
     #                           and on jumps)
+    max_gap_s: float = 8.0  # s of missing observations the posterior is carried across; a longer gap starts over
     lead: int = 2  # frames before its phase 0 that a beat is emitted (and predicted)
     min_gap: float = 0.6  # fraction of the period that must separate two emitted beats
 
@@ -92,9 +94,15 @@ def drift_transitions(config: DecoderConfig, periods: np.ndarray) -> np.ndarray:
 def tempogram(history: np.ndarray, periods: np.ndarray) -> np.ndarray:
     """Salience of each period in a stretch of onset strength: autocorrelation at T plus half of it at 2T and
     T/2 (a short comb, so a period is supported by its multiples); non-negative, max 1 (uniform when flat)."""
-    x = history - history.mean()
-    n = len(x)
-    acf = np.correlate(x, x, mode="full")[n - 1:] / np.maximum(n - np.arange(n), 1)
+    n = len(history)
+    if np.isnan(history).any():  # frames of a gap: the autocorrelation of the frames heard
+        heard = ~np.isnan(history)
+        x = np.where(heard, history - history[heard].mean(), 0.0) if heard.any() else np.zeros(n)
+        pairs = np.correlate(heard.astype(float), heard.astype(float), mode="full")[n - 1:]
+        acf = np.correlate(x, x, mode="full")[n - 1:] / np.maximum(pairs, 1)
+    else:
+        x = history - history.mean()
+        acf = np.correlate(x, x, mode="full")[n - 1:] / np.maximum(n - np.arange(n), 1)
     def at(lags):
         lags = np.asarray(np.round(lags), int)
         return np.where(lags < n, acf[np.minimum(lags, n - 1)], 0.0)
@@ -154,8 +162,9 @@ class BeatDecoder:
         beats: list[BeatFrame] = []
         window = len(s.history)
         for o in np.asarray(observations, np.float32):
+            missing = bool(np.isnan(o))  # no evidence (a gap): the posterior only moves on
             s.history[s.frame % window] = o
-            if s.frame % c.tempogram_every == 0 and s.frame >= window // 4:
+            if s.frame % c.tempogram_every == 0 and s.frame >= window // 4 and not missing:
                 recent = np.roll(s.history, -(s.frame + 1) % window)[-min(s.frame + 1, window):]
                 s.salience = tempogram(recent, sp.periods)
                 s.transitions = self.tempo_transitions(s.salience)
@@ -163,7 +172,8 @@ class BeatDecoder:
             alpha = np.empty_like(s.alpha)
             alpha[1:] = s.alpha[:-1]
             alpha[sp.first] = wrapped
-            alpha[sp.beat] *= np.exp(c.gain * (float(o) - c.bias))
+            if not missing:
+                alpha[sp.beat] *= np.exp(c.gain * (float(o) - c.bias))
             s.alpha = alpha / alpha.sum()
             best = int(np.argmax(s.alpha))
             period = int(sp.periods[sp.period_of[best]])
@@ -174,6 +184,37 @@ class BeatDecoder:
                 beats.append(BeatFrame(s.frame, ahead, float(period), mass))
             s.frame += 1
         return beats
+
+    def skip_to(self, frame: int) -> None:
+        """Observations up to `frame` are missing (a gap): carry the posterior across them, as the forward filter
+        does with no evidence (the phase moves on at each period, tempo drifts), so the tracker is back in phase
+        as soon as evidence comes again. Beats decided in the gap are not told. A gap longer than `max_gap_s`
+        leaves no phase worth keeping: the posterior starts over from the prior."""
+        s = self.state
+        gap = frame - s.frame
+        if gap > self.config.max_gap_s * self.fps:
+            history, last_beat = s.history, s.last_beat
+            self.reset()
+            self.state.history, self.state.last_beat = history, last_beat
+            s = self.state
+        elif gap > 0:
+            self.step(np.full(gap, np.nan, np.float32))
+        s.history[(s.frame + np.arange(min(max(0, frame - s.frame), len(s.history)))) % len(s.history)] = np.nan
+        s.frame = max(s.frame, frame)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The posterior over (tempo, phase), the tempogram's input and the emission clock (~33 KB at 100 frames/s)."""
+        s = self.state
+        return {"alpha": s.alpha.copy(), "history": s.history.copy(), "salience": s.salience.copy(),
+                "frame": s.frame, "last_beat": s.last_beat}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        alpha = np.asarray(state["alpha"], np.float64)
+        if alpha.shape != self.state.alpha.shape:
+            raise ValueError(f"decoder state has {alpha.shape[0]} states, this decoder {self.state.alpha.shape[0]}")
+        salience = np.asarray(state["salience"], np.float64)
+        self.state = DecoderState(alpha / alpha.sum(), np.asarray(state["history"], np.float32).copy(), salience,
+                                  self.tempo_transitions(salience), int(state["frame"]), float(state["last_beat"]))
 
     def tempo(self) -> tuple[float, float]:
         """(BPM of the most probable period, its posterior mass)."""

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from nodes.beats.tracker import MODES, Beat, BeatTracker, TempoChange, TrackerConfig
+from stream.audioclock import REALIGN_S
 from stream.errors import ConfigError
 from stream.message import Message
 from stream.node import Node
@@ -48,6 +49,21 @@ class StreamBeats:
     tracker: BeatTracker
     t0_ns: int  # capture time of the stream's first sample (monotonic ns)
     t0_wall: float  # the same, Unix s
+    samples: int = 0  # stream samples (at the stream's rate) up to the end of the last block pushed
+
+    def place(self, samples: np.ndarray, t_capture_ns: int, rate: int) -> np.ndarray:
+        """The samples of a block stamped `t_capture_ns` to push: after a gap (a drop, a restart) the tracker goes
+        on at the block's stream time; audio heard twice (a source resumed from its checkpoint) is cut. Offsets
+        under `REALIGN_S` (a device clock's jitter) are left alone."""
+        at = round((t_capture_ns - self.t0_ns) * rate / 1e9)
+        off = at - self.samples
+        if off > REALIGN_S * rate:
+            self.tracker.resume(at / rate)
+            self.samples = at
+        elif off < -REALIGN_S * rate:
+            samples = samples[min(-off, len(samples)):]
+        self.samples += len(samples)
+        return samples
 
 
 class BeatsNode(Node[BeatsNodeConfig]):
@@ -76,15 +92,18 @@ class BeatsNode(Node[BeatsNodeConfig]):
             saved = self._restored.pop(h.stream, None)
             t0_ns, t0_wall = (saved["t0_ns"], saved["t0_wall"]) if saved else (h.t_capture_ns, h.t_wall)
             s = self.streams[h.stream] = StreamBeats(BeatTracker(self.config.tracker, h.sr, self.params), t0_ns, t0_wall)
-            if saved:  # after a restart: the tracker re-locks from scratch, but times stay on the stream's clock
-                s.tracker.skip((h.t_capture_ns - t0_ns) / 1e9)
+            if saved:  # after a restart: the tracker's posterior comes back and goes on at this block's time
+                if (saved.get("rate"), saved.get("mode")) == (h.sr, self.config.mode):  # else: another config's,
+                    s.tracker.load_state_dict(saved["tracker"])  # or an older node's checkpoint: times only
+                s.samples = max(0, round((h.t_capture_ns - t0_ns) * h.sr / 1e9))
+                s.tracker.resume(s.samples / h.sr)
         return s
 
     async def process(self, msg: Message, port: str = "") -> list[Message]:
         h = msg.header
         samples = mono(msg)  # MessageError for unusable pcm (stream.pcm), before any state exists
         s = self._stream(msg)
-        beats, tempi = s.tracker.push(samples)
+        beats, tempi = s.tracker.push(s.place(samples, h.t_capture_ns, h.sr))
         return [self._beat(h.stream, b) for b in beats] + [self._tempo(h.stream, t) for t in tempi]
 
     def _message(self, stream: str, time_s: float, meta: dict[str, Any]) -> Message:
@@ -104,7 +123,9 @@ class BeatsNode(Node[BeatsNodeConfig]):
         return self._message(stream, t.time, {"type": "tempo.changed", "bpm": t.bpm, "confidence": t.confidence})
 
     def state_dict(self) -> dict[str, Any]:
-        return {name: {"t0_ns": s.t0_ns, "t0_wall": s.t0_wall} for name, s in self.streams.items()}
+        return {name: {"t0_ns": s.t0_ns, "t0_wall": s.t0_wall, "rate": s.tracker.rate, "mode": self.config.mode,
+                       "tracker": s.tracker.state_dict()}
+                for name, s in self.streams.items()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._restored = dict(state)

@@ -12,6 +12,7 @@ Everything is causal: frame i ends at sample (i + 1) * hop, and its value depend
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -81,7 +82,8 @@ class OnsetState:
     recent: np.ndarray  # last flux values (a ring), for the local mean
     recent_sum: float = 0.0  # their sum
     peak: float = 0.0  # running peak of the mean-removed flux
-    frames: int = 0  # frames produced so far
+    frames: int = 0  # frames produced so far (after a gap: the stream's frame index, see `OnsetDetector.resume`)
+    valid: int = 0  # frames before this one are only context (NaN out): their window or the one before holds a gap
 
 
 def initial_state(config: OnsetConfig) -> OnsetState:
@@ -107,13 +109,40 @@ class OnsetDetector:
     def reset(self) -> None:
         self.state = initial_state(self.config)
 
+    def resume(self, sample: int) -> int:
+        """Audio went missing: the next sample pushed is the stream's `sample`. Frames stay on the stream's grid
+        (frame i ends at sample (i + 1) * hop, as an unharmed detector cuts them); those whose window, or whose
+        predecessor's (the flux), starts before `sample` are NaN: no evidence, not a made-up onset. The running
+        peak is kept (decayed over the gap, as the unharmed detector's would have been without louder audio), the
+        local mean starts over. Returns the index of the next frame."""
+        c, s = self.config, self.state
+        index = sample // c.hop
+        s.tail = np.zeros(c.window - c.hop + sample % c.hop, np.float32)
+        s.peak = s.peak * self.peak_decay ** max(0, index - s.frames)
+        s.recent[:], s.recent_sum = 0.0, 0.0
+        s.frames, s.valid = index, -(-(sample + c.window) // c.hop)  # first frame whose predecessor is whole
+        return index
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a restart keeps: the level normalisers (the rest is the last frame's context, lost in the gap)."""
+        return {"frames": self.state.frames, "peak": self.state.peak, "peaks": self.state.peaks.copy()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.state.frames, self.state.peak = int(state["frames"]), float(state["peak"])
+        self.state.peaks = np.asarray(state["peaks"], np.float32).copy()
+
     def frame_time(self, index: int) -> float:
         """Seconds (from the stream's first sample) that frame `index` stands for: its centre."""
         c = self.config
         return ((index + 1) * c.hop - c.window / 2) / c.rate
 
+    def heard_at(self, index: int) -> float:
+        """Seconds of the stream heard when frame `index` is complete: its end."""
+        return (index + 1) * self.config.hop / self.config.rate
+
     def push(self, samples: np.ndarray, last: bool = False) -> np.ndarray:
-        """Onset strength of the frames completed by `samples` (`last`: no more audio; nothing is pending)."""
+        """Onset strength of the frames completed by `samples` (`last`: no more audio; nothing is pending); NaN for
+        the frames just after a gap (`resume`)."""
         c, s = self.config, self.state
         x = np.concatenate([s.tail, np.asarray(samples, np.float32)])
         n = (len(x) - (c.window - c.hop)) // c.hop
@@ -133,6 +162,10 @@ class OnsetDetector:
             logmel = np.log1p(c.compression * m)
             flux = float(np.maximum(logmel - s.previous, 0) @ self.weights) if s.frames else 0.0
             s.previous = logmel
+            if s.frames < s.valid:
+                out[i] = np.nan
+                s.frames += 1
+                continue
             slot = s.frames % len(s.recent)
             s.recent_sum += flux - float(s.recent[slot])
             s.recent[slot] = flux

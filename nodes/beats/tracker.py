@@ -9,6 +9,7 @@ weights or (`crnn-tuned`) the weights fine-tuned on the music development set's 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import soxr
@@ -47,6 +48,8 @@ class TrackerConfig:
     offset_s: float | None = None  # added to every beat time (s); None = the mode's tuned value (OFFSETS)
     tempo_change: float = 0.04  # relative tempo change that triggers a tempo.changed event
     tempo_hold_s: float = 1.0  # the new tempo must hold this long (s) before it is announced
+    tempo_every_s: float = 0.02  # the tempo is looked at on the frames of this grid (s), timed by their audio: so
+    #                              a tracker restarted mid-stream (or fed other block sizes) tells the same changes
     onset: OnsetConfig = field(default_factory=OnsetConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     bars: BarConfig = field(default_factory=BarConfig)
@@ -82,16 +85,39 @@ class BeatTracker:
         self.decoder.reset()
         self.bars.reset()
         self.observations = np.zeros(0, np.float32)
-        self.heard = 0  # samples at RATE pushed so far
-        self.origin = 0.0  # s of the stream before this tracker's first sample (see `skip`)
+        self.heard = 0  # samples at RATE pushed so far, or since the stream's first sample after a gap (`resume`)
         self.announced = 0.0  # last announced BPM
         self.candidate: tuple[float, float] | None = None  # (BPM, since s) waiting to hold
         self.downbeat = np.zeros(256, np.float32)  # crnn: recent downbeat activations, by frame modulo 256
         self.previous_beat: int | None = None  # frame of the last emitted beat
 
-    def skip(self, seconds: float) -> None:
-        """Start the stream's clock at `seconds` (a tracker restarted mid-stream keeps the stream's times)."""
-        self.origin = seconds
+    def resume(self, seconds: float) -> None:
+        """Audio went missing (a drop, a restart from `state_dict`): the next sample pushed is the stream's at
+        `seconds`. The front end's frames stay on the stream's grid and the decoder's posterior over tempo and
+        phase is carried across the gap, so beats come back in phase with an unharmed tracker's; before, the
+        tracker re-locked from scratch on frames off the grid (bench/faults.py, beats kill: 27 of 53 lost)."""
+        at = round(seconds * RATE)
+        self.resampler = soxr.ResampleStream(self.rate, RATE, 1, dtype="float32") if self.rate != RATE else None
+        self.decoder.skip_to(self.frontend.resume(at))
+        self.heard = at
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a restarted tracker needs to be back in phase after the gap (`resume`): the decoder's posterior,
+        the front end's level, the announced tempo and the bar position."""
+        return {"decoder": self.decoder.state_dict(), "frontend": self.frontend.state_dict(),
+                "announced": self.announced, "candidate": list(self.candidate) if self.candidate else None,
+                "downbeat": self.downbeat.copy(), "previous_beat": self.previous_beat,
+                "bars": {"scores": self.bars.scores.copy(), "count": self.bars.count}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.decoder.load_state_dict(state["decoder"])
+        self.frontend.load_state_dict(state["frontend"])
+        self.announced = float(state["announced"])
+        self.candidate = tuple(state["candidate"]) if state["candidate"] else None
+        self.downbeat = np.asarray(state["downbeat"], np.float32).copy()
+        self.previous_beat = state["previous_beat"]
+        self.bars.scores = np.asarray(state["bars"]["scores"], float).copy()
+        self.bars.count = int(state["bars"]["count"])
 
     def push(self, samples: np.ndarray, last: bool = False) -> tuple[list[Beat], list[TempoChange]]:
         x = np.asarray(samples, np.float32).reshape(-1)
@@ -106,17 +132,22 @@ class BeatTracker:
         first = self.decoder.state.frame
         if downbeat is not None:
             self.downbeat[(first + np.arange(len(obs))) % len(self.downbeat)] = downbeat
-        beats = []
-        now = self.origin + self.heard / RATE
-        for b in self.decoder.step(obs):
-            t = self.origin + self.frontend.frame_time(b.frame + b.ahead) + self.offset
-            if t < 0:
-                continue
-            position = self.bars.step(self._downbeat_at(self.previous_beat) if downbeat is not None else None)
-            self.previous_beat = b.frame + b.ahead
-            beats.append(Beat(round(t, 4), t > now, round(b.strength, 3),
-                              round(60.0 * self.frontend.config.fps / b.period, 1), position))
-        return beats, self._tempo(now)
+        beats, tempi = [], []
+        now = self.heard / RATE
+        every = max(1, round(self.config.tempo_every_s * self.frontend.config.fps))
+        for i in range(len(obs)):
+            frame = self.decoder.state.frame
+            for b in self.decoder.step(obs[i:i + 1]):
+                t = self.frontend.frame_time(b.frame + b.ahead) + self.offset
+                if t < 0:
+                    continue
+                position = self.bars.step(self._downbeat_at(self.previous_beat) if downbeat is not None else None)
+                self.previous_beat = b.frame + b.ahead
+                beats.append(Beat(round(t, 4), t > now, round(b.strength, 3),
+                                  round(60.0 * self.frontend.config.fps / b.period, 1), position))
+            if (frame + 1) % every == 0:
+                tempi += self._tempo(self.frontend.heard_at(frame))
+        return beats, tempi
 
     def _downbeat_at(self, frame: int | None) -> float | None:
         """Largest downbeat activation within two frames of `frame` (heard by now), None before the first beat."""
