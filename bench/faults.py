@@ -314,7 +314,7 @@ def recovery(back: list[tuple[float, int, str]], ended_at: float, pid: int, rest
     its new process is ready (a stopped process killed as hung may still be sampled alive after SIGCONT: its
     outage lasts until the new one is ready)."""
     for t, now_pid, state in back:
-        if t >= ended_at and state == "ready" and (now_pid != pid or not restarted):
+        if t >= ended_at and state in ("ready", "done") and (now_pid != pid or not restarted):
             return max(0.0, t - ended_at)
     return float("nan")
 
