@@ -11,6 +11,8 @@ Graph format (see configs/demo.toml for a commented example):
     hwm = 1000              # messages buffered per socket before ZeroMQ drops (drops are counted downstream)
     max_streams = 64        # stream ids one node keeps state for (messages of more are rejected, counted)
     max_message_mb = 16.0   # frames over this many MiB are refused at the socket (counted)
+    replay_s = 10.0         # s of its output each node keeps to replay to a restarted subscriber (0 = off)
+    replay_mb = 32.0        # bound of that replay ring per node, MiB (oldest evicted first)
     plaintext_tcp = false   # allow tcp:// to/from other hosts without CURVE (a trusted private network only)
 
     [curve]                 # encrypt and authenticate tcp:// endpoints across hosts (see stream/curve.py)
@@ -42,7 +44,8 @@ endpoints, `control.sock` (heartbeats), `state/` (checkpoints), `metrics/` (prom
 
 Restarts: a crashed node (non-zero exit, or heartbeats stopped) is restarted at once, then after 0.1 s, doubling
 to 5 s while it keeps crashing. The supervisor keeps one standby process with its imports done, so a restart
-takes milliseconds; the node restores its checkpoint and its downstream nodes reconnect by themselves. A node
+takes milliseconds; the node restores its checkpoint, its upstreams replay what it missed since (`replay_s`), and
+its downstream nodes reconnect by themselves and drop what it re-makes (stream.runner). A node
 failing with a StreamError (missing file or model) stops the graph instead: a restart cannot fix it.
 
 Stopping: SIGINT/SIGTERM (or `duration`) stops the sources; end-of-stream then drains through the graph (a node
@@ -86,7 +89,7 @@ log = logging.getLogger(__name__)
 SINKS_NODE = "sinks"
 STATE_SUSPECT_AFTER = 3  # quick crashes in a row after which a node's checkpoint is set aside
 _GRAPH_KEYS = {"name", "checkpoint_s", "heartbeat_s", "hang_s", "hwm", "max_streams",
-               "max_message_mb", "plaintext_tcp"}
+               "max_message_mb", "plaintext_tcp", "replay_s", "replay_mb"}
 _NODE_KEYS = {"name", "kind", "config", "inputs", "endpoint"}
 _ENDPOINT = re.compile(r"ipc://\S+|tcp://(\*|[\w.\-]+|\[[0-9a-fA-F:]+\]):\d{1,5}")
 MAX_CONTROL_BYTES = 4096  # a heartbeat is ~60 bytes; anything bigger on the control socket is refused
@@ -119,11 +122,14 @@ class Graph:
     curve: CurveKeys | None = None
     max_streams: int = 64
     max_message_mb: float = 16.0
+    replay_s: float = 10.0  # a restarted node gets what it missed replayed from here (stream.transport)
+    replay_mb: float = 32.0
 
     def __post_init__(self) -> None:
         """Ranges of the [graph] and [metrics] values (types are checked by `load_graph`)."""
         for key, low, high in (("checkpoint_s", 0.01, 3600.0), ("heartbeat_s", 0.01, 60.0),
-                               ("hang_s", 0.02, 3600.0), ("max_message_mb", 0.001, 4096.0)):
+                               ("hang_s", 0.02, 3600.0), ("max_message_mb", 0.001, 4096.0),
+                               ("replay_s", 0.0, 3600.0), ("replay_mb", 0.0, 4096.0)):
             value = getattr(self, key)
             if not low <= value <= high:
                 raise ConfigError(f"[graph] {key} must be in [{low}, {high}], got {value}")
@@ -205,7 +211,8 @@ def graph_from_table(raw: dict[str, Any], path: Path) -> Graph:
                                  tuple(e.name for e in entries)))
     head = _typed(head, "[graph]", {"name": str, "checkpoint_s": float, "heartbeat_s": float, "hang_s": float,
                                     "hwm": int,
-                                    "max_streams": int, "max_message_mb": float, "plaintext_tcp": bool})
+                                    "max_streams": int, "max_message_mb": float, "plaintext_tcp": bool,
+                                    "replay_s": float, "replay_mb": float})
     met = _typed(met, "[metrics]", {"host": str, "port": int})
     graph = Graph(
         name=head.pop("name", Path(path).stem), nodes=tuple(entries),
@@ -331,6 +338,7 @@ class Supervisor:
             state_path=str(self.run_dir / "state" / f"{node.name}.msgpack"), hwm=self.graph.hwm,
             heartbeat_s=self.graph.heartbeat_s, checkpoint_s=self.graph.checkpoint_s, curve=self._curve(node),
             max_streams=self.graph.max_streams, max_message_bytes=round(self.graph.max_message_mb * 2**20),
+            replay_s=self.graph.replay_s, replay_bytes=round(self.graph.replay_mb * 2**20),
         )
 
     def _curve(self, node: NodeEntry) -> dict[str, Any] | None:

@@ -5,7 +5,11 @@ without copying (`decode` returns a read-only view), and the header stays small 
 
 Header fields (version `VERSION`):
 - `stream`: stream id (one microphone / file); per-stream state never mixes streams.
-- `seq`: per (stream, sender) counter stamped by the sending runtime; a gap means dropped messages.
+- `seq`: per (stream, sender) counter stamped by the sending runtime; a gap means dropped messages, a seq not above
+  the last one of the same `epoch` a duplicate (a node restarted from its checkpoint re-makes what it had sent).
+- `epoch` (optional, 0 when absent): the sender's numbering, drawn by a runtime that starts without a checkpoint
+  and kept by one that restores it; a new epoch means the sender's seq starts over (no duplicates), 0 means the
+  sender cannot tell (a seq going back is then taken for a restart, as before epochs).
 - `t_capture_ns`: `time.monotonic_ns()` when the first sample of the audio behind this message was captured
   (system-wide on Linux, so `now - t_capture_ns` is the latency at any hop on one host).
 - `t_wall`: the same instant as Unix time in seconds (for users and other hosts).
@@ -48,6 +52,7 @@ MAX_GAP = 1_000_000  # a seq jump past this many messages is a sender reset, not
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}")
 NAME_RULE = "1-64 letters, digits, '_', '.' or '-', not starting with '.' or '-' (no '/', spaces or '..')"
 _FIELDS = ("v", "stream", "seq", "t_capture_ns", "t_wall", "kind", "sr", "dtype", "shape", "meta")
+_OPTIONAL = ("epoch",)  # added later: a header without it is still valid (epoch 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +69,7 @@ class Header:
     dtype: str
     shape: tuple[int, ...]
     meta: dict[str, Any] = field(default_factory=dict)
+    epoch: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +112,10 @@ class Message:
             t_wall=h.t_wall, seq=h.seq, meta=meta,
         )
 
-    def with_seq(self, seq: int) -> Message:
-        return Message(dataclasses.replace(self.header, seq=seq), self.data)
+    def with_seq(self, seq: int, epoch: int | None = None) -> Message:
+        """This message numbered `seq` (and `epoch` when given): what a sending runtime stamps."""
+        epoch = self.header.epoch if epoch is None else epoch
+        return Message(dataclasses.replace(self.header, seq=seq, epoch=epoch), self.data)
 
     @property
     def duration_s(self) -> float:
@@ -130,7 +138,7 @@ def encode(msg: Message) -> list[bytes | memoryview]:
         )
     if not data.flags.c_contiguous:
         data = np.ascontiguousarray(data)
-    header = msgpack.packb({name: getattr(h, name) for name in _FIELDS}, use_bin_type=True)
+    header = msgpack.packb({name: getattr(h, name) for name in (*_FIELDS, *_OPTIONAL)}, use_bin_type=True)
     return [header, memoryview(data).cast("B") if data.size else b""]
 
 
@@ -153,8 +161,9 @@ def decode(frames: Sequence[bytes | memoryview]) -> Message:
         raise MessageError("header", f"expected a map, got {type(fields).__name__}")
     if fields.get("v") != VERSION:
         raise MessageError("version", f"version {fields.get('v')!r}, this runtime reads {VERSION}")
-    if set(fields) != set(_FIELDS):
-        raise MessageError("header", f"fields {sorted(fields)} != {sorted(_FIELDS)}")
+    if not set(_FIELDS) <= set(fields) <= {*_FIELDS, *_OPTIONAL}:
+        raise MessageError("header", f"fields {sorted(fields)} != {sorted(_FIELDS)} (optional: {list(_OPTIONAL)})")
+    fields.setdefault("epoch", 0)
     _check_types(fields)
     dtype, shape = fields["dtype"], tuple(fields["shape"])
     if dtype not in DTYPES:
@@ -170,7 +179,7 @@ def decode(frames: Sequence[bytes | memoryview]) -> Message:
 
 _TYPES: dict[str, type | tuple[type, ...]] = {
     "stream": str, "seq": int, "t_capture_ns": int, "t_wall": (float, int), "kind": str, "sr": int,
-    "dtype": str, "shape": list, "meta": dict,
+    "dtype": str, "shape": list, "meta": dict, "epoch": int,
 }
 
 
@@ -184,8 +193,9 @@ def _check_types(fields: dict[str, Any]) -> None:
         value = fields[name]
         if not isinstance(value, expected) or isinstance(value, bool):
             raise MessageError("field", f"{name}={value!r} is not {expected}")
-    if not (0 <= fields["seq"] <= MAX_SEQ and 0 <= fields["t_capture_ns"] <= MAX_SEQ and 0 <= fields["sr"] < 2**31):
-        raise MessageError("field", "seq, t_capture_ns and sr must be non-negative int64 (sr int32)")
+    if not (0 <= fields["seq"] <= MAX_SEQ and 0 <= fields["t_capture_ns"] <= MAX_SEQ and 0 <= fields["epoch"] <= MAX_SEQ
+            and 0 <= fields["sr"] < 2**31):
+        raise MessageError("field", "seq, epoch, t_capture_ns and sr must be non-negative int64 (sr int32)")
     if not math.isfinite(fields["t_wall"]):
         raise MessageError("field", f"t_wall={fields['t_wall']!r} is not a finite time")
     if fields["stream"] != "-" and not valid_name(fields["stream"]):
@@ -202,40 +212,68 @@ class Order(Enum):
 
     OK = "ok"
     GAP = "gap"  # messages were lost before this one
-    OUT_OF_ORDER = "out_of_order"  # seq went back or jumped past MAX_GAP: the sender restarted (one ZeroMQ pipe
-    #   never reorders)
+    DUPLICATE = "duplicate"  # seq not above the last of its epoch: had already (a restarted sender re-made it)
+    OUT_OF_ORDER = "out_of_order"  # a new epoch, or (epoch 0) seq went back or jumped past MAX_GAP: the sender
+    #   restarted without its checkpoint (one ZeroMQ pipe never reorders)
 
 
 class SeqTracker:
-    """Detects gaps and reordering per (sender, stream); its state is checkpointed so a restart sees the gap."""
+    """Detects gaps, duplicates and restarts per (sender, stream); its state is checkpointed so a restart sees the
+    gap, and asks its upstreams to replay from there."""
 
     def __init__(self) -> None:
-        self._last: dict[tuple[str, str], int] = {}
+        self._last: dict[tuple[str, str], tuple[int, int]] = {}  # (sender, stream) -> (epoch, seq)
 
     def check(self, sender: str, header: Header) -> tuple[Order, int]:
-        """(order, number of messages missing before this one) and remember `header.seq`."""
+        """(order, number of messages missing before this one); remembers `header.seq` unless a duplicate."""
         key = (sender, header.stream)
         last = self._last.get(key)
-        self._last[key] = header.seq
-        if last is None or header.seq == last + 1:
+        if self.seen(sender, header):
+            return Order.DUPLICATE, 0
+        self._last[key] = (header.epoch, header.seq)
+        if last is None:
             return Order.OK, 0
-        if last + 1 < header.seq <= last + 1 + MAX_GAP:
-            return Order.GAP, header.seq - last - 1
+        epoch, seq = last
+        if epoch != header.epoch:
+            return Order.OUT_OF_ORDER, 0
+        if header.seq == seq + 1:
+            return Order.OK, 0
+        if seq + 1 < header.seq <= seq + 1 + MAX_GAP:
+            return Order.GAP, header.seq - seq - 1
         return Order.OUT_OF_ORDER, 0
+
+    def seen(self, sender: str, header: Header) -> bool:
+        """Whether this message of a sender with an epoch was had already (same epoch, seq not above the last)."""
+        last = self._last.get((sender, header.stream))
+        return header.epoch != 0 and last is not None and last[0] == header.epoch and header.seq <= last[1]
+
+    def mark(self, sender: str, header: Header) -> None:
+        """Remember `header` as the last of its (sender, stream), unchecked (the runner's processed positions)."""
+        self._last[(sender, header.stream)] = (header.epoch, header.seq)
 
     def positions(self, sender: str) -> dict[str, int]:
         """Last seq seen per stream from `sender`."""
-        return {stream: seq for (who, stream), seq in self._last.items() if who == sender}
+        return {stream: seq for (who, stream), (_, seq) in self._last.items() if who == sender}
+
+    def after(self, sender: str) -> dict[str, list[int]]:
+        """[epoch, last seq] per stream from `sender`: where a replay from it starts."""
+        return {stream: [epoch, seq] for (who, stream), (epoch, seq) in self._last.items() if who == sender}
 
     def streams(self) -> set[str]:
         """Stream ids seen so far (from any sender)."""
         return {stream for _, stream in self._last}
 
-    def state_dict(self) -> dict[str, int]:
-        return {f"{sender}\x00{stream}": seq for (sender, stream), seq in self._last.items()}
+    def state_dict(self) -> dict[str, list[int]]:
+        return {f"{sender}\x00{stream}": [epoch, seq] for (sender, stream), (epoch, seq) in self._last.items()}
 
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        self._last = {tuple(key.split("\x00", 1)): seq for key, seq in state.items()}  # type: ignore[misc]
+    def load_state_dict(self, state: dict[str, list[int]]) -> None:
+        last = {}
+        for key, (epoch, seq) in state.items():
+            sender, _, stream = key.partition("\x00")
+            if not (isinstance(epoch, int) and isinstance(seq, int) and 0 <= epoch <= MAX_SEQ and 0 <= seq <= MAX_SEQ):
+                raise ValueError(f"seq position {key!r}: {[epoch, seq]!r} is not [epoch, seq]")
+            last[(sender, stream)] = (epoch, seq)
+        self._last = last
 
 
 def now() -> tuple[int, float]:

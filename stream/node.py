@@ -90,6 +90,12 @@ class Source(Node[C]):
     def produce(self) -> AsyncIterator[Message]:
         raise NotImplementedError(f"{type(self).__name__} must implement produce()")
 
+    def position(self, msg: Message) -> int | None:
+        """The seq of `msg` from where it lies in its stream, or None for the runtime's counter. A source that
+        resumes from its checkpoint (a file) re-sends or skips blocks after a restart: numbered by position,
+        downstream drops the ones it had as duplicates and counts the skipped ones as dropped."""
+        return None
+
 
 def resolve(kind: str) -> type[Node[Any]]:
     """"loudness" -> nodes.loudness.node:NODE; "pkg.mod:Class" -> that class."""

@@ -8,9 +8,18 @@ counted and logged once per reason, never fatal), sequence gaps are counted as d
 Stopping: SIGTERM/SIGINT makes a source stop producing and any node drain what it has already received; when
 all upstreams have sent end-of-stream (or on a stop) the node calls `close()`, publishes the result and its own
 end-of-stream, checkpoints and exits 0. A StreamError (the user must fix something) exits `EXIT_FATAL` and the
-supervisor stops the graph; any other crash exits non-zero and the supervisor restarts the node. The checkpoint
-(node state + last seq seen per sender) makes the gap of the outage show up in the dropped counter. Messages
-the node processed after its last checkpoint count as dropped too, as their effect on the state was lost.
+supervisor stops the graph; any other crash exits non-zero and the supervisor restarts the node.
+
+Nothing lost to a restart, nothing told twice: the checkpoint (every `checkpoint_s`, never in the middle of a
+message) holds the node state, the last seq it processed per (sender, stream), its output seq per stream and its
+epoch. A restarted node asks each upstream to replay what followed those positions (`stream.transport`: every
+publisher keeps its last `replay_s` of frames), so it processes the messages of its outage, and those it had
+processed after its checkpoint, before live ones, each once. Re-made outputs carry the seq they had the first
+time (same epoch, counters restored), so downstream drops them as duplicates (`result="duplicate"`). A node that
+starts without a usable checkpoint draws a new epoch: its seq starting over is a restart, not duplicates. What an
+upstream's ring no longer holds is counted as dropped by sequence number. A source numbers its messages by
+position when it can (`Source.position`: a file resumes or skips by its checkpoint); a source without state (a
+device) keeps no epoch across a restart (its audio after one is new).
 
 Bounded inputs: frames over `max_message_bytes` are refused by ZeroMQ before they are buffered ("oversize"), and
 a node keeps state for at most `max_streams` stream ids (messages of more are "rejected"); both are counted in
@@ -26,6 +35,7 @@ import contextlib
 import json
 import logging
 import os
+import random
 import signal
 import sys
 import time
@@ -43,16 +53,17 @@ import zmq.asyncio
 from stream import metrics
 from stream.curve import CurveKeys, ZapHandler
 from stream.errors import MessageError, StreamError
-from stream.message import Message, Order, SeqTracker, decode
+from stream.message import MAX_SEQ, Message, Order, SeqTracker, decode
 from stream.node import Node, Source, resolve
 from stream.pulse import Pulse
-from stream.transport import EOS, Input, Publisher, subscribe
+from stream.transport import EOS, REPLAY, Input, Publisher, replay_request, subscribe
 
 log = logging.getLogger(__name__)
 
 RTF_SPAN_S = 1.0  # s of audio per stream_realtime_factor reading
 EXIT_FATAL = 3  # a StreamError (bad config, missing model or file): restarting cannot fix it
-RESULTS = ("ok", "malformed", "dropped", "gap", "out_of_order", "rejected", "oversize")
+RESULTS = ("ok", "malformed", "dropped", "gap", "out_of_order", "rejected", "oversize", "duplicate")
+REPLAY_WAIT_S = 5.0  # s a restarted node waits for an upstream's replay before it takes live frames without it
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,8 @@ class NodeSpec:
     max_streams: int = 64  # stream ids one node keeps state for; messages of further ones are rejected (counted)
     max_message_bytes: int = 16 * 2**20  # frames over this are refused at the socket (counted as oversize)
     curve: dict[str, Any] | None = None  # CurveKeys.to_dict() when the graph has a [curve] table
+    replay_s: float = 10.0  # s of sent frames kept to replay to a restarted subscriber (0: none)
+    replay_bytes: int = 32 * 2**20  # bound of that ring in bytes
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -115,7 +128,11 @@ class Runner:
 
     def __init__(self, spec: NodeSpec, node: Node[Any], ctx: zmq.asyncio.Context) -> None:
         self.spec, self.node, self.ctx = spec, node, ctx
-        self.tracker = SeqTracker()
+        self.tracker = SeqTracker()  # what was received (gaps, duplicates)
+        self.done = SeqTracker()  # what was processed: the checkpoint's positions, where a replay starts
+        self.epoch = random.randint(1, MAX_SEQ)  # kept from the checkpoint when restored
+        self.restored = False
+        self._step = asyncio.Lock()  # a checkpoint is taken between messages, never in the middle of one
         self.out_seq: dict[str, int] = {}
         self.last_sent: dict[str, dict[str, int]] = {}  # kind -> stream -> last seq published (told at the end)
         self.queue: deque[tuple[str, Message]] = deque()
@@ -140,12 +157,15 @@ class Runner:
         await self.node.setup()
         curve = CurveKeys.from_dict(self.spec.curve) if self.spec.curve else None
         zap = ZapHandler(self.ctx, curve.authorized) if curve else None
-        self.pub = Publisher(self.ctx, self.spec.endpoint, self.spec.subscribers, self.spec.hwm, curve, self.spec.name)
+        self.pub = Publisher(self.ctx, self.spec.endpoint, self.spec.subscribers, self.spec.hwm, curve, self.spec.name,
+                             self.epoch, self.spec.replay_s, self.spec.replay_bytes)
         await self.pub.wait_ready(self.spec.ready_timeout_s)
+        kinds = [*self.node.accepts, EOS] if self.node.accepts else []
         for upstream, endpoint in self.spec.inputs.items():
+            replay = replay_request(self.done.after(upstream), kinds) if self.restored else b""
             sock = subscribe(self.ctx, endpoint, self.spec.name, self.node.accepts, self.spec.hwm,
-                             int(self.spec.heartbeat_s * 1000), self.spec.max_message_bytes, curve)
-            self.inputs[upstream] = Input(sock, endpoint)
+                             int(self.spec.heartbeat_s * 1000), self.spec.max_message_bytes, curve, replay)
+            self.inputs[upstream] = Input(sock, endpoint, self.spec.name, replay, REPLAY_WAIT_S)
         self.state = "ready"
         log.info("%s: ready", self.spec.name)
         background = [asyncio.ensure_future(self._checkpoint_loop())]
@@ -193,15 +213,30 @@ class Runner:
             state = load_state(path)
             self.node.load_state_dict(state["node"])
             self.tracker.load_state_dict(state["seq_in"])
+            self.done.load_state_dict(state["seq_in"])
+            self._restore_output(state)
         except Exception as exc:  # noqa: BLE001 - any defect of the file or of the state in it
             path.replace(path.with_suffix(".corrupt"))
             self.node = type(self.node).from_table(self.spec.config, self.spec.name)
-            self.tracker = SeqTracker()
+            self.tracker, self.done = SeqTracker(), SeqTracker()
+            self.out_seq, self.last_sent = {}, {}
             metrics.CHECKPOINT_CORRUPT.labels(self.spec.name).inc()
             log.warning("%s: checkpoint %s is unusable (%s: %s); kept as %s, starting fresh", self.spec.name, path,
                         type(exc).__name__, exc, path.with_suffix(".corrupt").name)
             return
+        self.restored = True
         log.info("%s: restored checkpoint %s", self.spec.name, path)
+
+    def _restore_output(self, state: dict[str, Any]) -> None:
+        """Output seq, what was told sent, and the epoch: re-made messages get the seq they had. A source without
+        state (a device: what it sends after a restart is new audio) starts a new epoch instead."""
+        if isinstance(self.node, Source) and not state["node"]:
+            return
+        epoch, out_seq, sent = state["epoch"], state["seq_out"], state["sent"]
+        if not (isinstance(epoch, int) and 1 <= epoch <= MAX_SEQ and _counts(out_seq)
+                and isinstance(sent, dict) and all(isinstance(k, str) and _counts(v) for k, v in sent.items())):
+            raise ValueError("output seq, sent or epoch malformed")
+        self.epoch, self.out_seq, self.last_sent = epoch, dict(out_seq), {k: dict(v) for k, v in sent.items()}
 
     async def _produce(self) -> None:
         source = self.node.produce()
@@ -240,6 +275,10 @@ class Runner:
                 else:
                     self._take(ports[sock], sock)
             for name, upstream in self.inputs.items():
+                if upstream.request and time.monotonic() > upstream.replay_until:
+                    log.warning("%s: %s did not answer its replay request; going on with live messages",
+                                self.spec.name, name)
+                    self._release(name, upstream)
                 if upstream.check():
                     self._messages["oversize"].inc()
                     self._log_once("oversize", f"{self.spec.name}: {name} sent a frame over "
@@ -253,16 +292,39 @@ class Runner:
                 await asyncio.sleep(0)  # heartbeats go out between messages: a node behind is slow, not hung
 
     def _take(self, port: str, sock: zmq.asyncio.Socket) -> None:
-        """Move what the socket holds into the queue (bounded: the rest waits in ZeroMQ's buffer)."""
+        """Move what the socket holds into the queue (bounded: the rest waits in ZeroMQ's buffer). While a replay
+        is awaited, live frames are held; replayed ones (topic: our replay prefix) go in; other nodes' replays
+        (reaching a node that subscribes to every topic) are ignored."""
+        upstream = self.inputs[port]
         while len(self.queue) < self.spec.max_queue:
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False).result()
+                frames = [f.buffer for f in sock.recv_multipart(zmq.NOBLOCK, copy=False).result()]
             except zmq.Again:
                 break
-            msg = self.receive(port, [f.buffer for f in frames])
+            name = bytes(frames[0])
+            if name.startswith(REPLAY):
+                if not upstream.request or not name.startswith(upstream.prefix):
+                    continue
+                if name == upstream.prefix:  # the end mark
+                    self._release(port, upstream)
+                    continue
+            elif upstream.request:
+                upstream.held.append(frames)
+                continue
+            msg = self.receive(port, frames)
             if msg is not None:
                 self.queue.append((port, msg))
         self._depth.set(len(self.queue))
+
+    def _release(self, port: str, upstream: Input) -> None:
+        """The replay from `port` is over: queue the live messages held meanwhile that it did not give."""
+        for frames in upstream.end_replay():
+            with contextlib.suppress(MessageError):
+                if self.tracker.seen(port, decode(frames[1:]).header):
+                    continue  # sent live and replayed: had once, not counted
+            msg = self.receive(port, frames)
+            if msg is not None:
+                self.queue.append((port, msg))
 
     def receive(self, port: str, frames: list[bytes | memoryview]) -> Message | None:
         """The message of wire frames `[topic, header, array]` from input `port`, or None when it is refused (and
@@ -288,6 +350,11 @@ class Runner:
                            f"new ones (here {stream!r}) are rejected and counted (raise [graph] max_streams)")
             return None
         order, missing = self.tracker.check(port, msg.header)
+        if order is Order.DUPLICATE:
+            self._messages["duplicate"].inc()
+            self._log_once("duplicate", f"{self.spec.name}: {port} sent seq {msg.header.seq} of {stream!r} again "
+                           "(re-made after its restart); dropped, counted")
+            return None
         if order is Order.GAP:
             self._messages["gap"].inc()
             self._messages["dropped"].inc(missing)
@@ -299,6 +366,10 @@ class Runner:
 
     async def handle(self, port: str, msg: Message) -> None:
         """Process one received message (end-of-stream included), count the result, publish the outputs."""
+        async with self._step:
+            await self._handle(port, msg)
+
+    async def _handle(self, port: str, msg: Message) -> None:
         if msg.header.kind == EOS:
             if self._accounts(port, msg.header.meta.get("sent")):
                 self.ended.add(port)
@@ -316,6 +387,7 @@ class Runner:
         except StreamError as exc:
             self._messages["malformed"].inc()
             self._log_once(type(exc).__name__, f"{self.spec.name}: rejected a message from {port} ({exc})")
+            self.done.mark(port, msg.header)
             return
         elapsed = time.perf_counter() - start
         self._messages["ok"].inc()
@@ -329,6 +401,7 @@ class Runner:
             self._busy_s = self._audio_s = 0.0
         for out in outputs:
             await self.publish(out)
+        self.done.mark(port, msg.header)
 
     def _accounts(self, port: str, sent: Any) -> bool:
         """Whether an end-of-stream's `sent` ({kind: {stream: last seq}}) names, for the kinds this node takes,
@@ -341,11 +414,12 @@ class Runner:
         return all(told.get(stream) == seq for stream, seq in self.tracker.positions(port).items())
 
     async def publish(self, msg: Message) -> None:
-        """Stamp the per-stream output seq and send."""
-        seq = self.out_seq.get(msg.header.stream, 0)
+        """Stamp the epoch and the per-stream output seq (a source's position, when it tells one) and send."""
+        position = self.node.position(msg) if isinstance(self.node, Source) else None
+        seq = self.out_seq.get(msg.header.stream, 0) if position is None else position
         self.out_seq[msg.header.stream] = seq + 1
         self.last_sent.setdefault(msg.header.kind, {})[msg.header.stream] = seq
-        await self.pub.send(msg.with_seq(seq))
+        await self.pub.send(msg.with_seq(seq, self.epoch))
 
     def _log_once(self, reason: str, text: str) -> None:
         if reason not in self._logged:
@@ -356,12 +430,20 @@ class Runner:
     async def _checkpoint_loop(self) -> None:
         while True:
             await asyncio.sleep(self.spec.checkpoint_s)
-            self._save()
+            async with self._step:
+                self._save()
 
     def _save(self) -> None:
         if self.spec.state_path:
             save_state(Path(self.spec.state_path),
-                       {"node": self.node.state_dict(), "seq_in": self.tracker.state_dict()})
+                       {"node": self.node.state_dict(), "seq_in": self.done.state_dict(), "seq_out": self.out_seq,
+                        "sent": self.last_sent, "epoch": self.epoch})
+
+
+def _counts(value: Any) -> bool:
+    """Whether `value` is a {stream: seq} map."""
+    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, int) and 0 <= v <= MAX_SEQ
+                                           for k, v in value.items())
 
 
 async def run_spec(spec: NodeSpec) -> None:

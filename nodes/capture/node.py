@@ -27,6 +27,7 @@ import numpy as np
 from nodes.capture.conform import MAX_RATE, MIN_RATE, Block, Conformer
 from nodes.capture.network import FfmpegSource, WebSocketSource, check_url, parse_listen
 from nodes.capture.sources import (
+    NS,
     DeviceSource,
     FileSource,
     SceneSource,
@@ -132,6 +133,13 @@ class CaptureNode(SourceNode[CaptureConfig]):
             padded = np.zeros((self.frames, c.channels), np.float32)
             padded[:valid] = out.samples
             yield self._message(Block(padded, out.t_capture_ns), wall_minus_mono, {"valid_frames": valid})
+
+    def position(self, msg: Message) -> int | None:
+        """A paced source's block index on its timeline (a restart resumes or skips by its checkpoint); None for a
+        device or network source (stamps from arrival: its output after a restart is new)."""
+        if self.timeline.start_ns is None:
+            return None
+        return round((msg.header.t_capture_ns - self.timeline.start_ns) * self.config.rate / (NS * self.frames))
 
     def _message(self, block: Block, wall_minus_mono: float, meta: dict | None = None) -> Message:
         return Message.new(
