@@ -16,9 +16,11 @@ its subscriptions by itself (ZeroMQ), so nothing has to be re-wired.
 
 Replay (nothing lost to a restart): every Publisher keeps a ring of what it sent in its last `replay_s` seconds
 (at most `replay_bytes`, oldest evicted first). A node restarted from its checkpoint subscribes, after its data
-subscriptions, to `\\x00replay/<its name>/` (the replay topic, which only it subscribes to) and then to a request
-token `\\x00replay/<its name>/<msgpack {"after": {stream: [epoch, seq]}, "kinds": [...]}>`: the last message of
-each stream its checkpointed state had processed. The XPUB sees the request as a subscription and answers on the
+subscriptions, to `\\x00replay/<its name>/` (the replay topic, which only it subscribes to) and to a request
+token `\\xffreplay/<its name>/<msgpack {"after": {stream: [epoch, seq]}, "kinds": [...]}>`: the last message of
+each stream its checkpointed state had processed. A SUB sends its subscriptions on (re)connect in the byte order
+of its subscription trie, not in the order they were made (the ready token, `\\x00...`, comes first): `\\xff` puts
+the request after the replay topic and the data subscriptions, so the publisher sees it with those in place. The XPUB sees the request as a subscription and answers on the
 same pipe: the ring's frames after those positions (all of a stream of another epoch or not named), each under
 `\\x00replay/<name>/` + its own topic, then the bare topic `\\x00replay/<name>/` as the end mark. The subscriber
 holds live frames meanwhile and takes them after the replayed ones, skipping those the replay gave (dedupe by seq
@@ -55,7 +57,8 @@ from stream.message import Message, encode
 log = logging.getLogger(__name__)
 
 READY = b"\x00ready/"
-REPLAY = b"\x00replay/"
+REPLAY = b"\x00replay/"  # + `<name>/`: the topic of frames replayed to that subscriber
+ASK = b"\xffreplay/"  # + `<name>/<request>`: a replay request (sorts after every data subscription, see below)
 MAX_REQUEST_BYTES = 64 * 1024  # a replay request names at most max_streams positions: far less than this
 EOS = "eos"  # kind of the message a node publishes last: its upstreams are done and so is it
 RECONNECT_IVL_MS, RECONNECT_IVL_MAX_MS = 20, 100
@@ -127,16 +130,14 @@ class Publisher:
                     log.info("subscriber %s rejoined", name)
                 if name in self.expected:
                     self.joined.add(name)
-            elif event[:1] == b"\x01" and event[1:].startswith(REPLAY):
-                await self._replay(event[1 + len(REPLAY):])
+            elif event[:1] == b"\x01" and event[1:].startswith(ASK):
+                await self._replay(event[1 + len(ASK):])
             await asyncio.sleep(0)
 
     async def _replay(self, token: bytes) -> None:
-        """Answer `<name>/<request>` (a bare `<name>/` is the replay topic's own subscription: nothing to do).
-        A request that does not parse is answered with the end mark alone, and logged once."""
+        """Answer `<name>/<request>`; a request that does not parse is answered with the end mark alone, and
+        logged once."""
         name, _, raw = token.partition(b"/")
-        if not raw:
-            return
         request = _request(raw)
         if request is None and not self._logged:
             self._logged = True
@@ -255,7 +256,7 @@ def subscribe(
         sock.setsockopt(zmq.SUBSCRIBE, topic(EOS))
     if replay:
         sock.setsockopt(zmq.SUBSCRIBE, replay_prefix(name))
-        sock.setsockopt(zmq.SUBSCRIBE, replay_prefix(name) + replay)
+        sock.setsockopt(zmq.SUBSCRIBE, ASK + name.encode() + b"/" + replay)
     sock.setsockopt(zmq.SUBSCRIBE, READY + name.encode())
     try:
         sock.connect(endpoint)
@@ -276,13 +277,14 @@ class Input:
         self.settle_s = 3 * RECONNECT_IVL_MAX_MS / 1000
         self._disconnected_at: float | None = None
         self.prefix = replay_prefix(name)
+        self.ask = ASK + name.encode() + b"/"
         self.request = replay  # b"" = no replay asked (or it ended)
         self.replay_until = time.monotonic() + replay_wait_s  # then live frames are taken without it (logged)
         self.held: list[Any] = []  # live frames that came before the replay's end mark
 
     def end_replay(self) -> list[Any]:
         """Stop waiting for the replay: unsubscribe its topic and request; the live frames held meanwhile."""
-        self.sock.setsockopt(zmq.UNSUBSCRIBE, self.prefix + self.request)
+        self.sock.setsockopt(zmq.UNSUBSCRIBE, self.ask + self.request)
         self.sock.setsockopt(zmq.UNSUBSCRIBE, self.prefix)
         self.request = b""
         held, self.held = self.held, []

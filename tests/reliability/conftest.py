@@ -25,6 +25,7 @@ class NodeUnderTest:
     upstream: zmq.asyncio.Socket
     out: zmq.asyncio.Socket
     metrics_dir: Path
+    subscriptions: list[bytes]  # the subscription events the node sent up to its ready token (verbose XPUB)
 
     async def send(self, frames: list[bytes]) -> None:
         await self.upstream.send_multipart(frames)
@@ -43,7 +44,7 @@ class NodeUnderTest:
 async def node_process(tmp_path) -> AsyncIterator:
     """`await node_process(kind, config, **spec_fields)` starts a node whose upstream and downstream is the test."""
     ctx = zmq.asyncio.Context()
-    procs = []
+    procs, socks = [], []
 
     async def start(kind: str, config: dict | None = None, **spec: object) -> NodeUnderTest:
         (tmp_path / "metrics").mkdir(exist_ok=True)
@@ -55,6 +56,7 @@ async def node_process(tmp_path) -> AsyncIterator:
         out.setsockopt(zmq.SUBSCRIBE, b"")
         out.setsockopt(zmq.SUBSCRIBE, READY + b"probe")
         out.connect(f"ipc://{tmp_path / 'node.sock'}")
+        socks.extend((upstream, out))
         node_spec = NodeSpec(name="node", kind=kind, config=config or {}, endpoint=f"ipc://{tmp_path / 'node.sock'}",
                              inputs={"capture": f"ipc://{tmp_path / 'up.sock'}"}, subscribers=["probe"], **spec)
         env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"), PYTHONPATH=str(REPO_ROOT))
@@ -63,13 +65,17 @@ async def node_process(tmp_path) -> AsyncIterator:
         procs.append(proc)
         proc.stdin.write(node_spec.to_json().encode() + b"\n")
         proc.stdin.close()
-        while await asyncio.wait_for(upstream.recv(), 30) != b"\x01" + READY + b"node":
-            pass  # subscribed: nothing sent from now on is lost to a slow join
-        return NodeUnderTest(proc, upstream, out, tmp_path / "metrics")
+        subscriptions = []
+        while subscriptions[-1:] != [b"\x01" + READY + b"node"]:
+            subscriptions.append(await asyncio.wait_for(upstream.recv(), 30))
+        # subscribed: nothing sent from now on is lost to a slow join
+        return NodeUnderTest(proc, upstream, out, tmp_path / "metrics", subscriptions)
 
     yield start
     for proc in procs:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+    for sock in socks:  # closed here: ctx.destroy alone hung once a node subscribed to every topic (SlowStart)
+        sock.close(linger=0)
     ctx.destroy(linger=0)
