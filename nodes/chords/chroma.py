@@ -94,6 +94,9 @@ def fold_chroma(semitones: np.ndarray, config: ChromaConfig) -> tuple[np.ndarray
     return norm(treble).astype(np.float32), norm(bass).astype(np.float32)
 
 
+HISTORY_S = 0.25  # s of input kept to rebuild the resampler after a restart (its delay is tens of ms)
+
+
 class StreamingChroma:
     """Stateful step: `push(samples)` (mono float32 at `rate` Hz, any block size) -> (treble, bass) chroma frames
     [n, 12] for every complete frame so far. Frame k covers analysis samples [k * HOP, k * HOP + N_FFT), i.e. it is
@@ -108,6 +111,9 @@ class StreamingChroma:
         self._window = np.hanning(N_FFT).astype(np.float32)
         self._tuning = 0j  # decayed sum of peak phasors
         self.frames = 0  # frames emitted so far
+        self._inputs = self._outputs = 0  # samples into and out of the resampler
+        self._history = np.zeros(0, np.float32)  # its last HISTORY_S of input, to rebuild it after a restart
+        self._skip = 0  # resampled samples to drop: re-made by a rebuilt resampler, analysed already
 
     @staticmethod
     def frame_time(k: int | np.ndarray) -> float | np.ndarray:
@@ -120,8 +126,18 @@ class StreamingChroma:
         return float(np.angle(self._tuning) / (2 * np.pi) * 100.0) if self._tuning != 0 else 0.0
 
     def push(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = self._resampler.resample_chunk(samples[:, None])[:, 0] if self._resampler else samples
-        return self._analyse(x)
+        if not self._resampler:
+            return self._analyse(samples)
+        self._inputs += len(samples)
+        self._history = np.concatenate([self._history, samples.astype(np.float32)])[-round(HISTORY_S * self.rate):]
+        return self._analyse(self._resampled(samples))
+
+    def _resampled(self, samples: np.ndarray) -> np.ndarray:
+        x = self._resampler.resample_chunk(samples[:, None])[:, 0]
+        cut = min(self._skip, len(x))
+        self._skip -= cut
+        self._outputs += len(x) - cut
+        return x[cut:]
 
     def flush(self) -> tuple[np.ndarray, np.ndarray]:
         """End of stream: drain the resampler and pad half a frame, so the last audio gets its frames."""
@@ -147,11 +163,22 @@ class StreamingChroma:
         return fold_chroma(semitones, self.config)
 
     def state_dict(self) -> dict[str, Any]:
-        """Tuning, frame count and the analysis buffer (under one frame); the resampler's few ms are not kept."""
+        """Tuning, frame count, the analysis buffer (under one frame), and the resampler's counts and last input."""
         return {"tuning_re": self._tuning.real, "tuning_im": self._tuning.imag, "frames": self.frames,
-                "buffer": self._buffer}
+                "buffer": self._buffer, "inputs": self._inputs, "outputs": self._outputs, "history": self._history}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore, and rebuild the resampler from its last input: a fresh one would lose the samples it held
+        (tens of ms), shifting every later frame off the stream's grid after a restart with its input replayed.
+        Its outputs before the checkpoint's count are dropped (sub-sample exact where the rates divide)."""
         self._tuning = complex(state["tuning_re"], state["tuning_im"])
         self.frames = int(state["frames"])
         self._buffer = np.asarray(state["buffer"], np.float32)
+        self._inputs, self._outputs = int(state["inputs"]), int(state["outputs"])
+        self._history = np.asarray(state["history"], np.float32)
+        if self._resampler is None:
+            return
+        self._resampler = soxr.ResampleStream(self.rate, ANALYSIS_RATE, 1, dtype="float32", quality="HQ")
+        first = round((self._inputs - len(self._history)) * ANALYSIS_RATE / self.rate)  # its first output's index
+        self._skip, self._outputs = max(0, self._outputs - first), first
+        self._buffer = np.concatenate([self._buffer, self._resampled(self._history)])
