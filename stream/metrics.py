@@ -40,7 +40,8 @@ PROCESS_SECONDS = Histogram(
     buckets=PROCESS_BUCKETS,
 )
 MESSAGES = Counter(
-    "stream_messages", "Messages received by a node, by result (ok, malformed, dropped, gap, out_of_order).",
+    "stream_messages",
+    "Messages received by a node, by result (ok, malformed, dropped, gap, out_of_order, duplicate, rejected, oversize).",
     ["node", "result"],
 )
 QUEUE_DEPTH = Gauge(

@@ -16,17 +16,18 @@ its subscriptions by itself (ZeroMQ), so nothing has to be re-wired.
 
 Replay (nothing lost to a restart): every Publisher keeps a ring of what it sent in its last `replay_s` seconds
 (at most `replay_bytes`, oldest evicted first). A node restarted from its checkpoint subscribes, after its data
-subscriptions, to `\\x00replay/<its name>/` (the replay topic, which only it subscribes to) and to a request
-token `\\xffreplay/<its name>/<msgpack {"after": {stream: [epoch, seq]}, "kinds": [...]}>`: the last message of
-each stream its checkpointed state had processed. A SUB sends its subscriptions on (re)connect in the byte order
-of its subscription trie, not in the order they were made (the ready token, `\\x00...`, comes first): `\\xff` puts
-the request after the replay topic and the data subscriptions, so the publisher sees it with those in place. The XPUB sees the request as a subscription and answers on the
-same pipe: the ring's frames after those positions (all of a stream of another epoch or not named), each under
+subscriptions, to `\\x00replay/<its name>/` (the replay topic, which only it subscribes to) and to a request token
+`\\xffreplay/<its name>/<msgpack {"after": {stream: [epoch, seq]}, "kinds": [...]}>`: the last message of each
+stream its checkpointed state had processed. The XPUB sees the request as a subscription and answers on the same
+pipe: the ring's frames after those positions (all of a stream of another epoch or not named), each under
 `\\x00replay/<name>/` + its own topic, then the bare topic `\\x00replay/<name>/` as the end mark. The subscriber
 holds live frames meanwhile and takes them after the replayed ones, skipping those the replay gave (dedupe by seq
 per sender and stream), then unsubscribes both tokens (ZeroMQ would resend them to a restarted upstream). A
 subscriber of every topic (empty filter) ignores other nodes' replay topics. What the ring no longer holds is
-counted as dropped by sequence number, as before.
+counted as dropped by sequence number, as before. Why `\\xff`: a SUB sends its subscriptions on (re)connect in
+the byte order of its subscription trie, not in the order they were made (the ready token, `\\x00...`, comes
+first), so the request sorts after the replay topic and the data subscriptions, and the publisher sees it with
+those in place.
 
 Bounded input: a SUB refuses frames over `max_message_bytes` (ZeroMQ `MAXMSGSIZE`, checked before the frame is
 buffered). ZeroMQ answers such a frame by dropping the connection for good, so `Input` watches its socket's

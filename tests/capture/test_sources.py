@@ -135,7 +135,8 @@ async def test_bad_input_raises_audio_error_saying_what_to_do(tmp_path):
 
 async def test_restarted_capture_resumes_the_file_where_its_checkpoint_was(tmp_path):
     """As fast as possible: a new node loaded with the state after block 40 sends block 41 next (same samples,
-    same stamp). At real-time pace: after 300 ms down, it resumes 300 ms (+<50 ms) on, and the stamps show it."""
+    same stamp, same position: its seq). At real-time pace: after 300 ms down, it resumes 300 ms (+<50 ms) on, and
+    the stamps and positions show it."""
     _sine_file(tmp_path / "c.wav", 16_000, 3.0, 300.0, 0.2, channels=1)
     table = {"source": "file", "path": str(tmp_path / "c.wav"), "realtime": False}
     whole = await _collect(CaptureNode.from_table(table, "cap"))
@@ -153,6 +154,7 @@ async def test_restarted_capture_resumes_the_file_where_its_checkpoint_was(tmp_p
     assert [m.header.t_capture_ns - t0 for m in resumed] == [m.header.t_capture_ns - whole[0].header.t_capture_ns
                                                              for m in whole[40:]]
     assert all(np.array_equal(a.data, b.data) for a, b in zip(resumed, whole[40:]))
+    assert [second.position(m) for m in resumed[:3]] == [40, 41, 42]  # its seq goes on: re-sent blocks are known
 
     live = CaptureNode.from_table({**table, "realtime": True}, "cap")
     await live.setup()
@@ -165,9 +167,11 @@ async def test_restarted_capture_resumes_the_file_where_its_checkpoint_was(tmp_p
     again.load_state_dict(state)
     await again.setup()
     messages = again.produce()
-    gap_ms = ((await anext(messages)).header.t_capture_ns - stamps[-1]) / 1e6
+    resumed = await anext(messages)
+    gap_ms = (resumed.header.t_capture_ns - stamps[-1]) / 1e6
     await messages.aclose()
     assert 20 + 300 <= gap_ms < 20 + 350
+    assert again.position(resumed) == 4 + round(gap_ms / 20)  # the skipped blocks are a gap of seq downstream
 
 
 async def test_scene_plays_its_parts_in_order_at_the_graph_rate_and_resumes(tmp_path):
