@@ -39,6 +39,16 @@ def test_demo_graph_loads_with_sinks_node_wired_to_every_node(tmp_path):
     spec = Supervisor(graph, tmp_path).spec(graph.node("diarization"))
     assert spec.inputs == {"segmentation": f"ipc://{tmp_path / 'segmentation.sock'}"}
     assert spec.subscribers == ["sinks"]
+    assert (spec.replay_s, spec.replay_bytes) == (10.0, 32 * 2**20)  # the defaults
+
+
+def test_replay_bounds_reach_every_node_and_are_checked(tmp_path):
+    graph = _graph(tmp_path, "[graph]\nreplay_s = 0\nreplay_mb = 1.5\n" + BASE)
+    spec = Supervisor(graph, tmp_path).spec(graph.node("capture"))
+    assert (spec.replay_s, spec.replay_bytes) == (0.0, 3 * 2**19)
+    for bad in ("replay_s = -1", "replay_mb = 5000", 'replay_s = "10"'):
+        with pytest.raises(ConfigError, match="replay_"):
+            _graph(tmp_path, f"[graph]\n{bad}\n" + BASE)
 
 
 @pytest.mark.parametrize(
