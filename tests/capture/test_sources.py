@@ -159,6 +159,7 @@ async def test_restarted_capture_resumes_the_file_where_its_checkpoint_was(tmp_p
     messages = live.produce()
     stamps = [(await anext(messages)).header.t_capture_ns for _ in range(5)]
     state = live.state_dict()
+    down = time.monotonic()
     await messages.aclose()
     time.sleep(0.3)  # the node is down
     again = CaptureNode.from_table({**table, "realtime": True}, "cap")
@@ -166,8 +167,9 @@ async def test_restarted_capture_resumes_the_file_where_its_checkpoint_was(tmp_p
     await again.setup()
     messages = again.produce()
     gap_ms = ((await anext(messages)).header.t_capture_ns - stamps[-1]) / 1e6
+    down_ms = (time.monotonic() - down) * 1e3  # 300 ms and the restart (more on a loaded machine)
     await messages.aclose()
-    assert 20 + 300 <= gap_ms < 20 + 350
+    assert 20 + 300 <= gap_ms < 20 + down_ms + 50
 
 
 async def test_scene_plays_its_parts_in_order_at_the_graph_rate_and_resumes(tmp_path):
