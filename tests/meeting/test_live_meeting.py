@@ -217,7 +217,8 @@ def test_restarted_segmentation_keeps_times_and_leaves_a_gap(outcome, data):
 
     # the lost span is a gap (the reference has speech all through it: MEE009 speaks from 1.4 to 13.3 s)
     assert speech(reference, killed + 0.1, ready - 0.1) > 0.6 * (ready - killed - 0.2)
-    assert speech(live, killed + 0.1, ready - 0.1) < 0.1
+    # a turn may run on up to one step (the windows' grid) into the gap
+    assert speech(live, killed + STEP, ready - 0.1) < 0.1
 
     # after the restart the turns keep their times (labels aside: after a long gap the clustering may take another
     # path, so change points are only printed): speech lines up with file mode's at a lag of at most a step
