@@ -3,7 +3,7 @@ bug 1), and the live web page in headless Chromium.
 
 Both runs: configs/meeting.toml with its VAD node replaced by a beats node and a zmq_pub sink added.
 
-Restart run, with `stream diarize --latency 0.5` on the same file beside it (the uninterrupted output): the
+Restart run, then `stream diarize --latency 0.5` on the same file (the uninterrupted output): the
 segmentation node (the heavy one, with models to load again) is killed -9 at ~3 s of audio, in MEE009's 12 s turn;
 the capture goes on and what it sends meanwhile is lost; the graph is stopped 8 s of audio after the restart (or at
 the clip's end). Guards: the supervisor restarts the node once; the live RTTM has no speech between the kill and the
@@ -144,9 +144,6 @@ class Outcome:
 async def restart_scenario(folder: Path, wav: Path) -> Outcome:
     warm = await asyncio.create_subprocess_exec(sys.executable, "-c", WARM_UP)
     assert await warm.wait() == 0
-    cli = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "stream.cli", "diarize", str(wav), "--latency", "0.5", "--out", str(folder / "cli"),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     supervisor = Supervisor(graph_on(wav, folder, free_port()), folder / "run", grace_s=60.0)  # drain a backlog
     run = asyncio.ensure_future(supervisor.run(duration_s=150))
     t0 = await asyncio.wait_for(stream_start(folder / "events.jsonl"), 120)
@@ -155,7 +152,10 @@ async def restart_scenario(folder: Path, wav: Path) -> Outcome:
     stopped = time.time() - t0
     supervisor.stopping.set()  # the nodes drain what they have: the RTTM covers up to here
     assert await asyncio.wait_for(run, 90) == 0
-    output = (await cli.communicate())[0].decode()
+    cli = await asyncio.create_subprocess_exec(  # after the live run: on a slow machine it delayed the restart
+        sys.executable, "-m", "stream.cli", "diarize", str(wav), "--latency", "0.5", "--out", str(folder / "cli"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    output = (await asyncio.wait_for(cli.communicate(), 300))[0].decode()
     assert cli.returncode == 0, output
     live = read_rttm(next(folder.glob("meeting-*.rttm")))["meeting"]
     file_mode = read_rttm(folder / "cli" / "dev00.rttm")["dev00"]
@@ -217,7 +217,8 @@ def test_restarted_segmentation_keeps_times_and_leaves_a_gap(outcome, data):
 
     # the lost span is a gap (the reference has speech all through it: MEE009 speaks from 1.4 to 13.3 s)
     assert speech(reference, killed + 0.1, ready - 0.1) > 0.6 * (ready - killed - 0.2)
-    assert speech(live, killed + 0.1, ready - 0.1) < 0.1
+    # a turn may run on up to one step (the windows' grid) into the gap
+    assert speech(live, killed + STEP, ready - 0.1) < 0.1
 
     # after the restart the turns keep their times (labels aside: after a long gap the clustering may take another
     # path, so change points are only printed): speech lines up with file mode's at a lag of at most a step
