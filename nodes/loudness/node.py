@@ -77,10 +77,17 @@ class LoudnessNode(Node[LoudnessConfig]):
         })
 
     def state_dict(self) -> dict[str, Any]:
-        return {"t0_ns": dict(self.t0_ns)}
+        """First stamps, and the blocks of an event not yet complete (a restart re-processes what followed them)."""
+        pending = {stream: [[m.header.t_capture_ns, m.header.t_wall, m.header.sr, x] for m, x in blocks]
+                   for stream, blocks in self.pending.items()}
+        return {"t0_ns": dict(self.t0_ns), "pending": pending}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.t0_ns = dict(state["t0_ns"])
+        self.pending = {stream: [(Message.new(stream, "pcm", np.asarray(x, np.float32), sr=int(sr),
+                                              t_capture_ns=int(t_ns), t_wall=float(t_wall)), np.asarray(x, np.float32))
+                                  for t_ns, t_wall, sr, x in blocks]
+                        for stream, blocks in state["pending"].items()}
 
 
 NODE = LoudnessNode

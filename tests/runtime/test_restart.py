@@ -1,5 +1,6 @@
 """kill -9 of the middle node of capture -> loudness -> sinks (generated signal, 20 ms blocks, real time), beside an
-unharmed twin `loudness_ref` (their state: the stream's first stamp, which every event's audio time counts from).
+unharmed twin `loudness_ref`; an event sums 3 blocks, so their state (the blocks of the event under way, the
+stream's first stamp) spans messages.
 
 Guards: the supervisor restarts it (restart counter 1), level events resume within 1 s of the kill, and nothing is
 lost or told twice: the restarted node gets the blocks of its outage and those after its checkpoint replayed by
@@ -34,10 +35,12 @@ config = {{ source = "signal", block_ms = 20.0 }}
 name = "loudness"
 kind = "loudness"
 inputs = ["capture"]
+config = {{ every = 3 }}
 [[nodes]]
 name = "loudness_ref"
 kind = "loudness"
 inputs = ["capture"]
+config = {{ every = 3 }}
 [[sinks]]
 kind = "jsonl"
 path = "{out}"
@@ -84,10 +87,10 @@ async def test_killed_node_gets_what_it_missed_and_tells_every_event_once(tmp_pa
     ours, twin = levels(out, "loudness"), levels(out, "loudness_ref")
     duplicates = metrics.get("stream_messages_total", node="sinks", result="duplicate")
     print(f"{len(ours)} events, twin {len(twin)}; sinks dropped {duplicates:.0f} re-made as duplicates")
-    assert len(twin) > 150
+    assert len(twin) > 50
     assert sorted(set(twin) - set(ours)) == [] and sorted(set(ours) - set(twin)) == []
     assert ours == twin  # the same events, in order, none missing, none twice
-    assert duplicates >= 10  # 0.5 s of events after the checkpoint (50 per second) were re-made, and dropped
+    assert duplicates >= 4  # 0.5 s of events after the checkpoint (16.7 per second) were re-made, and dropped
     for node in ("loudness", "sinks"):
         assert metrics.get("stream_messages_total", node=node, result="dropped") == 0
         assert metrics.get("stream_messages_total", node=node, result="out_of_order") == 0
@@ -100,8 +103,9 @@ async def test_a_node_restarted_without_its_checkpoint_is_a_new_epoch_not_duplic
              for node in ("loudness", "loudness_ref")}
     assert metrics.get("stream_messages_total", node="sinks", result="duplicate") == 0
     assert metrics.get("stream_messages_total", node="sinks", result="out_of_order") == 1  # loudness' seq restarted
-    assert after["loudness_ref"] >= 25
-    assert after["loudness_ref"] - 25 <= after["loudness"] < after["loudness_ref"]  # all taken, the outage lost
+    assert after["loudness_ref"] >= 8
+    assert abs(after["loudness"] - after["loudness_ref"]) <= 10  # taken, none dropped as a duplicate (its outage
+    #   is lost: no checkpoint, no replay; grouped afresh)
 
 
 HANG = """
