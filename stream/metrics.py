@@ -41,7 +41,8 @@ PROCESS_SECONDS = Histogram(
 )
 MESSAGES = Counter(
     "stream_messages",
-    "Messages received by a node, by result (ok, malformed, dropped, gap, out_of_order, duplicate, rejected, oversize).",
+    "Messages received by a node, by result (ok, malformed, dropped, gap, out_of_order, duplicate, rejected, "
+    "oversize).",
     ["node", "result"],
 )
 QUEUE_DEPTH = Gauge(

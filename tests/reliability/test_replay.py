@@ -115,8 +115,8 @@ async def test_restarted_node_takes_the_replay_before_live_messages_each_once(no
     upstream, sees the request, sends live seq 12 (held), then replays 11 and 12 (10 is no longer in its ring) and
     its end mark, then live 13."""
     state = tmp_path / "node.msgpack"
-    save_state(state, {"node": {"t0_ns": {"s": 1}, "pending": {}}, "seq_in": {"capture\x00s": [7, 9]}, "seq_out": {"s": 10},
-                       "sent": {"event": {"s": 9}}, "epoch": 99})
+    save_state(state, {"node": {"t0_ns": {"s": 1}, "pending": {}}, "seq_in": {"capture\x00s": [7, 9]},
+                       "seq_out": {"s": 10}, "sent": {"event": {"s": 9}}, "epoch": 99})
     node = await node_process("loudness", state_path=str(state))
     prefix = replay_prefix("node")
     seen = list(node.subscriptions)
