@@ -415,7 +415,7 @@ class Runner:
 
     async def publish(self, msg: Message) -> None:
         """Stamp the epoch and the per-stream output seq (a source's position, when it tells one) and send."""
-        position = self.node.position(msg) if isinstance(self.node, Source) else None
+        position = self.node.position(msg) if isinstance(self.node, Source) and msg.header.kind != EOS else None
         seq = self.out_seq.get(msg.header.stream, 0) if position is None else position
         self.out_seq[msg.header.stream] = seq + 1
         self.last_sent.setdefault(msg.header.kind, {})[msg.header.stream] = seq
