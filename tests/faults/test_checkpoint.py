@@ -39,7 +39,8 @@ async def test_corrupted_checkpoints_start_fresh_without_a_crash_loop(tmp_path, 
     out, state = tmp_path / "events.jsonl", tmp_path / "run" / "state"
     state.mkdir(parents=True)
     (state / "loudness.msgpack").write_bytes(np.random.default_rng(0).bytes(300))
-    (state / "capture.msgpack").write_bytes(msgpack.packb({"node": {"start_ns": "garbage"}, "seq_in": {}}))
+    (state / "capture.msgpack").write_bytes(msgpack.packb({"node": {"start_ns": "garbage"}, "seq_in": {},
+                                                                     "seq_out": {}, "sent": {}, "epoch": 1}))
     (tmp_path / "g.toml").write_text(GRAPH.format(out=out))
     supervisor = Supervisor(load_graph(tmp_path / "g.toml"), tmp_path / "run")
     run = asyncio.ensure_future(supervisor.run())
