@@ -23,13 +23,12 @@ Each run is scored against what the same audio gives unharmed:
   dropped count), the largest queue depth sampled (bound: the runner's 64);
 - recovery: from the end of the fault (the kill, or SIGCONT) until the node runs again (at once when its process
   lives on, else when its new process is ready); restarts; the graph's exit code.
-Turns and twin events are scored from `SETTLE_S` after the recovery. What a node misses while it restarts is
-lost by design (PUB/SUB: real-time audio prefers a counted drop to a blocked microphone; a restarted capture skips
-its downtime as live audio would; the diarization node fills lost windows with silence); so when capture or
-segmentation restarted, the reference is `stream diarize` on the file with the outage (fault to recovery)
-silenced: what the chain received, so a speaker first heard in the lost span is no error. A restarted
-diarization node misses windows, not audio: the 8 s windows after its restart hold the audio of its outage, as
-the unharmed run's do, so it is scored against the unharmed reference (it must keep every label it had).
+Turns and twin events are scored from `SETTLE_S` after the recovery. A restarted node gets what it missed
+replayed by its upstreams (up to the graph's `replay_s`, 10 s: stream/transport.py), so a restarted segmentation
+or diarization node is scored against the unharmed reference (it must keep every label it had). Only a restarted
+capture loses audio: it skips its downtime as live audio would, so then the reference is `stream diarize` on the
+file with the outage (fault to recovery) silenced: what the chain received, so a speaker first heard in the lost
+span is no error.
 
     .venv/bin/python -m bench.faults [--nodes capture,segmentation,diarization,vad,sinks,sed,beats,chords] [--faults kill,stop]
                                      [--clip dev00] [--at 10] [--stop-s 5] [--hang-s 10] [--json out.json]
@@ -66,7 +65,7 @@ MIN_TURN_S = 0.5  # s: shorter turns are scored by frame agreement only
 SETTLE_S = 2.5  # s after a fault for a restarted clustering node to stitch its speakers back (tests/meeting)
 NODES = ("capture", "segmentation", "diarization", "vad", "sinks", "sed", "beats", "chords")
 SCENE_NODES = ("sed", "beats", "chords")  # hit in the scene graph (scene_graph), the others in the meeting graph
-FEEDS_TURNS = ("capture", "segmentation")  # a restart of these loses the audio of its outage
+FEEDS_TURNS = ("capture",)  # a restart of these loses the audio of its outage (others get it replayed)
 WARM_UP = """
 import asyncio
 from nodes.segmentation.node import SegmentationNode
