@@ -13,8 +13,8 @@ token `\\x00ready/<its name>`. The publisher is an XPUB with verbose subscriptio
 `wait_ready` returns once all expected subscribers have joined. On (re)connect a SUB sends all its subscriptions
 in one burst, in the byte order of its subscription trie (so the `\\x00` token comes first, not last), and the
 XPUB applies every subscription waiting on the pipe before it hands any to the application: by the time the
-token is read, the data subscriptions sent with it are in place (tested: no frame lost to a slow joiner). A restarted subscriber
-reconnects and resends its subscriptions by itself (ZeroMQ), so nothing has to be re-wired.
+token is read, the data subscriptions sent with it are in place (tested: no frame lost to a slow joiner). A
+restarted subscriber reconnects and resends its subscriptions by itself (ZeroMQ), so nothing has to be re-wired.
 
 Replay (nothing lost to a restart): every Publisher keeps a ring of what it sent in its last `replay_s` seconds
 (at most `replay_bytes`, oldest evicted first). A node restarted from its checkpoint subscribes, after its data
