@@ -1,8 +1,8 @@
 """Soak: hours of meeting audio through one graph, faster than real time, with its resources sampled
 (bench/RESULTS.md, "## Reliability: faults and soak").
 
-Faster than real time by width: `--streams` capture nodes (the AMI clips in turn, looped, at real-time pace, each
-its own stream id) feed `--segmenters` multi-stream segmentation nodes (batched, streams dealt round-robin), one
+Faster than real time by width: `--streams` capture nodes (the AMI clips in turn, looped, at real-time pace in
+`--block-ms` blocks, each its own stream id) feed `--segmenters` multi-stream segmentation nodes (batched, streams dealt round-robin), one
 diarization node, one VAD node and the music/sound-event nodes present under nodes/ (`--extra`; each on every
 stream, or on the first `--extra-streams`: two cores cannot run them on as many streams), then a JSONL sink; N
 streams put N hours of audio through the graph per hour. Every `--sample-s`: the RSS and open file descriptors of every node
@@ -47,8 +47,8 @@ def extras_present() -> list[str]:
     return [kind for kind in EXTRA_KINDS if (REPO_ROOT / "nodes" / kind / "node.py").is_file()]
 
 
-def graph_toml(streams: int, extras: list[str], out: Path, extra_streams: int | None = None, segmenters: int = 1
-               ) -> str:
+def graph_toml(streams: int, extras: list[str], out: Path, extra_streams: int | None = None, segmenters: int = 1,
+               block_ms: float = 100.0) -> str:
     """The soak graph: `streams` looped AMI captures dealt round-robin to `segmenters` multi-stream segmentation
     nodes, one diarization node, and the VAD and `extras` nodes on the first `extra_streams` streams (all: None)."""
     clips = sorted((data_dir() / "diarization" / "ami").glob("*.flac"))
@@ -57,7 +57,7 @@ def graph_toml(streams: int, extras: list[str], out: Path, extra_streams: int | 
     parts = ['[graph]\nname = "soak"\nhwm = 5000\n[metrics]\nport = 0\n']
     for i, cap in enumerate(caps):
         parts.append(f'[[nodes]]\nname = "{cap}"\nkind = "capture"\nconfig = {{ source = "file", path = '
-                     f'"{clips[i % len(clips)]}", loop = true, realtime = true, block_ms = 20.0, '
+                     f'"{clips[i % len(clips)]}", loop = true, realtime = true, block_ms = {block_ms}, '
                      f'stream = "m{i:02d}" }}\n')
     for j, seg in enumerate(segs):
         inputs = ", ".join(f'"{c}"' for c in caps[j::segmenters])
@@ -126,11 +126,12 @@ def slope_per_audio_hour(t: np.ndarray, values: np.ndarray, streams: int) -> flo
 
 
 async def soak(streams: int, seconds: float, sample_s: float, folder: Path, extras: list[str],
-               extra_streams: int | None = None, segmenters: int = 1) -> tuple[Samples, dict[str, int]]:
+               extra_streams: int | None = None, segmenters: int = 1, block_ms: float = 100.0
+               ) -> tuple[Samples, dict[str, int]]:
     """Run the soak graph for `seconds` of wall time once every node is ready; the sampled series and the
     restarts per node."""
     out = folder / "events.jsonl"
-    (folder / "soak.toml").write_text(graph_toml(streams, extras, out, extra_streams, segmenters))
+    (folder / "soak.toml").write_text(graph_toml(streams, extras, out, extra_streams, segmenters, block_ms))
     supervisor = Supervisor(load_graph(folder / "soak.toml"), folder / "run")
     run = asyncio.ensure_future(supervisor.run())
     samples, offset = Samples(), 0
@@ -218,6 +219,7 @@ async def main() -> int:
     parser.add_argument("--extra", default=",".join(extras_present()), help="extra node kinds (with vad)")
     parser.add_argument("--extra-streams", type=int, help="the vad and extra nodes hear the first N streams (all)")
     parser.add_argument("--segmenters", type=int, default=1, help="segmentation nodes, streams dealt round-robin")
+    parser.add_argument("--block-ms", type=float, default=100.0, help="capture block, ms (bench.meeting_streams')")
     parser.add_argument("--plot", type=Path, default=Path("soak.png"))
     args = parser.parse_args()
     extras = [k for k in args.extra.split(",") if k]
@@ -227,7 +229,7 @@ async def main() -> int:
           f"{args.segmenters} segmentation node(s); load {os.getloadavg()[0]:.1f}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp:
         s, restarts = await soak(args.streams, seconds, args.sample_s, Path(tmp), extras, args.extra_streams,
-                                 args.segmenters)
+                                 args.segmenters, args.block_ms)
     v = verdict(s, args.streams, args.warmup_s, args.max_slope)
     plot(s, args.streams, args.plot)
     print("| node | RSS after warm-up (MiB) | RSS at end (MiB) | slope (MiB per audio hour) | fds growth |\n"
