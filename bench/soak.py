@@ -2,13 +2,14 @@
 (bench/RESULTS.md, "## Reliability: faults and soak").
 
 Faster than real time by width: `--streams` capture nodes (the AMI clips in turn, looped, at real-time pace in
-`--block-ms` blocks, each its own stream id) feed `--segmenters` multi-stream segmentation nodes (batched, streams dealt round-robin), one
-diarization node, one VAD node and the music/sound-event nodes present under nodes/ (`--extra`; each on every
-stream, or on the first `--extra-streams`: two cores cannot run them on as many streams), then a JSONL sink; N
-streams put N hours of audio through the graph per hour. Every `--sample-s`: the RSS and open file descriptors of every node
-process, the largest queue depth, messages dropped, and the speaker.turn latency (capture of a turn's end ->
-event published) of the events of the interval. At the end, per node, the RSS slope after `--warmup-s`
-(least squares, MiB per hour of audio through the graph) and the fd range; a plot of the four series.
+`--block-ms` blocks, each its own stream id) feed `--segmenters` multi-stream segmentation nodes (batched, streams
+dealt round-robin), one diarization node, one VAD node and the music/sound-event nodes present under nodes/
+(`--extra`; each on every stream, or on the first `--extra-streams`: two cores cannot run them on as many streams),
+then a JSONL sink; N streams put N hours of audio through the graph per hour. Every `--sample-s`: the RSS and open
+file descriptors of every node process, the largest queue depth, messages dropped, and the speaker.turn latency
+(capture of a turn's end -> event published) of the events of the interval. At the end, per node, the RSS slope
+after `--warmup-s` (least squares, MiB per hour of audio through the graph) and the fd range; a plot of the four
+series.
 
 Flat means: every node's RSS slope under `--max-slope` MiB per audio hour, open fds within 4 of where they were
 after the warm-up, nothing dropped, queues under the runner's bound (64); exit status 1 otherwise.

@@ -153,7 +153,7 @@ class SileroStream:
             probs.append(np.asarray(prob))
             done += steps
         self._pending = self._pending[count * CHUNK :]
-        return np.concatenate(probs).astype(np.float32)
+        return np.concatenate(probs)  # float32, as the model returns them
 
     def flush(self) -> np.ndarray:
         """Zero-pad the last partial chunk (if any) and return its probability, as the whole-file mode does."""
