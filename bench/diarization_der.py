@@ -38,13 +38,14 @@ from stream.rttm import Turn, read_rttm, read_uem, write_rttm
 LATENCIES = (0.5, 2.0, 5.0)
 OURS = {f"online {lat:g} s": f"online-{lat:g}" for lat in LATENCIES} | {"refined": "refined"}  # row -> folder
 PEERS = {p: p for p in ("pyannote", "diart-0.5", "diart-5")}  # bench/diarization_peers.py systems
-TUNE_SETS = ("ami", "sim-tune", "sim-tune-dev")  # per-file rows allowed
+TUNE_SETS = ("ami", "sim-tune", "sim-tune-dev", "sim-tune-short")  # per-file rows allowed
 
 
 def set_folders(sim: Path) -> dict[str, Path]:
     data = data_dir() / "diarization"
     return {"ami": data / "ami", "pyaa": data / "pyaa", "sim-tune": sim / "tune", "sim-report": sim / "report",
-            "sim-long": sim / "long", "sim-tune-dev": sim / "tune-dev"}
+            "sim-long": sim / "long", "sim-tune-dev": sim / "tune-dev",
+            "sim-tune-short": sim / "tune-short"}
 
 
 def files_of(folder: Path, references: dict[str, list[Turn]]) -> list[Path]:
@@ -155,7 +156,7 @@ def _speakers(turns: list[Turn]) -> int:
 def run() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sets", nargs="+", default=["ami", "pyaa", "sim-tune", "sim-report"],
-                        choices=["ami", "pyaa", "sim-tune", "sim-tune-dev", "sim-report", "sim-long"])
+                        choices=["ami", "pyaa", "sim-tune", "sim-tune-dev", "sim-tune-short", "sim-report", "sim-long"])
     parser.add_argument("--sim", type=Path, default=Path("/work/simdata"), help="bench/simulate_meetings.py --out")
     parser.add_argument("--peers", type=Path, help="peer RTTM cache (default SIM/peers)")
     parser.add_argument("--out", type=Path, help="keep our hypothesis RTTMs here (<system>/<set>/<uri>.rttm)")

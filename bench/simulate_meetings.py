@@ -22,7 +22,7 @@ How a session is made (deterministic for its seed):
 Outputs per folder: ``<session>.flac`` (16 kHz mono), ``reference.rttm``, ``reference.uem``, ``sessions.csv``.
 The defaults write the protocol's sets (~15 min on one core):
 
-    .venv/bin/python bench/simulate_meetings.py [--out /work/simdata] [--sets tune report long tune-dev] [--check]
+    .venv/bin/python bench/simulate_meetings.py [--out /work/simdata] [--sets tune report long tune-dev tune-short] [--check]
 
 ``--check`` measures the written sets back (reference inside the UEM, speech ratio, overlap, SNR) and draws
 ``<out>/<set>-check.png``.
@@ -78,6 +78,9 @@ SETS = {
     # tune-half sessions that `stream train-segmentation` never trains on: fine-tuned segmentation weights have
     # seen every `tune/` session, so the clustering behind them is chosen here (and on AMI), not on `tune/`
     "tune-dev": SetSpec("tune-dev", "tune", 11, 1500, (2.0, 4.0)),
+    # short clips with many voices, one or two turns each (as in a voice-message or a panel excerpt): refinement
+    # clusters with a few windows per voice, where a share-of-embeddings rule can swallow whole speakers
+    "tune-short": SetSpec("tune-short", "tune", 16, 1700, (0.35, 1.0), speakers=(3, 4, 5, 6)),
     "report": SetSpec("report", "report", 24, 2000, (2.0, 4.0)),  # short: pyannote and diart must run on it too
     "long": SetSpec("long", "report", 1, 3000, (60.0, 60.0), speakers=(8,), absences=True, overlap=(0.08, 0.15),
                     snr=(10.0, 20.0)),  # a typical meeting, not an easy draw
@@ -263,7 +266,8 @@ def converse(voices: list[Voice], duration: float, overlap: float, rng: np.rando
         return np.count_nonzero(grid > 1) / speech if speech else 0.0
 
     by_name = {v.speaker: v for v in voices}
-    while end < duration - 1.0:
+    while end < duration - 1.0 or ({p.cut.speaker for p in placed} < set(by_name) and not present):
+        # (a short session runs on until every voice has spoken; the sets that never ran short are unchanged)
         allowed = present[min(len(present) - 1, int(end / duration * len(present)))] if present else set(by_name)
         names = sorted(n for n in allowed if n != current) or sorted(allowed)
         heard = {p.cut.speaker for p in placed}
