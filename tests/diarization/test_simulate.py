@@ -44,6 +44,17 @@ def test_sessions_use_their_half_only(halves: dict) -> None:
     assert all(not set(s) & report and 2 <= m <= 4 for _, _, s, m in dev)
 
 
+def test_a_short_session_runs_on_until_every_voice_has_spoken(halves: dict) -> None:
+    """tune-short: 6 voices planned into 0.2 minutes (too short for six turns at the drawn lengths)."""
+    tune = halves["tune"]
+    short = sorted(s for g, spk in tune.items() if g != sim.LONG_GROUP for s in spk)[:6]
+    every = {s: p for spk in tune.values() for s, p in spk.items()}
+    s = sim.simulate("short", 1, {v: every[v] for v in short}, 0.2, set(), [], reverb=False, snr=None)
+    assert {t.label for t in s.turns} == set(short)
+    plan = list(sim.session_plan(sim.SETS["tune-short"], tune))
+    assert sorted({len(v) for _, _, v, _ in plan}) == [3, 4, 5, 6] and all(0.35 <= m <= 1 for *_, m in plan)
+
+
 def test_deterministic_for_a_seed(halves: dict) -> None:
     a, b = _tiny(halves, 5), _tiny(halves, 5)
     assert np.array_equal(a.audio, b.audio) and a.turns == b.turns
