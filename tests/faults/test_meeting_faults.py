@@ -3,8 +3,8 @@ AMI dev00 at real-time pace, plus a twin VAD node; bench/faults.py runs every no
 
 Guards: the supervisor restarts the node once (no other node restarts), ready again within 15 s (0.45 s measured; it resumes the
 file from its checkpoint, skipping its downtime as live audio would); the skipped blocks, and nothing else, count as
-dropped by its subscribers (its blocks are numbered by position on the file: the skip is a gap of seq), none on the
-way to the sinks; scored against `stream diarize
+dropped by its subscribers (its blocks are numbered by position on the file: the skip is a gap of seq; a subscriber
+may also miss the few blocks the killed process still held for it), none on the way to the sinks; scored against `stream diarize
 --latency 0.5` on the audio the graph received (the skipped span silenced), from 2.5 s after the recovery: no
 relabelling (>= 90 % of speech frames with the same labels), no reference turn lost, no turn told twice; the VAD
 node's decisions equal its unharmed twin's. (bench/faults.py kills the segmentation node too: its restart loads
@@ -16,6 +16,8 @@ against the unharmed run, it keeps every label; the scorer takes its outage to e
 from __future__ import annotations
 
 from bench.faults import Fault, clip, recovery, run_fault, warm_up
+
+IN_FLIGHT_BLOCKS = 5  # 20 ms blocks a killed publisher may have queued for one subscriber and not another
 
 
 async def test_meeting_graph_survives_kill_of_capture(tmp_path, data):
@@ -33,10 +35,14 @@ async def test_meeting_graph_survives_kill_of_capture(tmp_path, data):
     assert outcome.restarts == {"capture": 1, "segmentation": 0, "diarization": 0, "vad_ref": 0, "vad": 0,
                                 "sinks": 0}
     assert outcome.recovered_s < 15.0
-    skipped = outcome.dropped["vad"]
-    assert outcome.dropped == {"capture": 0, "segmentation": skipped, "diarization": 0, "vad_ref": skipped,
-                               "vad": skipped, "sinks": 0}
-    assert skipped <= 50 * (outcome.recovered_s + 1.0)  # 20 ms blocks of the downtime
+    readers = ("segmentation", "vad_ref", "vad")  # capture's subscribers count the blocks the kill lost
+    assert {k: v for k, v in outcome.dropped.items() if k not in readers} == {"capture": 0, "diarization": 0,
+                                                                                 "sinks": 0}
+    skipped = [outcome.dropped[k] for k in readers]
+    assert 0 < min(skipped) and max(skipped) <= 50 * (outcome.recovered_s + 1.0)  # 20 ms blocks of the downtime
+    # a kill -9 also loses what the dead process still held for each subscriber (its per-pipe send queue), so
+    # the readers may differ by a few blocks (a full-suite run: segmentation 15, both VADs 14)
+    assert max(skipped) - min(skipped) <= IN_FLIGHT_BLOCKS
     assert outcome.agreement >= 0.9 and not outcome.relabelled
     assert (outcome.lost, outcome.duplicated, outcome.twin_lost, outcome.twin_duplicated) == (0, 0, 0, 0)
     assert outcome.max_queue <= 64
