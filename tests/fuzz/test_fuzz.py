@@ -8,7 +8,6 @@ profile (10,000 inputs per node) is `bench/fuzz.py`; figures in bench/RESULTS.md
 
 from __future__ import annotations
 
-import contextlib
 import time
 from pathlib import Path
 
@@ -26,10 +25,6 @@ EXAMPLES, BUDGET_S = 200, 2.5  # inputs per node, at most BUDGET_S of them (mode
 CI = settings(deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
 
 
-class _Budget(Exception):
-    """The node's time budget is spent (raised inside the test, caught outside: not a failure)."""
-
-
 @pytest.mark.parametrize("kind", node_kinds())
 def test_node_survives_generated_messages(kind, tmp_path):
     target = Target.start(kind, tmp_path)
@@ -39,13 +34,13 @@ def test_node_survives_generated_messages(kind, tmp_path):
     @settings(CI, max_examples=EXAMPLES, phases=[Phase.explicit, Phase.generate])  # a failure shows its input as is
     @given(frames=wire_frames(accepts, target.clocks))
     def check(frames: list[bytes]) -> None:
-        if time.monotonic() > deadline and target.tried >= 10:  # a loaded machine still tries 10 (first may compile)
-            raise _Budget
-        target.feed(frames)
+        # past the budget the remaining examples are generated but not fed (a loaded machine still feeds 10: the
+        # first may compile); returning, not raising, so Hypothesis never replays a "failing" example
+        if time.monotonic() <= deadline or target.tried < 10:
+            target.feed(frames)
 
     try:
-        with contextlib.suppress(_Budget):
-            check()
+        check()
         assert target.tried >= 10
         ok = target.results.get("ok", 0)  # the generator reaches past the checks into the node's state machine
         assert ok >= 0.2 * target.tried or target.tried < 20, f"{ok} of {target.tried} inputs accepted"
