@@ -121,6 +121,11 @@ def eigengap_spectral(embeddings: np.ndarray, max_speakers: int, seed: int = 0) 
 MAX_CLUSTERED = 2000  # embeddings clustered directly; beyond, an even subsample is clustered (memory ~ n^2)
 
 
+def evenly(n: int) -> np.ndarray:
+    """Indices of an even subsample of at most ``MAX_CLUSTERED`` of ``n`` rows (all of them if there are fewer)."""
+    return np.linspace(0, n - 1, min(n, MAX_CLUSTERED)).round().astype(int)
+
+
 def vbx_cluster(embeddings: np.ndarray, config: RefineConfig) -> np.ndarray:
     """Cluster index per row: AHC over-clustering, then VBx in PLDA space; speakers VBx finds unneeded vanish."""
     init = ahc(embeddings, config.vbx_init_threshold)
@@ -140,7 +145,7 @@ CLUSTERERS = {"ahc": lambda emb, cfg: ahc(emb, cfg.ahc_threshold), "vbx": vbx_cl
 def cluster(embeddings: np.ndarray, config: RefineConfig) -> np.ndarray:
     """Cluster index per row. Long recordings cluster an evenly spaced subsample, then every row joins the
     nearest cluster centroid, so memory stays bounded (an hour has ~14 000 local-speaker embeddings)."""
-    sample = np.linspace(0, len(embeddings) - 1, min(len(embeddings), MAX_CLUSTERED)).round().astype(int)
+    sample = evenly(len(embeddings))
     picked = embeddings[sample]
     min_size = max(config.min_cluster_size, int(np.ceil(config.min_cluster_share * len(picked))))
     labels = absorb_small(picked, CLUSTERERS[config.method](picked, config), min_size)
@@ -201,7 +206,7 @@ def silhouette(embeddings: np.ndarray, labels: np.ndarray) -> float:
     """Mean cosine silhouette of the rows labelled >= 0 (an even subsample of at most ``MAX_CLUSTERED``: memory
     ~ n^2); 0 with fewer than two clusters (Rousseeuw's convention: one cluster has no separation to measure)."""
     rows = np.flatnonzero(labels >= 0)
-    rows = rows[np.linspace(0, len(rows) - 1, min(len(rows), MAX_CLUSTERED)).round().astype(int)] if len(rows) else rows
+    rows = rows[evenly(len(rows))]
     labels = labels[rows]
     clusters = np.unique(labels)
     if len(clusters) < 2:
@@ -224,16 +229,18 @@ def centroids_of(records: list[WindowRecord], keys: list[tuple[int, int]], emb: 
     online = np.array([records[w].online.get(s, -1) for w, s in keys])
     speech = np.array([records[w].activity[:, s].sum() * resolution for w, s in keys])
     clean = speech >= config.min_speech if np.any(speech >= config.min_speech) else np.ones(len(keys), bool)
-    method = config.method
-    if method == "auto":
+    fresh = None  # the clean embeddings clustered afresh, once
+    if config.method == "auto":
         fresh = cluster(emb[clean], replace(config, method="ahc"))
-        method = "online" if silhouette(emb[clean], online[clean]) > silhouette(emb[clean], fresh) else "ahc"
-    if method == "online":
+        use_online = silhouette(emb[clean], online[clean]) > silhouette(emb[clean], fresh)
+    else:
+        use_online = config.method == "online"
+    if use_online:
         labels = online
         weights = np.array([records[w].activity[:, s].mean() for w, s in keys])
     else:
         emb = emb[clean]
-        labels = fresh if config.method == "auto" else cluster(emb, config)
+        labels = cluster(emb, config) if fresh is None else fresh
         weights = np.ones(len(emb))
     found = [k for k in range(labels.max(initial=-1) + 1) if np.any(labels == k)]
     return unit(np.stack([(weights[labels == k, None] * unit(emb[labels == k])).sum(axis=0) for k in found]
