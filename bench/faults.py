@@ -51,12 +51,11 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from prometheus_client import CollectorRegistry
-from prometheus_client.multiprocess import MultiProcessCollector
 
 from nodes.beats.onset import OnsetConfig
 from nodes.chords.node import FRAME_S as CHORD_FRAME_S
 from stream.graph import NodeEntry, Supervisor, check, load_graph, with_source
+from stream.metrics import run_registry
 from stream.paths import REPO_ROOT, data_dir
 from stream.rttm import Turn, read_rttm
 
@@ -204,8 +203,7 @@ class Metrics:
         self.directory = directory
 
     def get(self, name: str, **labels: str) -> float:
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=str(self.directory))
+        registry = run_registry(self.directory)
         return registry.get_sample_value(name, labels) or 0.0
 
 
@@ -300,11 +298,11 @@ async def watch(supervisor: Supervisor, metrics: Metrics, node: str, names: list
                 samples: dict[str, list[float]], back: list[tuple[float, int, str]]) -> None:
     """Every 0.1 s: each node's queue depth, and (Unix time, pid, state) of the faulted node."""
     while True:
-        for name in names:
-            samples.setdefault(name, []).append(metrics.get("stream_queue_depth", node=name))
         proc = supervisor.procs.get(node)
         alive = proc is not None and proc.returncode is None
         back.append((time.time(), proc.pid if alive else 0, supervisor.states.get(node, "") if alive else ""))
+        for name in names:
+            samples.setdefault(name, []).append(metrics.get("stream_queue_depth", node=name))
         await asyncio.sleep(0.1)
 
 
@@ -340,6 +338,8 @@ async def run_fault(fault: Fault, wav: Path, reference: list[Turn] | None, folde
         with contextlib.suppress(asyncio.TimeoutError):  # a graph that cannot finish is stopped and scored
             outcome.exit_code = await asyncio.wait_for(asyncio.shield(run), sf.info(wav).duration + 120)
     finally:
+        if sampler.done():  # it ends only when cancelled: an error in it must not pass as "never recovered"
+            sampler.result()
         sampler.cancel()
         if not run.done():
             supervisor.stopping.set()

@@ -33,10 +33,10 @@ from pathlib import Path
 import numpy as np
 import psutil
 from prometheus_client import CollectorRegistry
-from prometheus_client.multiprocess import MultiProcessCollector
 
 from nodes.sed.detector import DEFAULT_HOP
 from stream.graph import Supervisor, load_graph
+from stream.metrics import run_registry
 from stream.paths import data_dir
 
 STEP_S = 0.5  # s between windows of a stream
@@ -70,8 +70,7 @@ def graph_toml(n: int, args: argparse.Namespace, out: Path) -> str:
 
 def snapshot(run_dir: Path, segmenters: int) -> dict:
     """Windows clustered so far, messages dropped so far, buckets of the window lag histogram (read now)."""
-    reg = CollectorRegistry()
-    MultiProcessCollector(reg, path=str(run_dir / "metrics"))
+    reg = run_registry(run_dir / "metrics")
 
     def value(name: str, **labels: str) -> float:
         return reg.get_sample_value(name, labels) or 0.0

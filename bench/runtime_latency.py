@@ -24,10 +24,9 @@ from pathlib import Path
 
 import numpy as np
 import psutil
-from prometheus_client import CollectorRegistry
-from prometheus_client.multiprocess import MultiProcessCollector
 
 from stream.graph import Supervisor, load_graph
+from stream.metrics import run_registry
 
 PROBE = """
 [graph]
@@ -119,8 +118,7 @@ async def streams(folder: Path, k: int, seconds: float) -> tuple[bool, str]:
     await asyncio.gather(*runs)
     dropped, missing, lat, count = 0.0, 0, [], 0
     for i in range(k):
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=str(folder / f"run{i}" / "metrics"))
+        registry = run_registry(folder / f"run{i}" / "metrics")
         dropped += sum(registry.get_sample_value("stream_messages_total", {"node": n, "result": "dropped"}) or 0
                        for n in ("loudness", "sinks"))
         events = [json.loads(line) for line in outs[i].read_text().splitlines()]

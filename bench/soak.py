@@ -34,10 +34,9 @@ from pathlib import Path
 
 import numpy as np
 import psutil
-from prometheus_client import CollectorRegistry
-from prometheus_client.multiprocess import MultiProcessCollector
 
 from stream.graph import Supervisor, load_graph
+from stream.metrics import run_registry
 from stream.paths import REPO_ROOT, data_dir
 
 EXTRA_KINDS = ("sed", "beats", "chords")  # the music / sound-event nodes, wherever their package exists
@@ -88,8 +87,7 @@ class Samples:
 
 def metric_values(run_dir: Path, name: str) -> dict[str, float]:
     """Every sample of `name` by node (summed over the other labels)."""
-    registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=str(run_dir / "metrics"))
+    registry = run_registry(run_dir / "metrics")
     out: dict[str, float] = {}
     for metric in registry.collect():
         for s in metric.samples:
@@ -99,8 +97,7 @@ def metric_values(run_dir: Path, name: str) -> dict[str, float]:
 
 
 def dropped_total(run_dir: Path) -> float:
-    registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=str(run_dir / "metrics"))
+    registry = run_registry(run_dir / "metrics")
     return sum(s.value for metric in registry.collect() for s in metric.samples
                if s.name == "stream_messages_total" and s.labels.get("result") == "dropped")
 

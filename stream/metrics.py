@@ -10,6 +10,8 @@ Without the variable (a node used bare, a test) the metrics live in the process'
 
 from __future__ import annotations
 
+import struct
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -103,11 +105,36 @@ class _Supervisor:
                                   "were not heartbeats (skipped).", value=self._malformed())
 
 
+class _RunCollector(MultiProcessCollector):
+    """The run's per-process files, summed; a read that meets a file half made (a node process starting: created,
+    not yet sized, `struct.error`) or half gone (a dead one's gauges being removed) is read again, so a scrape at a
+    node's restart does not fail (it did, about once in three reads while files were being created)."""
+
+    def collect(self):  # noqa: ANN201 - prometheus_client collector protocol
+        for attempt in range(READ_ATTEMPTS):
+            try:
+                return list(super().collect())
+            except (struct.error, RuntimeError, FileNotFoundError):
+                if attempt == READ_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.005)
+        return []
+
+
+READ_ATTEMPTS = 20  # a file is half made for microseconds
+
+
+def run_registry(directory: Path) -> CollectorRegistry:
+    """A registry that reads the metrics of every node process of a run (its `metrics` folder)."""
+    registry = CollectorRegistry()
+    _RunCollector(registry, path=str(directory))
+    return registry
+
+
 def serve(directory: Path, host: str, port: int, restarts: Callable[[], Mapping[str, int]],
           malformed: Callable[[], int] = lambda: 0):  # noqa: ANN201
     """Start the graph's endpoint on host:port (port 0 picks a free one); returns (server, thread)."""
-    registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=str(directory))
+    registry = run_registry(directory)
     registry.register(_Supervisor(restarts, malformed))
     try:
         return start_http_server(port, addr=host, registry=registry)

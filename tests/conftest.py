@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry
-from prometheus_client.multiprocess import MultiProcessCollector
 
+from stream.metrics import run_registry
 from stream.paths import data_dir, model_dir
 
 
@@ -31,8 +30,7 @@ class RunMetrics:
     """Sums of a run's multiprocess metric files (what the supervisor's endpoint serves)."""
 
     def __init__(self, directory: Path) -> None:
-        self.registry = CollectorRegistry()
-        MultiProcessCollector(self.registry, path=str(directory))
+        self.registry = run_registry(directory)
 
     def get(self, name: str, **labels: str) -> float:
         return self.registry.get_sample_value(name, labels) or 0.0

@@ -24,10 +24,9 @@ async def test_meeting_graph_survives_kill_of_capture(tmp_path, data):
     wav = clip("dev00", 14.0, tmp_path)
     warm_up()
     outcome = await run_fault(Fault("capture", "kill", at_s=6.0), wav, None, tmp_path / "run")
-    if outcome.twin_lost or outcome.twin_duplicated or outcome.recovered_s != outcome.recovered_s:
-        # the twin-VAD comparison once lost 6 events in a full-suite run and never alone (3 of 3 clean), and the
-        # 0.1 s sampler once saw no ready state of the new capture process (the models' log showed its audio back
-        # 0.06 s after the kill): one retry, every guard below still has to hold on the run that is kept
+    if outcome.twin_lost or outcome.twin_duplicated:
+        # the twin-VAD comparison once lost 6 events in a full-suite run and never alone (3 of 3 clean): one
+        # retry, every guard below still has to hold on the run that is kept
         print("retry:", outcome)
         outcome = await run_fault(Fault("capture", "kill", at_s=6.0), wav, None, tmp_path / "run2")
     print(outcome)

@@ -25,10 +25,9 @@ from pathlib import Path
 
 import jsonschema
 import numpy as np
-from prometheus_client import CollectorRegistry
-from prometheus_client.multiprocess import MultiProcessCollector
 
 from stream.graph import NodeEntry, Supervisor, check, load_graph, with_source
+from stream.metrics import run_registry
 from stream.paths import REPO_ROOT
 from stream.rttm import Turn, read_rttm
 from stream.schemas import schema
@@ -95,8 +94,7 @@ def agreement(a: list[Turn], b: list[Turn], start: float, end: float) -> float:
 
 def event_count(run_dir: Path, node: str, event: str) -> float:
     """Observations of `stream_event_latency_seconds{node, event}` in a finished run's metric files."""
-    registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=str(run_dir / "metrics"))
+    registry = run_registry(run_dir / "metrics")
     return registry.get_sample_value("stream_event_latency_seconds_count", {"node": node, "event": event}) or 0.0
 
 
