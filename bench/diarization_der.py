@@ -62,7 +62,7 @@ def diarize_sets(sets: dict[str, list[Path]], out: Path | None, windows: Path | 
     With ``windows``, each file's model outputs are kept there (``<set>/<uri>.pkl``) and a later run replays them
     through everything after the models (same output, seconds instead of minutes): for tuning the clustering.
     """
-    from nodes.diarization.files import diarize_file_at, replay_windows
+    from nodes.diarization.files import diarize_file_at, isolate_kept, replay_windows
     from stream.commands.diarize import CONCURRENT_FILES, build
 
     def one(s: str, path: Path) -> list:
@@ -70,6 +70,9 @@ def diarize_sets(sets: dict[str, list[Path]], out: Path | None, windows: Path | 
         if kept and kept.exists():
             with open(kept, "rb") as f:
                 duration, records = pickle.load(f)
+            if isolate_kept(records, path, analyzer.emb_params, configs[0]):  # kept before they existed
+                with open(kept, "wb") as f:
+                    pickle.dump((duration, records), f)
             return [replay_windows(records, duration, c, refine=(i == 0)) for i, c in enumerate(configs)]
         results = diarize_file_at(path, analyzer, configs, None, True)
         if kept:

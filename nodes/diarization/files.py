@@ -16,13 +16,18 @@ from pathlib import Path
 import numpy as np
 
 from nodes.capture.files import read_blocks
+from nodes.diarization.isolated import isolated_embeddings
 from nodes.diarization.pipeline import SAMPLE_RATE, DiarizationConfig, OnlineDiarizer, WindowBuffer
 from nodes.diarization.refine import WindowRecord
 from nodes.diarization.stitching import Plan
 from nodes.diarization.windows import WindowAnalyzer
 from stream.allocator import release_freed_memory
 from stream.errors import AudioError, ConfigError
+from stream.models import Params
 from stream.rttm import Turn
+
+ISOLATE_BATCH = 4  # windows whose isolated embeddings are computed together (up to 3 local speakers each)
+
 
 @dataclass(frozen=True)
 class FileResult:
@@ -93,15 +98,29 @@ def diarize_file_at(path: Path, analyzer: WindowAnalyzer, configs: list[Diarizat
         padded[:len(windows)] = windows
         return padded, analyzer.segment(padded, consecutive=True)[:len(windows)]
 
+    every = configs[0].refine.isolate_every if refine else 0
+    isolate: list[tuple[int, np.ndarray, np.ndarray]] = []  # (window, audio, activity) to embed alone, a batch
+
     def cluster(first: int, padded: np.ndarray, activity: np.ndarray) -> None:
         n = len(activity)
         plans = [[d.plan(a) for d in diarizers] for a in activity]
         embeddings = analyzer.embed(padded, activity, [buffer.padding(first + i) for i in range(n)], [ring] * n,
                                     [any(p.embed for p in ps) for ps in plans])
-        for a, e, ps in zip(activity, embeddings, plans):
+        for i, (a, e, ps) in enumerate(zip(activity, embeddings, plans)):
             for diarizer, p in zip(diarizers, ps):
                 diarizer(a, e, p)
+            if every and (first + i) % every == 0 and ps[0].embed:
+                isolate.append((first + i, padded[i].copy(), a))
+        if len(isolate) >= ISOLATE_BATCH:
+            embed_isolated()
         release_freed_memory()  # bounded RSS with `keep_freed_memory` (at most every few seconds)
+
+    def embed_isolated() -> None:
+        embedded = isolated_embeddings(analyzer.emb_params, [w for _, w, _ in isolate], [a for _, _, a in isolate],
+                                       configs[0].geometry.resolution, configs[0].refine.min_speech)
+        for (index, _, _), emb in zip(isolate, embedded):
+            diarizers[0].records[index].isolated = emb
+        isolate.clear()
 
     with ThreadPoolExecutor(1) as worker:
         ahead: deque[tuple[int, Future]] = deque()  # at most two batches in flight: memory stays flat
@@ -115,6 +134,8 @@ def diarize_file_at(path: Path, analyzer: WindowAnalyzer, configs: list[Diarizat
         while ahead:
             done, future = ahead.popleft()
             cluster(done, *future.result())
+    if isolate:
+        embed_isolated()
     results = []
     for i, diarizer in enumerate(diarizers):
         diarizer.finish(buffer.duration)
@@ -122,6 +143,33 @@ def diarize_file_at(path: Path, analyzer: WindowAnalyzer, configs: list[Diarizat
         results.append(FileResult(buffer.duration, diarizer.turns(), refined, time.perf_counter() - start,
                                   diarizer.records))
     return results
+
+
+def isolate_kept(records: list[WindowRecord], path: Path, params: Params, config: DiarizationConfig) -> bool:
+    """Give the kept windows of ``path`` that lack them their isolated embeddings, as `diarize_file_at` does
+    (windows kept before isolated embeddings existed: bench/diarization_der.py --windows); True if any was added."""
+    g, every = config.geometry, config.refine.isolate_every
+    wanted = [j for j, r in enumerate(records) if every and j % every == 0 and r.embeddings is not None
+              and r.isolated is None]
+    if not wanted:
+        return False
+    wave = np.concatenate(list(read_blocks(path, SAMPLE_RATE)))
+    samples = round(g.duration * SAMPLE_RATE)
+
+    def audio(record: WindowRecord) -> np.ndarray:
+        start = round(record.first_frame * g.resolution * SAMPLE_RATE)
+        out = np.zeros(samples, np.float32)
+        lo, hi = max(start, 0), min(start + samples, len(wave))
+        out[lo - start:hi - start] = wave[lo:hi]
+        return out
+
+    for first in range(0, len(wanted), ISOLATE_BATCH):
+        part = wanted[first:first + ISOLATE_BATCH]
+        embedded = isolated_embeddings(params, [audio(records[j]) for j in part], [records[j].activity for j in part],
+                                       g.resolution, config.refine.min_speech)
+        for j, emb in zip(part, embedded):
+            records[j].isolated = emb
+    return True
 
 
 def _check_same_models(configs: list[DiarizationConfig]) -> None:
@@ -144,6 +192,8 @@ def replay_windows(windows: list[WindowRecord], duration: float, config: Diariza
     diarizer = OnlineDiarizer(config, keep_windows=refine)
     for w in windows:
         diarizer(w.activity, w.embeddings, Plan(w.embeddings is not None, w.continues))
+        if refine:
+            diarizer.records[-1].isolated = w.isolated
     diarizer.finish(duration)
     refined = diarizer.refined_turns(duration) if refine else None
     return FileResult(duration, diarizer.turns(), refined, time.perf_counter() - start, diarizer.records)

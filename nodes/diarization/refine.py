@@ -20,6 +20,9 @@
    (session 5) take "ahc" on the tune meetings from 31.0 to 29.5 % and the exact speaker count from 9 to 50 % of
    meetings (within one: 36 -> 73 %), AMI unchanged (31.3 %); with them, ``min_speech`` 0.5 s instead of 1 s
    gives 29.3 % and 91 % within one on the tune meetings, 30.4 % on AMI (0.25-0.75 s all within 2 points).
+   With ``isolate_every`` > 0 (off by default), "ahc" and "auto" cluster isolated embeddings instead (each local
+   speaker of every ``isolate_every``-th window embedded on its own frames alone, isolated.py) and take each
+   cluster's centroid from the same windows' embeddings.
 2. Map each window's local speakers to the nearest centroids, one-to-one (as in the online pass).
 3. Overlap-add all windows covering each frame (every window is available now, so latency is unlimited).
 4. Reconstruct as pyannote does: the number of speakers talking in each frame is the (rounded, taper-weighted)
@@ -70,6 +73,11 @@ class RefineConfig:
     min_cluster_size: int = 4  # >= 1, clusters of fewer embeddings (one per local speaker and window) join the
     #   nearest larger one
     max_speakers: int = 20  # spectral: largest number of speakers the eigengap may choose
+    isolate_every: int = 0  # > 0: every this many windows (8 = 4 s apart at 0.5 s steps) embed each local speaker
+    #   alone and cluster those (isolated.py; file mode only, about +0.05 CPU s per audio s at 8); 0 = cluster the
+    #   window embeddings. Off: on the tune sets it gains on short and mid-length meetings and loses on long ones
+    #   (bench/RESULTS.md, "Diarisation: isolated embeddings for the refinement")
+    isolated_threshold: float = 0.7  # [0, 2] the AHC cut on isolated embeddings ("ahc", "auto")
     plda: str = ""  # folder of the PLDA model for "vbx" ("" = the shipped one, nodes/diarization/plda/)
 
     def __post_init__(self) -> None:
@@ -79,7 +87,8 @@ class RefineConfig:
                   "vbx_fa": 0 < self.vbx_fa <= 1, "vbx_fb": self.vbx_fb > 0, "min_prior": 0 <= self.min_prior < 1,
                   "min_speech": self.min_speech >= 0,
                   "merge_threshold": 0 <= self.merge_threshold <= 2,
-                  "min_cluster_share": 0 <= self.min_cluster_share < 1, "min_cluster_size": self.min_cluster_size >= 1}
+                  "min_cluster_share": 0 <= self.min_cluster_share < 1, "min_cluster_size": self.min_cluster_size >= 1,
+                  "isolate_every": self.isolate_every >= 0, "isolated_threshold": 0 <= self.isolated_threshold <= 2}
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ConfigError(f"RefineConfig: out of range: {', '.join(f'{b}={getattr(self, b)}' for b in bad)}")
@@ -200,6 +209,8 @@ class WindowRecord:
     #   there; None if stitched
     continues: dict[int, int]  # local -> the previous window's local speaker it continues
     online: dict[int, int]  # local -> global speaker given by the online pass
+    isolated: np.ndarray | None = None  # [local, dim] embeddings of each local speaker's frames alone, NaN where
+    #   too short (isolated.py); every ``RefineConfig.isolate_every``-th window, None elsewhere
 
 
 def silhouette(embeddings: np.ndarray, labels: np.ndarray) -> float:
@@ -223,28 +234,46 @@ def silhouette(embeddings: np.ndarray, labels: np.ndarray) -> float:
 
 def centroids_of(records: list[WindowRecord], keys: list[tuple[int, int]], emb: np.ndarray,
                  config: RefineConfig, resolution: float) -> np.ndarray:
-    """[speakers, dim] unit centroids of the embeddings ``emb`` of (window, local) ``keys``, grouped by the online
-    speakers ("online") or by clustering afresh those with at least ``config.min_speech`` s of activity (all of
-    them if none has); "auto" takes whichever of the two separates those embeddings better."""
+    """[speakers, dim] unit centroids, among the window embeddings ``emb`` of (window, local) ``keys``, of the
+    online speakers ("online") or of clusters found afresh (`clustering_view` says on which embeddings); "auto"
+    takes whichever of the two separates those embeddings better."""
     online = np.array([records[w].online.get(s, -1) for w, s in keys])
-    speech = np.array([records[w].activity[:, s].sum() * resolution for w, s in keys])
-    clean = speech >= config.min_speech if np.any(speech >= config.min_speech) else np.ones(len(keys), bool)
-    fresh = None  # the clean embeddings clustered afresh, once
+    rows, view, config = clustering_view(records, keys, emb, config, resolution)
+    fresh = None  # the view clustered afresh, once
     if config.method == "auto":
-        fresh = cluster(emb[clean], replace(config, method="ahc"))
-        use_online = silhouette(emb[clean], online[clean]) > silhouette(emb[clean], fresh)
+        fresh = cluster(view, replace(config, method="ahc"))
+        use_online = silhouette(view, online[rows]) > silhouette(view, fresh)
     else:
         use_online = config.method == "online"
     if use_online:
         labels = online
         weights = np.array([records[w].activity[:, s].mean() for w, s in keys])
     else:
-        emb = emb[clean]
-        labels = cluster(emb, config) if fresh is None else fresh
-        weights = np.ones(len(emb))
+        labels = cluster(view, config) if fresh is None else fresh
+        emb, weights = emb[rows], np.ones(len(rows))
     found = [k for k in range(labels.max(initial=-1) + 1) if np.any(labels == k)]
     return unit(np.stack([(weights[labels == k, None] * unit(emb[labels == k])).sum(axis=0) for k in found]
                          or [np.zeros(emb.shape[1])]))
+
+
+def clustering_view(records: list[WindowRecord], keys: list[tuple[int, int]], emb: np.ndarray, config: RefineConfig,
+                    resolution: float) -> tuple[np.ndarray, np.ndarray, RefineConfig]:
+    """(rows of ``keys`` to cluster afresh, the embeddings to cluster them by, the config to cluster with).
+
+    "ahc" and "auto" cluster the isolated embeddings where the windows have them (isolated.py: cut at
+    ``isolated_threshold``, and as only every ``isolate_every``-th window has them, ``min_cluster_size`` counts
+    that many windows per embedding); otherwise the window embeddings with at least ``min_speech`` s of activity
+    (all of them if none has)."""
+    if config.isolate_every and config.method in ("ahc", "auto"):
+        rows = [i for i, (w, s) in enumerate(keys)
+                if records[w].isolated is not None and np.isfinite(records[w].isolated[s, 0])]
+        if len(rows) >= 2:
+            view = np.stack([records[keys[i][0]].isolated[keys[i][1]] for i in rows]).astype(np.float64)
+            size = max(1, -(-config.min_cluster_size // config.isolate_every))
+            return np.array(rows), view, replace(config, ahc_threshold=config.isolated_threshold, min_cluster_size=size)
+    speech = np.array([records[w].activity[:, s].sum() * resolution for w, s in keys])
+    clean = speech >= config.min_speech if np.any(speech >= config.min_speech) else np.ones(len(keys), bool)
+    return np.flatnonzero(clean), emb[clean], config
 
 
 def online_sources(records: list[WindowRecord], mappings: list[dict[int, int]], speakers: int) -> list[int]:

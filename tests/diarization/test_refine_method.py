@@ -1,4 +1,5 @@
-"""The refinement's "auto" method: AHC unless the online speakers separate the embeddings better (silhouette).
+"""The refinement's "auto" method (AHC unless the online speakers separate the embeddings better: silhouette) and its
+clustering on isolated embeddings.
 
 Made-up window embeddings of three voices that share a strong common direction: each voice is tight, but the
 voices' mutual cosine distance (~0.6) is under the AHC cut (0.7), so AHC puts all three into one cluster.
@@ -55,3 +56,21 @@ def test_auto_reclusters_where_the_online_pass_merged_two_voices():
     config = RefineConfig(method="auto")
     assert len(centroids_of(recs, keys, x, replace(config, method="online"), RESOLUTION)) == 2
     assert len(centroids_of(recs, keys, x, config, RESOLUTION)) == 3
+
+
+def test_isolated_embeddings_decide_the_clusters_and_the_window_embeddings_place_them():
+    """Window embeddings that share the window's other voices (the common part) merge under AHC; the same voices
+    embedded alone (common part gone) separate: the refinement clusters by those and finds all three, each centroid
+    still in the window embeddings' space (the windows are placed by their own embeddings)."""
+    x, labels = voices(np.random.default_rng(4), 20)
+    alone = x - 0.6 * x.mean(axis=0)
+    alone /= np.linalg.norm(alone, axis=1, keepdims=True)
+    recs, keys = records(x, np.zeros(len(x), int))  # online: one speaker
+    config = RefineConfig(method="auto", isolate_every=1)  # (off by default)
+    assert len(centroids_of(recs, keys, x, config, RESOLUTION)) == 1  # no isolated embeddings kept
+    for record, e in zip(recs, alone):
+        record.isolated = e[None]
+    centroids = centroids_of(recs, keys, x, config, RESOLUTION)
+    assert len(centroids) == 3
+    assert sorted(np.argmax(x @ centroids.T, axis=1)[::20]) == [0, 1, 2]  # each voice's windows nearest its own
+    assert len(centroids_of(recs, keys, x, replace(config, isolate_every=0), RESOLUTION)) == 1
