@@ -111,14 +111,12 @@ class _RunCollector(MultiProcessCollector):
     node's restart does not fail (it did, about once in three reads while files were being created)."""
 
     def collect(self):  # noqa: ANN201 - prometheus_client collector protocol
-        for attempt in range(READ_ATTEMPTS):
+        for _ in range(READ_ATTEMPTS - 1):
             try:
                 return list(super().collect())
             except (struct.error, RuntimeError, FileNotFoundError):
-                if attempt == READ_ATTEMPTS - 1:
-                    raise
                 time.sleep(0.005)
-        return []
+        return list(super().collect())  # the last attempt's error, if any, is the scrape's
 
 
 READ_ATTEMPTS = 20  # a file is half made for microseconds

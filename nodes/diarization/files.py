@@ -116,10 +116,7 @@ def diarize_file_at(path: Path, analyzer: WindowAnalyzer, configs: list[Diarizat
         release_freed_memory()  # bounded RSS with `keep_freed_memory` (at most every few seconds)
 
     def embed_isolated() -> None:
-        embedded = isolated_embeddings(analyzer.emb_params, [w for _, w, _ in isolate], [a for _, _, a in isolate],
-                                       configs[0].geometry.resolution, configs[0].refine.min_speech)
-        for (index, _, _), emb in zip(isolate, embedded):
-            diarizers[0].records[index].isolated = emb
+        attach_isolated(diarizers[0].records, isolate, analyzer.emb_params, configs[0])
         isolate.clear()
 
     with ThreadPoolExecutor(1) as worker:
@@ -145,30 +142,40 @@ def diarize_file_at(path: Path, analyzer: WindowAnalyzer, configs: list[Diarizat
     return results
 
 
+def attach_isolated(records: list[WindowRecord], windows: list[tuple[int, np.ndarray, np.ndarray]], params: Params,
+                    config: DiarizationConfig) -> None:
+    """Set ``records[index].isolated`` for each (index, window audio, activity) of ``windows`` (isolated.py)."""
+    embedded = isolated_embeddings(params, [w for _, w, _ in windows], [a for _, _, a in windows],
+                                   config.geometry.resolution, config.refine.min_speech)
+    for (index, _, _), emb in zip(windows, embedded):
+        records[index].isolated = emb
+
+
 def isolate_kept(records: list[WindowRecord], path: Path, params: Params, config: DiarizationConfig) -> bool:
-    """Give the kept windows of ``path`` that lack them their isolated embeddings, as `diarize_file_at` does
-    (windows kept before isolated embeddings existed: bench/diarization_der.py --windows); True if any was added."""
-    g, every = config.geometry, config.refine.isolate_every
-    wanted = [j for j, r in enumerate(records) if every and j % every == 0 and r.embeddings is not None
-              and r.isolated is None]
+    """Give the kept windows of ``path`` that lack them their isolated embeddings, as `diarize_file_at` does, from
+    the same windows of audio (windows kept before isolated embeddings existed: bench/diarization_der.py
+    --windows); True if any was added."""
+    every = config.refine.isolate_every
+    wanted = {j for j, r in enumerate(records) if every and j % every == 0 and r.embeddings is not None
+              and r.isolated is None}
     if not wanted:
         return False
-    wave = np.concatenate(list(read_blocks(path, SAMPLE_RATE)))
-    samples = round(g.duration * SAMPLE_RATE)
+    buffer = WindowBuffer(config.geometry)
 
-    def audio(record: WindowRecord) -> np.ndarray:
-        start = round(record.first_frame * g.resolution * SAMPLE_RATE)
-        out = np.zeros(samples, np.float32)
-        lo, hi = max(start, 0), min(start + samples, len(wave))
-        out[lo - start:hi - start] = wave[lo:hi]
-        return out
+    def windows() -> Iterator[np.ndarray]:
+        for block in read_blocks(path, SAMPLE_RATE):
+            yield from buffer.push(block)
+        yield from buffer.flush()
 
-    for first in range(0, len(wanted), ISOLATE_BATCH):
-        part = wanted[first:first + ISOLATE_BATCH]
-        embedded = isolated_embeddings(params, [audio(records[j]) for j in part], [records[j].activity for j in part],
-                                       g.resolution, config.refine.min_speech)
-        for j, emb in zip(part, embedded):
-            records[j].isolated = emb
+    pending: list[tuple[int, np.ndarray, np.ndarray]] = []
+    for index, window in enumerate(windows()):
+        if index in wanted:
+            pending.append((index, window, records[index].activity))
+        if len(pending) >= ISOLATE_BATCH:
+            attach_isolated(records, pending, params, config)
+            pending.clear()
+    if pending:
+        attach_isolated(records, pending, params, config)
     return True
 
 
