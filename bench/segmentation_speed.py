@@ -18,7 +18,7 @@ import jax
 import numpy as np
 import soundfile as sf
 
-from nodes.segmentation import RollingConfig, RollingSegmenter, segment_file
+from nodes.segmentation.segment import RollingConfig, RollingSegmenter, segment_file
 from stream.models import load_params
 from stream.paths import data_dir
 

@@ -43,7 +43,7 @@ COMMANDS = [
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The whole command line, or only ``command``'s subcommand: a command's start-up then imports no other
-    command's module (some of those import JAX and SciPy just to show their defaults in --help)."""
+    command's module."""
     parser = argparse.ArgumentParser(prog="stream", description="Real-time audio analysis service.")
     parser.add_argument("--version", action="version", version=f"stream {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")

@@ -21,20 +21,10 @@ from scipy.signal import fftconvolve
 
 from nodes.segmentation.model import FRAME_DURATION, FRAME_STEP, SAMPLE_RATE, num_frames
 from nodes.segmentation.powerset import NUM_SPEAKERS
+from nodes.segmentation.train_config import Augmentation
 from stream.errors import ConfigError
 
 MAX_DRAWS = 50  # crops tried per chunk before accepting one with too many speakers (its extra talkers dropped)
-
-
-@dataclass(frozen=True)
-class Augmentation:
-    """Probabilities and ranges of each augmentation (0 disables one)."""
-
-    reverb: float = 0.3  # [0, 1] chance of a synthetic room response
-    rt60: tuple[float, float] = (0.2, 0.8)  # s
-    noise: float = 0.5  # [0, 1] chance of added coloured noise
-    snr_db: tuple[float, float] = (5.0, 30.0)
-    level_db: tuple[float, float] = (-20.0, 6.0)  # gain applied to every chunk
 
 
 @dataclass(frozen=True)

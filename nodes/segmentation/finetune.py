@@ -13,13 +13,12 @@ exactly (a step's batch depends only on the seed and the step), including after 
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,47 +27,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from nodes.segmentation.chunks import Augmentation, Conversation, training_batch
+from nodes.segmentation.chunks import Conversation, training_batch
 from nodes.segmentation.model import SAMPLE_RATE, Params, pyannet
 from nodes.segmentation.powerset import permutation_invariant_loss
-from stream.errors import ConfigError, ModelError
+from nodes.segmentation.train_config import TrainConfig
+from stream.errors import ModelError
 from stream.files import save_npz
 from stream.models import flatten, unflatten
 
 FORMAT = 1
 PROGRESS_S = 30.0  # s between progress lines when stderr is not a terminal
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    steps: int = 600  # total Adam steps
-    batch: int = 8  # chunks per step
-    chunk_s: float = 8.0  # s per chunk (the diarisation window)
-    lr: float = 1e-4  # peak learning rate (low: fine-tuning, not training from scratch)
-    checkpoint_every: int = 25  # steps
-    seed: int = 0
-    augmentation: Augmentation = field(default_factory=Augmentation)
-
-    def __post_init__(self) -> None:
-        if min(self.steps, self.batch, self.checkpoint_every) < 1:
-            raise ConfigError(f"steps, batch and checkpoint_every must be >= 1, got {self}")
-        if not 1.0 <= self.chunk_s <= 10.0:
-            raise ConfigError(f"chunk_s must be in [1, 10] s (the model was trained on 10 s), got {self.chunk_s}")
-        if not 0 < self.lr < 0.1:
-            raise ConfigError(f"lr must be in (0, 0.1), got {self.lr}")
-
-    @property
-    def samples(self) -> int:
-        return int(round(self.chunk_s * SAMPLE_RATE))
-
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> TrainConfig:
-        aug = d.get("augmentation", {})
-        aug = Augmentation(**{k: tuple(v) if isinstance(v, list) else v for k, v in aug.items()})
-        return cls(**{**d, "augmentation": aug})
 
 
 @dataclass
@@ -156,7 +124,7 @@ def train(state: TrainState, conversations: list[Conversation], checkpoint: Path
     first = state.step
     with tqdm(total=cfg.steps, initial=state.step, disable=not tty, unit="step", desc="train segmentation") as bar:
         while state.step < last:
-            audio, targets = training_batch(conversations, cfg.batch, cfg.samples, cfg.augmentation, cfg.seed,
+            audio, targets = training_batch(conversations, cfg.batch, round(cfg.chunk_s * SAMPLE_RATE), cfg.augmentation, cfg.seed,
                                             state.step)
             state.params, state.opt_state, loss = step_fn(state.params, state.opt_state, audio, targets)
             state.step += 1

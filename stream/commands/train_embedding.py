@@ -37,13 +37,13 @@ OPTIONS = [
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from nodes.embedding.train import ARCHITECTURES, TrainConfig
+    from nodes.embedding.train_config import NETWORKS, TrainConfig
 
     d = TrainConfig()
     parser = sub.add_parser("train-embedding", help="train an x-vector / d-vector speaker encoder (AAM-softmax)",
                             description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, metavar="FOLDER", help="labelled training audio")
-    parser.add_argument("--model", required=True, choices=list(ARCHITECTURES), help="network to train")
+    parser.add_argument("--model", required=True, choices=NETWORKS, help="network to train")
     parser.add_argument("--out", type=Path, required=True, metavar="CKPT", help="checkpoint file (.npz)")
     parser.add_argument("--resume", action="store_true", help="continue the run saved in CKPT")
     parser.add_argument("--until", type=int, metavar="STEP", help="stop at STEP (continue later with --resume)")
@@ -77,8 +77,8 @@ def evaluate(state: object, files: list, features: list) -> str:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from nodes.embedding.train import (ARCHITECTURES, TrainConfig, labelled_files, load_checkpoint, load_features,
-                                       new_state, train)
+    from nodes.embedding.train import ARCHITECTURES, labelled_files, load_checkpoint, load_features, new_state, train
+    from nodes.embedding.train_config import TrainConfig
     from stream.errors import ConfigError
 
     files = labelled_files(args.data)

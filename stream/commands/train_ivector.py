@@ -29,7 +29,7 @@ OPTIONS = [
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from nodes.speakers.ivector.model import IvectorConfig
+    from nodes.speakers.ivector.config import IvectorConfig
 
     d = IvectorConfig()
     parser = sub.add_parser("train-ivector", help="train an i-vector extractor (UBM + T + LDA), resumable",
@@ -44,7 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from nodes.embedding.train import labelled_files
-    from nodes.speakers.ivector.model import Checkpoint, IvectorConfig
+    from nodes.speakers.ivector.config import IvectorConfig
+    from nodes.speakers.ivector.model import Checkpoint
     from nodes.speakers.ivector.train import done_iterations, total_iterations, train
     from stream.errors import ConfigError
 

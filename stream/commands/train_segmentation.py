@@ -31,7 +31,7 @@ OPTIONS = [  # TrainConfig fields settable from the command line
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from nodes.segmentation.finetune import TrainConfig
+    from nodes.segmentation.train_config import TrainConfig
 
     d = TrainConfig()
     p = sub.add_parser("train-segmentation", help="fine-tune the segmentation model (permutation-invariant loss)",
@@ -54,8 +54,9 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
 
     from nodes.segmentation.chunks import load_conversations, training_batch
-    from nodes.segmentation.finetune import (TrainConfig, batch_loss, load_checkpoint, new_state, save_checkpoint,
-                                             train)
+    from nodes.segmentation.finetune import batch_loss, load_checkpoint, new_state, save_checkpoint, train
+    from nodes.segmentation.model import SAMPLE_RATE
+    from nodes.segmentation.train_config import TrainConfig
     from nodes.segmentation.weights import load_segmentation, save_weights
     from stream.errors import ConfigError
 
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     hours = sum(len(c.audio) for c in conversations) / 16000 / 3600
     print(f"{len(conversations)} conversations ({hours:.2f} h) in {args.data}; {cfg.steps} steps of {cfg.batch} x "
           f"{cfg.chunk_s:g} s, lr {cfg.lr:g}")
-    fixed = training_batch(conversations, cfg.batch, cfg.samples, cfg.augmentation, cfg.seed + 1_000_003, 0)
+    fixed = training_batch(conversations, cfg.batch, round(cfg.chunk_s * SAMPLE_RATE), cfg.augmentation, cfg.seed + 1_000_003, 0)
     print(f"fixed-batch loss at step {state.step}: {float(batch_loss(state.params, *fixed)):.4f}", flush=True)
     losses = train(state, conversations, ckpt, until=args.until)
     print(f"fixed-batch loss at step {state.step}: {float(batch_loss(state.params, *fixed)):.4f}"

@@ -17,7 +17,8 @@ from nodes.embedding.incremental import IncrementalConfig, IncrementalEmbedder, 
 from nodes.embedding.incremental_campplus import CampplusSteps
 from nodes.embedding.incremental_xvector import XVectorSteps
 from nodes.embedding.layers import weighted_stats
-from nodes.embedding.train import TrainConfig, new_state, save_checkpoint
+from nodes.embedding.train import new_state, save_checkpoint
+from nodes.embedding.train_config import TrainConfig
 from nodes.speakers.scoring import cosine
 from stream.errors import ConfigError
 

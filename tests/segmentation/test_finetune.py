@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from nodes.segmentation.chunks import Augmentation, load_conversations, training_batch
+from nodes.segmentation.chunks import load_conversations, training_batch
+from nodes.segmentation.train_config import Augmentation
 from nodes.segmentation.finetune import batch_loss, load_checkpoint
 from nodes.segmentation.model import pyannet
 from nodes.segmentation.powerset import PERMUTATIONS, permutation_invariant_loss, to_powerset

@@ -9,19 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from nodes.segmentation import (
-    FRAME_DURATION,
-    FRAME_STEP,
-    MAPPING,
-    RollingConfig,
-    RollingSegmenter,
-    num_frames,
-    receptive_field_samples,
-    segment,
-    segment_file,
-    to_multilabel,
-    to_powerset,
-)
+from nodes.segmentation.model import FRAME_DURATION, FRAME_STEP, num_frames, receptive_field_samples
+from nodes.segmentation.powerset import MAPPING, to_multilabel, to_powerset
+from nodes.segmentation.segment import RollingConfig, RollingSegmenter, segment, segment_file
 from nodes.segmentation.convert import convert_state_dict
 from nodes.segmentation.segment import _forward
 from stream.checkpoint import load_torch_checkpoint, state_dict

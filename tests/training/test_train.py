@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from nodes.embedding import dvector, xvector
-from nodes.embedding.train import (TrainConfig, aam_logits, embed_utterances, labelled_files, load_checkpoint,
-                                   load_features, new_state, train)
+from nodes.embedding.train import (aam_logits, embed_utterances, labelled_files, load_checkpoint, load_features,
+                                   new_state, train)
+from nodes.embedding.train_config import TrainConfig
 from nodes.speakers.calibration import threshold_at_eer
 from nodes.speakers.scoring import cosine
 from stream.cli import main
