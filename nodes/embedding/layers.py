@@ -75,6 +75,8 @@ def weighted_stats_many(x: jax.Array, weights: jax.Array, eps: float = 1e-10) ->
     Contracts time with each weighting (einsum) instead of copying x once per weighting: the diarisation pools six
     weightings of every window's frames, and the copies made that pooling memory-bound (8 windows: 65 -> 8 ms).
     x is first centred on its plain time mean, so the one-pass variance below loses no precision to a large mean.
+    With one weighting `weighted_stats` stays the faster form (XLA:CPU, [64, 512, 150]: 7.8 ms elementwise against
+    33 ms as a batched contraction with S = 1; results within 3e-6), which is why both exist.
     """
     centre = x.mean(-1, keepdims=True)
     xc = x - centre
