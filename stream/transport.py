@@ -33,7 +33,8 @@ those in place.
 
 Bounded input: a SUB refuses frames over `max_message_bytes` (ZeroMQ `MAXMSGSIZE`, checked before the frame is
 buffered). ZeroMQ answers such a frame by dropping the connection for good, so `Input` watches its socket's
-events and reconnects when a disconnect is not followed by ZeroMQ's own retry (`Input.check`), counting it.
+events and reconnects when a disconnect is not followed by ZeroMQ's own retry (`Input.check`), counting it; it
+also restarts a connection attempt that stays silent for 10 s (neither connected nor retried).
 """
 
 from __future__ import annotations
@@ -271,14 +272,17 @@ def subscribe(
 class Input:
     """One upstream: its SUB socket plus the socket's event monitor, to undo ZeroMQ's permanent disconnect after
     an oversized frame. A disconnect that ZeroMQ does not follow with a reconnect attempt within `settle_s` was a
-    protocol error (with our own peers: a frame over `max_message_bytes`); `check` then reconnects."""
+    protocol error (with our own peers: a frame over `max_message_bytes`); `check` then reconnects. So does an
+    attempt that neither connects nor retries for `stall_s` (ZeroMQ retries every 0.1 s at most, so only a stuck
+    attempt is that quiet): the input never stays down while its upstream is up."""
 
     def __init__(self, sock: zmq.asyncio.Socket, endpoint: str, name: str = "", replay: bytes = b"",
                  replay_wait_s: float = 5.0) -> None:
         self.sock, self.endpoint = sock, endpoint
         self.monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED | _ALIVE)
         self.settle_s = 3 * RECONNECT_IVL_MAX_MS / 1000
-        self._disconnected_at: float | None = None
+        self.stall_s = 100 * RECONNECT_IVL_MAX_MS / 1000
+        self._last: tuple[int, float] | None = None  # the monitor's last event and when it came; None while up
         self.prefix = replay_prefix(name)
         self.ask = ASK + name.encode() + b"/"
         self.request = replay  # b"" = no replay asked (or it ended)
@@ -301,20 +305,24 @@ class Input:
             except zmq.Again:
                 return
             event = parse_monitor_message(frames)["event"]
-            if event == zmq.EVENT_DISCONNECTED:
-                self._disconnected_at = time.monotonic()
-            elif event & _ALIVE:
-                self._disconnected_at = None
+            log.info("%s: %s", self.endpoint, zmq.Event(event).name)
+            self._last = None if event == zmq.EVENT_CONNECTED else (event, time.monotonic())
 
     def check(self) -> bool:
         """Reconnect if ZeroMQ gave the connection up; True when it did (one refused oversized frame)."""
-        if self._disconnected_at is None or time.monotonic() - self._disconnected_at < self.settle_s:
+        if self._last is None:
             return False
-        self._disconnected_at = None
+        event, at = self._last
+        if time.monotonic() - at < (self.settle_s if event == zmq.EVENT_DISCONNECTED else self.stall_s):
+            return False
+        if event != zmq.EVENT_DISCONNECTED:  # an oversized frame is logged by the runner, which counts it
+            log.warning("%s: no connection after %.0f s (last: %s); reconnecting", self.endpoint, self.stall_s,
+                        zmq.Event(event).name)
+        self._last = (zmq.EVENT_CONNECT_RETRIED, time.monotonic())
         with contextlib.suppress(zmq.ZMQError):  # ZeroMQ may have dropped the endpoint already
             self.sock.disconnect(self.endpoint)
         self.sock.connect(self.endpoint)
-        return True
+        return event == zmq.EVENT_DISCONNECTED
 
     def close(self) -> None:
         self.sock.disable_monitor()

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import tempfile
 import threading
+import time
 
 import msgpack
 import numpy as np
 import pytest
+import zmq
+import zmq.asyncio
 
 from nodes.diarization.node import DiarizationNode
 from nodes.loudness.node import LoudnessNode
@@ -22,6 +26,7 @@ from stream.errors import ConfigError, MessageError
 from stream.graph import load_graph
 from stream.message import Message, Order, SeqTracker, decode, encode
 from stream.sinks.node import SinksNode
+from stream.transport import Input, subscribe
 
 from reliability_wire import eos, pcm
 
@@ -130,7 +135,8 @@ async def test_bug6_node_keeps_state_for_at_most_max_streams(node_process, run_m
     assert metrics.get("stream_messages_total", node="node", result="ok") == 12
 
 
-async def test_bug6_oversized_frame_refused_at_the_socket_and_counted(node_process, run_metrics):
+async def test_bug6_oversized_frame_refused_at_the_socket_and_counted(node_process, run_metrics, monkeypatch):
+    monkeypatch.setenv("STREAM_LOG_LEVEL", "INFO")  # a failure shows the node's connection events (stderr)
     node = await node_process("loudness", max_message_bytes=64 * 1024)
     await node.send(pcm(0))
     await node.send(pcm(1, frames=1_000_000))  # 4 MB: refused before it is buffered
@@ -146,6 +152,11 @@ async def test_bug6_oversized_frame_refused_at_the_socket_and_counted(node_proce
     feeder = asyncio.ensure_future(keep_sending())
     try:
         received = await node.events(5, timeout_s=30)  # reconnecting takes ~0.3 s, more on a loaded machine
+    except TimeoutError:
+        counts = {r: run_metrics(node.metrics_dir).get("stream_messages_total", node="node", result=r)
+                  for r in ("ok", "oversize", "dropped")}
+        pytest.fail(f"no event for 30 s after the refused frame; node exit code {node.proc.returncode}, "
+                    f"messages {counts}, {sent[0]} sent")
     finally:
         stop.set()
         await feeder
@@ -153,6 +164,33 @@ async def test_bug6_oversized_frame_refused_at_the_socket_and_counted(node_proce
     await node.send(eos({"pcm": {"s": sent[0]}}))
     assert await asyncio.wait_for(node.proc.wait(), 10) == 0
     assert run_metrics(node.metrics_dir).get("stream_messages_total", node="node", result="oversize") == 1
+
+
+async def test_input_stuck_connecting_is_reconnected():
+    """An attempt ZeroMQ neither completes nor retries (no monitor event for `stall_s`) is started again, so an
+    input never stays down while its upstream is up; it is not counted as an oversized frame."""
+    ctx = zmq.asyncio.Context()
+    pub = ctx.socket(zmq.XPUB)
+    pub.setsockopt(zmq.XPUB_VERBOSE, 1)
+    endpoint = f"ipc://{tempfile.mkdtemp()}/up.sock"
+    pub.bind(endpoint)
+    upstream = Input(subscribe(ctx, endpoint, "node", ["pcm"], hwm=100, heartbeat_ms=500), endpoint, "node")
+    try:
+        first = await asyncio.wait_for(pub.recv(), 5)  # the SUB's subscriptions: connected
+        while await pub.poll(200):
+            await pub.recv()
+        await asyncio.sleep(0.05)
+        upstream.read_events()
+        assert not upstream.check()
+        upstream._last = (zmq.EVENT_CONNECT_DELAYED, time.monotonic() - upstream.stall_s + 0.2)
+        assert not upstream.check()  # not quiet for long enough yet
+        await asyncio.sleep(0.3)
+        assert not upstream.check()  # reconnected, but no oversized frame
+        assert await asyncio.wait_for(pub.recv(), 5) == first  # the subscriptions again, on the new connection
+    finally:
+        upstream.close()
+        pub.close(linger=0)
+        ctx.destroy(linger=0)
 
 
 def test_bug9_wire_refuses_nan_wall_time_and_out_of_range_seq():
