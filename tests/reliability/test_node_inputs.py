@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import tempfile
 import threading
 import time
 
@@ -166,13 +165,13 @@ async def test_bug6_oversized_frame_refused_at_the_socket_and_counted(node_proce
     assert run_metrics(node.metrics_dir).get("stream_messages_total", node="node", result="oversize") == 1
 
 
-async def test_input_stuck_connecting_is_reconnected():
+async def test_input_stuck_connecting_is_reconnected(tmp_path):
     """An attempt ZeroMQ neither completes nor retries (no monitor event for `stall_s`) is started again, so an
     input never stays down while its upstream is up; it is not counted as an oversized frame."""
     ctx = zmq.asyncio.Context()
     pub = ctx.socket(zmq.XPUB)
     pub.setsockopt(zmq.XPUB_VERBOSE, 1)
-    endpoint = f"ipc://{tempfile.mkdtemp()}/up.sock"
+    endpoint = f"ipc://{tmp_path / 'up.sock'}"
     pub.bind(endpoint)
     upstream = Input(subscribe(ctx, endpoint, "node", ["pcm"], hwm=100, heartbeat_ms=500), endpoint, "node")
     try:
