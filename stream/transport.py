@@ -309,7 +309,8 @@ class Input:
             self._last = None if event == zmq.EVENT_CONNECTED else (event, time.monotonic())
 
     def check(self) -> bool:
-        """Reconnect if ZeroMQ gave the connection up; True when it did (one refused oversized frame)."""
+        """Reconnect if ZeroMQ gave the connection up or an attempt stalled (class docstring); True only for the
+        former: one refused oversized frame, which the runner counts."""
         if self._last is None:
             return False
         event, at = self._last
