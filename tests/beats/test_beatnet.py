@@ -1,7 +1,7 @@
 """BeatNet's CRNN in JAX against BeatNet's own PyTorch model (the package's `BDA`, our converted weights of
 ../shared/models/beatnet/), and our front end against madmom's as BeatNet builds it (golden features written by
 make_golden.py). Guards: activations within 1e-4 of PyTorch for all three models; features within 1e-4 of madmom;
-the streamed front end (20 ms blocks) equals the whole-clip one; a wrong checkpoint is refused by name."""
+the streamed front end (20 ms blocks, or blocks of up to 23 frames) equals the whole-clip one; a wrong checkpoint is refused by name."""
 
 from __future__ import annotations
 
@@ -43,6 +43,14 @@ def test_streamed_front_end_matches_madmom():
     assert streamed.shape == (len(golden_feats), 2)
     assert np.abs(streamed - golden_act[:, :2]).max() <= 1e-4
     assert np.abs(clip_features(x) - golden_feats).max() <= 1e-4
+    # blocks of 0 to 23 frames: the step's chunks of 1, 2 and 4 frames, padded ones included, carry the same state
+    front.reset()
+    sizes, blocks, i = [100, 5000, 441, 10000, 1500, 2], [], 0
+    while i < len(x):
+        size = sizes[len(blocks) % len(sizes)]
+        blocks.append(front.push(x[i:i + size], last=i + size >= len(x)))
+        i += size
+    assert np.abs(np.concatenate(blocks) - streamed).max() <= 1e-5
 
 
 def test_converter_refuses_another_checkpoint(tmp_path):
