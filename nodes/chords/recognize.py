@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -47,8 +48,10 @@ class ChordConfig:
             raise ConfigError(f"lag must be >= 0 frames, got {self.lag}")
 
 
+@cache
 def chord_templates(harmonic_decay: float, harmonics: int = 6) -> np.ndarray:
-    """[24, 12] unit-norm treble templates: C..B major, then C..B minor."""
+    """[24, 12] unit-norm treble templates: C..B major, then C..B minor (read-only; built once: building them
+    took half a millisecond, more than the rest of a 20 ms block's work)."""
     offsets = [round(12 * np.log2(k)) % 12 for k in range(1, harmonics + 1)]  # 0, 0, 7, 0, 4, 7
     out = np.zeros((24, 12))
     for quality, third in ((0, 4), (1, 3)):
@@ -56,7 +59,9 @@ def chord_templates(harmonic_decay: float, harmonics: int = 6) -> np.ndarray:
             for note in (root, root + third, root + 7):
                 for k, off in enumerate(offsets):
                     out[quality * 12 + root, (note + off) % 12] += harmonic_decay ** k
-    return out / np.linalg.norm(out, axis=1, keepdims=True)
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    out.setflags(write=False)
+    return out
 
 
 def chord_scores(treble: np.ndarray, bass: np.ndarray, config: ChordConfig) -> np.ndarray:
