@@ -273,7 +273,7 @@ class Runner:
                 if sock in monitors:
                     monitors[sock].read_events()
                 else:
-                    self._take(ports[sock], sock)
+                    self._take(ports[sock])
             for name, upstream in self.inputs.items():
                 if upstream.request and time.monotonic() > upstream.replay_until:
                     log.warning("%s: %s did not answer its replay request; going on with live messages",
@@ -291,15 +291,14 @@ class Runner:
                 await self.handle(port, msg)
                 await asyncio.sleep(0)  # heartbeats go out between messages: a node behind is slow, not hung
 
-    def _take(self, port: str, sock: zmq.asyncio.Socket) -> None:
+    def _take(self, port: str) -> None:
         """Move what the socket holds into the queue (bounded: the rest waits in ZeroMQ's buffer). While a replay
         is awaited, live frames are held; replayed ones (topic: our replay prefix) go in; other nodes' replays
         (reaching a node that subscribes to every topic) are ignored."""
         upstream = self.inputs[port]
         while len(self.queue) < self.spec.max_queue:
-            try:
-                frames = [f.buffer for f in sock.recv_multipart(zmq.NOBLOCK, copy=False).result()]
-            except zmq.Again:
+            frames = upstream.recv()
+            if frames is None:
                 break
             name = bytes(frames[0])
             if name.startswith(REPLAY):
