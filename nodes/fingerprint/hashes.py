@@ -145,13 +145,9 @@ def probe(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     frac = values - cells
     side = np.where(frac < 0.5, -1, 1)
     near = (frac < EDGE) | (frac > 1 - EDGE)
-    keys, owners = [], []
-    for combo in product((0, 1), repeat=values.shape[1]):
-        flip = np.array(combo, bool)
-        idx = np.flatnonzero(near[:, flip].all(axis=1))
-        keys.append(pack(list((cells[idx] + side[idx] * flip).T)))
-        owners.append(idx)
-    return np.concatenate(keys), np.concatenate(owners)
+    flips = np.array(list(product((0, 1), repeat=values.shape[1])), bool)  # [32, 5]: which values take a neighbour
+    owners, combo = np.nonzero((near[:, None, :] | ~flips[None]).all(axis=2))  # combinations every flip allows
+    return pack(list((cells[owners] + side[owners] * flips[combo]).T)), owners
 
 
 def unpack(hash_: np.ndarray) -> list[np.ndarray]:

@@ -92,10 +92,13 @@ class FingerprintNode(Node[FingerprintConfig]):
 
     def _step(self, stream: str, s: StreamState, hashes: Hashes, last: bool = False) -> list[Message]:
         now = s.samples / s.rate
-        s.hits = Hits.concat([s.hits.since(round((now - self.config.window_s) / FRAME_S)), self.index.lookup(hashes)])
+        found = self.index.lookup(hashes)
+        if len(found.track):
+            s.hits = Hits.concat([s.hits, found])
         if now - s.voted_at < self.config.every_s and not last:
             return []
         s.voted_at = now
+        s.hits = s.hits.since(round((now - self.config.window_s) / FRAME_S))  # here, not per block: the same hits
         match = self.index.vote(s.hits, self.config.min_hits, self.config.margin)
         if match is None or not self._is_news(s, match, now):
             return []
