@@ -42,6 +42,8 @@ class ChordTracker:
         return self._decide(*self.chroma.flush(), last=True)
 
     def _decide(self, treble: np.ndarray, bass: np.ndarray, last: bool) -> list[ChordChange]:
+        if len(treble) == 0 and not last:  # most 20 ms blocks complete no 93 ms frame
+            return []
         loglik = log_likelihoods(chord_scores(treble, bass, self.chords), self.chords.sharpness)
         self._probs.extend(np.exp(loglik))
         first = self.viterbi.decided
