@@ -15,8 +15,18 @@ With --sed, the first stream also feeds a `sed` node (YAMNet + configs/alerts.to
 tags lag (end of a 1 s stretch of patches -> its sound.tags published, p50/p99: how far YAMNet runs behind real
 time) and the cores it keeps busy (= its real-time factor for that one stream); sustained also needs >= 98 % of the
 expected sound.tags and their p99 lag under 1 s.
+With --music MODE (the issue-20 line "the full graph on one stream stays real time"), the first stream also feeds the
+music nodes: `beats` (mode MODE), `chords` and `fingerprint` (an index of the 26 recordings of
+../shared/data/music/, built at start). That stream then plays a mix made at start, looped: an AMI meeting clip, a
+smoke alarm, an indexed pop song and a Beatles song (speech, an alert, music for every node). The line adds each
+music node's cores busy (its process: the runtime's receiving, checking and publishing included), its CPU
+real-time factor in `process()` (the node's own work: `stream_node_process_cpu_seconds` over the window's seconds) and
+its input lag (capture of a block -> its receipt by the node, p99 from the histogram's buckets): a node that falls
+behind shows a growing lag or drops. Sustained also needs every music node's p99 input
+lag under 1 s and nothing dropped there.
 
     .venv/bin/python -m bench.meeting_streams [--streams 1,4,8,12,16,20,24] [--embed-every 1] [--segmenters 1] [--sed]
+    .venv/bin/python -m bench.meeting_streams --streams 1 --sed --music crnn-tuned --block-ms 20 --seconds 120
 """
 
 from __future__ import annotations
@@ -32,14 +42,40 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+import soundfile as sf
+import soxr
 from prometheus_client import CollectorRegistry
 
+from nodes.beats.tracker import MODES
+from nodes.fingerprint.files import file_hashes
+from nodes.fingerprint.index import FingerprintIndex
 from nodes.sed.detector import DEFAULT_HOP
 from stream.graph import Supervisor, load_graph
 from stream.metrics import run_registry
 from stream.paths import data_dir
 
 STEP_S = 0.5  # s between windows of a stream
+MUSIC_NODES = ("beats", "chords", "fingerprint")
+MIX = ("diarization/ami/dev01.flac", "sed/dev/clips/smoke_alarm/audioset_1WFLYqsLvv0_0.flac",
+       "music/audio/tbd_easy_pop.flac", "music/audio/beatles_help.flac")  # the first stream's audio with --music
+
+
+def music_inputs(folder: Path) -> tuple[Path, Path]:
+    """(the first stream's mix at 16 kHz, a fingerprint index of ../shared/data/music/audio) for --music."""
+    parts = []
+    for name in MIX:
+        x, rate = sf.read(data_dir() / name, dtype="float32", always_2d=True)
+        parts.append(soxr.resample(x.mean(axis=1), rate, 16000))
+    mix = folder / "mix.flac"
+    sf.write(mix, np.concatenate(parts), 16000)
+    songs = sorted((data_dir() / "music" / "audio").glob("*.flac"))
+    index = folder / "fingerprints"
+    tracks = []
+    for song in songs:
+        hashes, seconds = file_hashes(song)
+        tracks.append((song.stem, seconds, hashes))
+    FingerprintIndex.empty().add(tracks).save(index)
+    return mix, index
 
 
 def segmenters(n: int, args: argparse.Namespace) -> int:
@@ -47,8 +83,10 @@ def segmenters(n: int, args: argparse.Namespace) -> int:
     return min(n, args.segmenters)
 
 
-def graph_toml(n: int, args: argparse.Namespace, out: Path) -> str:
+def graph_toml(n: int, args: argparse.Namespace, out: Path, music: tuple[Path, Path] | None = None) -> str:
     clips = sorted((data_dir() / "diarization" / "ami").glob("*.flac"))
+    if music:
+        clips[0] = music[0]
     parts = ["[graph]\nname = \"meeting-bench\"\nhwm = 5000\n[metrics]\nport = 0\n"]
     for i in range(n):
         parts.append(f'[[nodes]]\nname = "cap{i:02d}"\nkind = "capture"\nconfig = {{ source = "file", path = '
@@ -62,23 +100,34 @@ def graph_toml(n: int, args: argparse.Namespace, out: Path) -> str:
     if args.sed:
         parts.append(f'[[nodes]]\nname = "sed"\nkind = "sed"\ninputs = ["cap00"]\n'
                      f'config = {{ hop = {DEFAULT_HOP}, tags_every = 1.0 }}\n')
+    if music:
+        parts.append(f'[[nodes]]\nname = "beats"\nkind = "beats"\ninputs = ["cap00"]\nconfig = {{ mode = "{args.music}" }}\n'
+                     f'[[nodes]]\nname = "chords"\nkind = "chords"\ninputs = ["cap00"]\n'
+                     f'[[nodes]]\nname = "fingerprint"\nkind = "fingerprint"\ninputs = ["cap00"]\n'
+                     f'config = {{ index = "{music[1]}" }}\n')
     segs = ", ".join(f'"seg{k}"' for k in range(segmenters(n, args)))
     parts.append(f'[[nodes]]\nname = "diarization"\nkind = "diarization"\ninputs = [{segs}]\n'
                  f'config = {{ latency = 0.5 }}\n[[sinks]]\nkind = "jsonl"\npath = "{out}"\n')
     return "\n".join(parts)
 
 
-def snapshot(run_dir: Path, segmenters: int) -> dict:
-    """Windows clustered so far, messages dropped so far, buckets of the window lag histogram (read now)."""
+def snapshot(run_dir: Path, segmenters: int, music: bool = False) -> dict:
+    """Windows clustered so far, messages dropped so far, buckets of the window lag histogram (read now); with
+    `music`, each music node's drops and input lag buckets too."""
     reg = run_registry(run_dir / "metrics")
 
     def value(name: str, **labels: str) -> float:
         return reg.get_sample_value(name, labels) or 0.0
 
-    return {"windows": value("stream_messages_total", node="diarization", result="ok"),
+    snap = {"windows": value("stream_messages_total", node="diarization", result="ok"),
             "dropped": sum(value("stream_messages_total", node=node, result="dropped")
                            for node in [*(f"seg{k}" for k in range(segmenters)), "diarization"]),
             "lag": buckets(reg, "stream_transport_latency_seconds", node="diarization")}
+    for node in MUSIC_NODES if music else ():
+        snap[node] = {"dropped": value("stream_messages_total", node=node, result="dropped"),
+                      "lag": buckets(reg, "stream_transport_latency_seconds", node=node),
+                      "process_cpu_s": value("stream_node_process_cpu_seconds_total", node=node)}
+    return snap
 
 
 def buckets(reg: CollectorRegistry, name: str, **labels: str) -> np.ndarray:
@@ -109,7 +158,8 @@ def cpu_seconds(pids: list[int]) -> float:
 
 async def measure(folder: Path, n: int, args: argparse.Namespace) -> tuple[bool, str]:
     out = folder / "events.jsonl"
-    (folder / "g.toml").write_text(graph_toml(n, args, out))
+    music = music_inputs(folder) if args.music else None
+    (folder / "g.toml").write_text(graph_toml(n, args, out, music))
     supervisor = Supervisor(load_graph(folder / "g.toml"), folder / "run")
     run = asyncio.ensure_future(supervisor.run())
     while len(supervisor.states) < len(supervisor.graph.nodes) or set(supervisor.states.values()) != {"ready"}:
@@ -118,10 +168,13 @@ async def measure(folder: Path, n: int, args: argparse.Namespace) -> tuple[bool,
     seg_pids = [supervisor.procs[f"seg{k}"].pid for k in range(segmenters(n, args))]
     sed_pids = [supervisor.procs["sed"].pid] if args.sed else []
     all_pids = [p.pid for p in supervisor.procs.values()]
-    snap0, t0 = snapshot(folder / "run", segmenters(n, args)), time.time()
+    music_pids = {node: [supervisor.procs[node].pid] for node in MUSIC_NODES if music}
+    snap0, t0 = snapshot(folder / "run", segmenters(n, args), bool(music)), time.time()
     cpu_seg0, cpu_all0, cpu_sed0 = cpu_seconds(seg_pids), cpu_seconds(all_pids), cpu_seconds(sed_pids)
+    cpu_music0 = {node: cpu_seconds(pids) for node, pids in music_pids.items()}
     await asyncio.sleep(args.seconds)
-    snap1, t1 = snapshot(folder / "run", segmenters(n, args)), time.time()
+    snap1, t1 = snapshot(folder / "run", segmenters(n, args), bool(music)), time.time()
+    cpu_music = {node: (cpu_seconds(pids) - cpu_music0[node]) / (t1 - t0) for node, pids in music_pids.items()}
     cpu_seg, cpu_all = (cpu_seconds(seg_pids) - cpu_seg0) / (t1 - t0), (cpu_seconds(all_pids) - cpu_all0) / (t1 - t0)
     cpu_sed = (cpu_seconds(sed_pids) - cpu_sed0) / (t1 - t0)
     load = os.getloadavg()[0]
@@ -143,6 +196,11 @@ async def measure(folder: Path, n: int, args: argparse.Namespace) -> tuple[bool,
         expected_tags = (t1 - t0) / (math.ceil(1.0 / DEFAULT_HOP - 1e-9) * DEFAULT_HOP)  # a stretch is whole patches >= 1 s
         ok = ok and len(tags) >= 0.98 * expected_tags - 1 and t99 < 1.0
         sed = f" {len(tags)}/{expected_tags:.0f} | {t50:.3f} | {t99:.3f} | {cpu_sed:.3f} |"
+    for node in music_pids:
+        lag99 = bucket_quantile(snap0[node]["lag"], snap1[node]["lag"], 0.99)
+        ok = ok and snap1[node]["dropped"] == 0 and lag99 <= 1.0
+        rtf = (snap1[node]["process_cpu_s"] - snap0[node]["process_cpu_s"]) / (t1 - t0)
+        sed += f" {cpu_music[node]:.3f} | {rtf:.4f} | {lag99:.3f} | {snap1[node]['dropped']:.0f} |"
     line = (f"| {n} | {windows:.0f}/{expected:.0f} | {dropped:.0f} | {bucket_quantile(lag0, lag1, 0.5):.2f} | "
             f"{bucket_quantile(lag0, lag1, 0.99):.2f} | {len(turns)} | {p50:.2f} | {p99:.2f} | {cpu_seg:.2f} |"
             f"{sed} {cpu_all:.2f} | {load:.0f} | {'yes' if ok else 'no'} |")
@@ -160,9 +218,14 @@ async def main() -> None:
     parser.add_argument("--embed-every", type=int, default=1, help="embed at least every this many windows")
     parser.add_argument("--block-ms", type=float, default=100.0, help="capture block, ms")
     parser.add_argument("--sed", action="store_true", help="add a sed node on the first stream")
+    parser.add_argument("--music", choices=MODES, help="add beats (this mode), chords and fingerprint nodes on the "
+                        "first stream, which then plays a mix of speech, an alarm and music")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; {vars(args)}")
     sed = (" sound.tags/expected | tags lag p50 s | p99 s | sed cores busy |", "---|---|---|---|") if args.sed else ("", "")
+    if args.music:
+        sed = (sed[0] + "".join(f" {node} cores busy | {node} CPU RTF in process() | {node} input lag p99 s (<=) | "
+                                f"{node} dropped |" for node in MUSIC_NODES), sed[1] + "---|---|---|---|" * len(MUSIC_NODES))
     print("| streams | windows clustered/expected | dropped | window lag p50 s (<=) | p99 s (<=) | turns | "
           f"turn latency p50 s | p99 s | segmentation cores busy |{sed[0]} graph cores busy | load | sustained |\n"
           f"|---|---|---|---|---|---|---|---|---|{sed[1]}---|---|---|", flush=True)

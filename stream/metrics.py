@@ -41,6 +41,11 @@ PROCESS_SECONDS = Histogram(
     "stream_node_process_seconds", "Time a node spends in process() per message, seconds.", ["node"],
     buckets=PROCESS_BUCKETS,
 )
+PROCESS_CPU = Counter(
+    "stream_node_process_cpu_seconds", "CPU time of the node's process while process() ran, seconds: its rate is the "
+    "node's own real-time factor on one stream, untouched by waits for a busy core (the runtime's receiving and "
+    "publishing not included).", ["node"],
+)
 MESSAGES = Counter(
     "stream_messages",
     "Messages received by a node, by result (ok, malformed, dropped, gap, out_of_order, duplicate, rejected, "

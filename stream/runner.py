@@ -142,6 +142,7 @@ class Runner:
         self._logged: set[str] = set()
         self._messages = {r: metrics.MESSAGES.labels(spec.name, r) for r in RESULTS}
         self._process_seconds = metrics.PROCESS_SECONDS.labels(spec.name)
+        self._process_cpu = metrics.PROCESS_CPU.labels(spec.name)
         self._rtf = metrics.REALTIME_FACTOR.labels(spec.name)
         self._busy_s = self._audio_s = 0.0  # process() time and audio received since the gauge was last set
         self._depth = metrics.QUEUE_DEPTH.labels(spec.name)
@@ -380,7 +381,7 @@ class Runner:
         metrics.TRANSPORT_LATENCY.labels(self.spec.name, port).observe(
             (time.monotonic_ns() - msg.header.t_capture_ns) / 1e9
         )
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         try:
             outputs = await self.node.process(msg, port)
         except StreamError as exc:
@@ -391,6 +392,7 @@ class Runner:
         elapsed = time.perf_counter() - start
         self._messages["ok"].inc()
         self._process_seconds.observe(elapsed)
+        self._process_cpu.inc(time.process_time() - cpu)
         if self.pulse is not None:
             self.pulse.step(elapsed)
         self._busy_s += elapsed
