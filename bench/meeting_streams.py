@@ -23,8 +23,8 @@ music node's cores busy (its process: the runtime's receiving, checking and publ
 real-time factor in `process()` (the node's own work: `stream_node_process_cpu_seconds` over the window's seconds) and
 its input lag (capture of a block -> its receipt by the node, p99 from the histogram's buckets): a node that falls
 behind shows a growing lag or drops. Beat latency: a `beat` event's publish time at the sink minus the beat's own
-time (negative: announced before the beat sounded, as the tracker predicts beats). Sustained also needs every music node's p99 input
-lag under 1 s and nothing dropped there.
+time (negative: announced before the beat sounded, as the tracker predicts beats). Sustained also needs every music
+node's p99 input lag under 1 s and nothing dropped there.
 
     .venv/bin/python -m bench.meeting_streams [--streams 1,4,8,12,16,20,24] [--embed-every 1] [--segmenters 1] [--sed]
     .venv/bin/python -m bench.meeting_streams --streams 1 --sed --music crnn-tuned --block-ms 20 --seconds 120
@@ -102,7 +102,8 @@ def graph_toml(n: int, args: argparse.Namespace, out: Path, music: tuple[Path, P
         parts.append(f'[[nodes]]\nname = "sed"\nkind = "sed"\ninputs = ["cap00"]\n'
                      f'config = {{ hop = {DEFAULT_HOP}, tags_every = 1.0 }}\n')
     if music:
-        parts.append(f'[[nodes]]\nname = "beats"\nkind = "beats"\ninputs = ["cap00"]\nconfig = {{ mode = "{args.music}" }}\n'
+        parts.append(f'[[nodes]]\nname = "beats"\nkind = "beats"\ninputs = ["cap00"]\n'
+                     f'config = {{ mode = "{args.music}" }}\n'
                      f'[[nodes]]\nname = "chords"\nkind = "chords"\ninputs = ["cap00"]\n'
                      f'[[nodes]]\nname = "fingerprint"\nkind = "fingerprint"\ninputs = ["cap00"]\n'
                      f'config = {{ index = "{music[1]}" }}\n')
@@ -205,7 +206,8 @@ async def measure(folder: Path, n: int, args: argparse.Namespace) -> tuple[bool,
     if music:  # a beat event's t_capture is the beat's own time: negative = announced before it sounded
         beats = 1000 * np.array([e["t_publish"] - e["t_capture"] for e in events
                                  if e["type"] == "beat" and t0 <= e["t_publish"] < t1])
-        sed += f" {len(beats)} | {np.median(beats):.0f} / {np.percentile(beats, 95):.0f} |" if len(beats) else " 0 | - |"
+        sed += (f" {len(beats)} | {np.median(beats):.0f} / {np.percentile(beats, 95):.0f} |" if len(beats)
+                else " 0 | - |")
     line = (f"| {n} | {windows:.0f}/{expected:.0f} | {dropped:.0f} | {bucket_quantile(lag0, lag1, 0.5):.2f} | "
             f"{bucket_quantile(lag0, lag1, 0.99):.2f} | {len(turns)} | {p50:.2f} | {p99:.2f} | {cpu_seg:.2f} |"
             f"{sed} {cpu_all:.2f} | {load:.0f} | {'yes' if ok else 'no'} |")
@@ -229,8 +231,9 @@ async def main() -> None:
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; {vars(args)}")
     sed = (" sound.tags/expected | tags lag p50 s | p99 s | sed cores busy |", "---|---|---|---|") if args.sed else ("", "")
     if args.music:
-        sed = (sed[0] + "".join(f" {node} cores busy | {node} CPU RTF in process() | {node} input lag p99 s (<=) | "
-                                f"{node} dropped |" for node in MUSIC_NODES) + " beat events | beat latency p50 / p95 ms |",
+        columns = "".join(f" {node} cores busy | {node} CPU RTF in process() | {node} input lag p99 s (<=) | "
+                          f"{node} dropped |" for node in MUSIC_NODES)
+        sed = (sed[0] + columns + " beat events | beat latency p50 / p95 ms |",
                sed[1] + "---|---|---|---|" * len(MUSIC_NODES) + "---|---|")
     print("| streams | windows clustered/expected | dropped | window lag p50 s (<=) | p99 s (<=) | turns | "
           f"turn latency p50 s | p99 s | segmentation cores busy |{sed[0]} graph cores busy | load | sustained |\n"

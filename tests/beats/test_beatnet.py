@@ -1,7 +1,8 @@
 """BeatNet's CRNN in JAX against BeatNet's own PyTorch model (the package's `BDA`, our converted weights of
 ../shared/models/beatnet/), and our front end against madmom's as BeatNet builds it (golden features written by
 make_golden.py). Guards: activations within 1e-4 of PyTorch for all three models; features within 1e-4 of madmom;
-the streamed front end (20 ms blocks, or blocks of up to 23 frames) equals the whole-clip one; a wrong checkpoint is refused by name."""
+the streamed front end (20 ms blocks, or blocks of up to 23 frames) equals the whole-clip one; a wrong checkpoint
+is refused by name."""
 
 from __future__ import annotations
 
