@@ -38,6 +38,7 @@ from music_render import Track, load_tracks  # noqa: E402
 from nodes.beats.beatnet import weights  # noqa: E402
 from nodes.beats.evaluate import score  # noqa: E402
 from nodes.beats.files import read_beats, track_file  # noqa: E402
+from nodes.beats.onset import RATE  # noqa: E402
 from nodes.beats.tracker import TrackerConfig  # noqa: E402
 
 PEERS = {"madmom_online": "madmom online (RNN + online DBN)", "beatnet_online": "BeatNet 1.1.3 online (PF)"}
@@ -69,11 +70,11 @@ def relock_s(reference: np.ndarray, estimate: np.ndarray, change: float, window:
     return float("inf")
 
 
-def run_ours(tracks: list[Track], mode: str) -> dict[str, dict]:
+def run_ours(tracks: list[Track], mode: str, rate: int) -> dict[str, dict]:
     params = weights(mode) if mode != "dp" else None
     out = {}
     for t in tracks:
-        result = track_file(Path(t.audio), TrackerConfig(mode=mode), params)
+        result = track_file(Path(t.audio), TrackerConfig(mode=mode), params, rate=rate)
         out[t.id] = {"beats": np.asarray([b.time for b in result.beats]), "latencies": result.latencies,
                      "wall_s": result.elapsed, "cpu_s": result.cpu, "dur_s": result.duration}
         print(f"[{mode}] {t.id}: {len(result.beats)} beats, CPU RTF {result.cpu / result.duration:.4f}",
@@ -138,6 +139,8 @@ def main() -> int:
     parser.add_argument("--peers-json", type=Path, nargs="+", default=[], help="reuse: music_peers.py --json output(s)")
     parser.add_argument("--peers-est", type=Path, help="reuse: music_peers.py --save-est folder")
     parser.add_argument("--modes", default="dp,crnn,crnn-tuned")
+    parser.add_argument("--rate", type=int, default=RATE, help="decode our input at this rate (Hz): 16000 is what "
+                        "the meeting graphs feed the beats node, resampled in the tracker as live")
     parser.add_argument("--save", type=Path, help="write our runs (beats, latencies, times) to this JSON")
     parser.add_argument("--load", type=Path, help="reuse our runs from a --save JSON instead of running them")
     parser.add_argument("--common", action="store_true",
@@ -151,7 +154,7 @@ def main() -> int:
                           for i, r in runs.items()} for name, runs in json.loads(args.load.read_text()).items()}
     else:
         for mode in args.modes.split(","):
-            systems[f"ours {mode}"] = run_ours(tracks, mode)
+            systems[f"ours {mode}"] = run_ours(tracks, mode, args.rate)
     if args.save:
         args.save.write_text(json.dumps({name: {i: {k: v.tolist() if isinstance(v, np.ndarray) else v
                                                     for k, v in r.items()} for i, r in runs.items()}

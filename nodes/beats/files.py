@@ -36,36 +36,39 @@ class FileBeats:
 
 
 def track_file(path: Path, config: TrackerConfig, params=None,
-               progress: Callable[[float], None] | None = None) -> FileBeats:
+               progress: Callable[[float], None] | None = None, rate: int = RATE) -> FileBeats:
+    """Beats of a recording, decoded at `rate` and pushed in 20 ms blocks. At the front end's own rate (the
+    default) nothing is resampled on the way; another rate goes through the tracker's streaming resampler, as a
+    live graph's audio does (the meeting graphs run at 16 kHz)."""
     start, start_cpu = time.perf_counter(), time.process_time()
-    tracker = BeatTracker(config, RATE, params)
-    block = round(BLOCK_S * RATE)
+    tracker = BeatTracker(config, rate, params)
+    block = round(BLOCK_S * rate)
     beats: list[Beat] = []
     latencies: list[float] = []
     tempi: list[TempoChange] = []
     activation: list[np.ndarray] = []
     heard = 0
     pending = np.zeros(0, np.float32)
-    for chunk in read_blocks(path, RATE):
+    for chunk in read_blocks(path, rate):
         pending = np.concatenate([pending, chunk])
         while len(pending) >= block:
             heard += block
             b, t = tracker.push(pending[:block])
             pending = pending[block:]
             beats += b
-            latencies += [heard / RATE - x.time for x in b]
+            latencies += [heard / rate - x.time for x in b]
             tempi += t
             activation.append(tracker.observations)
         if progress:
-            progress(heard / RATE)
+            progress(heard / rate)
     heard += len(pending)
     b, t = tracker.push(pending, last=True)
     beats, tempi = beats + b, tempi + t
-    latencies += [heard / RATE - x.time for x in b]
+    latencies += [heard / rate - x.time for x in b]
     activation.append(tracker.observations)
     if heard == 0:
         raise AudioError("the file has no samples")
-    return FileBeats(heard / RATE, beats, np.asarray(latencies), tempi, np.concatenate(activation),
+    return FileBeats(heard / rate, beats, np.asarray(latencies), tempi, np.concatenate(activation),
                      tracker.frontend.config.fps, time.perf_counter() - start, time.process_time() - start_cpu)
 
 
