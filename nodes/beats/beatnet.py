@@ -125,6 +125,19 @@ def lstm_cell(p, gates_in, hc, cc):
     return jax.nn.sigmoid(o) * jnp.tanh(cc), cc
 
 
+def project(p, h):
+    """[n, inputs] -> [n, 4 * 150]: an LSTM layer's input projection for all frames at once (outside the
+    recurrence)."""
+    return h @ p["w_ih"].T + p["b_ih"] + p["b_hh"]
+
+
+def classify(params, h):
+    """[n, 150] last LSTM layer's outputs -> [n, 3] softmax (beat, downbeat, none)."""
+    import jax
+
+    return jax.nn.softmax(h @ params["linear"]["weight"].T + params["linear"]["bias"], axis=-1)
+
+
 def crnn(params, x, state):
     """[n, 272] features, LSTM state [2, 2, 150] -> ([n, 3] softmax (beat, downbeat, none), new state). Whole
     sequences (training, parity): each LSTM layer's input projection is one matrix product, only the recurrence
@@ -139,14 +152,13 @@ def crnn(params, x, state):
             carry = lstm_cell(p, gin, *carry)
             return carry, carry[0]
 
-        (hc, cc), ys = jax.lax.scan(step, (hc, cc), inputs @ p["w_ih"].T + p["b_ih"] + p["b_hh"])
+        (hc, cc), ys = jax.lax.scan(step, (hc, cc), project(p, inputs))
         return ys, jnp.stack([hc, cc])
 
     h = encode(params, x)
     y0, s0 = layer("0", h, state[0, 0], state[0, 1])
     ys, s1 = layer("1", y0, state[1, 0], state[1, 1])
-    logits = ys @ params["linear"]["weight"].T + params["linear"]["bias"]
-    return jax.nn.softmax(logits, axis=-1), jnp.stack([s0, s1])
+    return classify(params, ys), jnp.stack([s0, s1])
 
 
 STEP_FRAMES = (1, 2, 4)  # frames per streamed call: a 20 ms block brings 0-2; more are fed four at a time
@@ -155,14 +167,13 @@ STEP_FRAMES = (1, 2, 4)  # frames per streamed call: a 20 ms block brings 0-2; m
 def stream_step(params, x, state, valid):
     """`crnn` for a few frames, unrolled (no loop for XLA to hand to its thread pool): [k, 272] features, state,
     [k] which frames are real -> ([k, 3] softmax, the state after the last real frame)."""
-    import jax
     import jax.numpy as jnp
 
     h = encode(params, x)
     new = []
     for layer in range(2):
         p = params["lstm"][str(layer)]
-        gates_in = h @ p["w_ih"].T + p["b_ih"] + p["b_hh"]
+        gates_in = project(p, h)
         hc, cc = state[layer, 0], state[layer, 1]
         outs = []
         for t in range(x.shape[0]):
@@ -171,8 +182,7 @@ def stream_step(params, x, state, valid):
             outs.append(h_t)
         h = jnp.stack(outs)
         new.append(jnp.stack([hc, cc]))
-    logits = h @ params["linear"]["weight"].T + params["linear"]["bias"]
-    return jax.nn.softmax(logits, axis=-1), jnp.stack(new)
+    return classify(params, h), jnp.stack(new)
 
 
 _COMPILED: dict[int, tuple] = {}  # id(params) -> (params, jitted step): one compilation per weight set
